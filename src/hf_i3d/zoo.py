@@ -46,7 +46,9 @@ class DataSettings:
     test_crop_size: int = 256
     num_crops: int = 3
     normalization: str = "imagenet"  # "imagenet": mean/std on 0-255; "inception": [-1, 1]
-    average_clips: str = "score"  # the averaging of the published numbers ('score' for the 2020 tools/test.py)
+    average_clips: str = (
+        "score"  # the averaging of the published numbers ('score' for the 2020 tools/test.py)
+    )
 
 
 @dataclass(frozen=True)
@@ -194,7 +196,9 @@ _register(
         model_type="i3d",
         description="I3D ResNet3d-50 'heavy': every block inflated, no temporal stride in conv1/pool1, 8x8x1 clips.",
         config={"depth": 50, "inflate": 1, "conv1_stride_t": 1, "pool1_stride_t": 1, "num_frames": 8},
-        data=DataSettings(clip_len=8, frame_interval=8, modality="video", offset_rule="1.x", average_clips="prob"),
+        data=DataSettings(
+            clip_len=8, frame_interval=8, modality="video", offset_rule="1.x", average_clips="prob"
+        ),
         checkpoint_url=MMACTION_V1_URL.format(
             config="i3d_imagenet-pretrained-r50-heavy_8xb8-8x8x1-100e_kinetics400-rgb",
             file="i3d_imagenet-pretrained-r50-heavy_8xb8-8x8x1-100e_kinetics400-rgb_20220812-ed501b31.pth",

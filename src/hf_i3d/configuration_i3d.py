@@ -1,0 +1,144 @@
+"""Configuration of the I3D ResNet3d family (mmaction2 ``ResNet3d`` backbone + ``I3DHead``)."""
+
+from __future__ import annotations
+
+from transformers import PreTrainedConfig
+
+# Block type and number of blocks per stage for each supported depth (mmaction2 ``ResNet3d.arch_settings``).
+DEPTH_SETTINGS: dict[int, tuple[str, tuple[int, ...]]] = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
+    152: ("bottleneck", (3, 8, 36, 3)),
+}
+BLOCK_EXPANSION = {"basic": 1, "bottleneck": 4}
+INFLATE_STYLES = ("3x1x1", "3x3x3")
+
+
+class I3DConfig(PreTrainedConfig):
+    r"""Configuration of an I3D ResNet3d video classifier, option for option as mmaction2's ``ResNet3d``/``I3DHead``.
+
+    The defaults are the 2020 I3D-R50 of the mmaction2 model zoo (``i3d_r50_32x2x1_100e_kinetics400_rgb``): stem
+    (5, 7, 7) with temporal stride 2, pool1 temporal stride 2, pool2 on, the I3D inflation map, '3x1x1' inflation.
+    mmaction2 changed the ``ResNet3d`` defaults in 2021 (PR #939); every published I3D checkpoint uses these.
+
+    Args:
+        depth: ResNet depth, one of 18, 34, 50, 101, 152 (BasicBlock for 18/34, Bottleneck otherwise).
+        num_channels: input channels (3 for RGB).
+        base_channels: width of the stem and of the first stage (64 in every published model).
+        num_stages: number of residual stages used (1 to 4).
+        conv1_kernel: (t, h, w) kernel of the stem convolution.
+        conv1_stride_t: temporal stride of the stem convolution (spatial stride is 2).
+        pool1_stride_t: temporal stride of the stem max-pool (kernel (1, 3, 3), spatial stride 2).
+        with_pool2: apply a (2, 1, 1) temporal max-pool after the first stage.
+        spatial_strides / temporal_strides / dilations: per stage, applied by the first block of the stage.
+        inflate: which blocks get a temporal kernel; an int for all blocks, or one entry per stage, each an int for
+            all its blocks or one 0/1 per block. Stored normalised as one list of 0/1 per stage.
+        inflate_style: '3x1x1' (temporal kernel on the first 1x1 of a bottleneck) or '3x3x3' (on its 3x3);
+            BasicBlocks always inflate both convolutions to 3x3x3, as in mmaction2.
+        frozen_stages: stages to freeze during training (-1: none, 0: the stem, k: the stem and stages 1..k).
+        norm_eval: keep every BatchNorm in eval mode during training.
+        zero_init_residual: initialise the last BatchNorm of each block to zero (only for training from scratch).
+        bn_eps / bn_momentum: BatchNorm epsilon and momentum (PyTorch convention; mmcv's BN3d defaults).
+        dropout_ratio: dropout before the classifier (``I3DHead.dropout_ratio``).
+        init_std: std of the normal initialisation of the classifier (``I3DHead.init_std``).
+        num_frames: clip length the model expects (read by the video-classification pipeline).
+        image_size: training crop size (test crops may be larger: the network is fully convolutional).
+        zoo_name: the model-zoo entry this config comes from (its data settings live in ``hf_i3d.zoo``), if any.
+    """
+
+    model_type = "i3d"
+
+    depth: int = 50
+    num_channels: int = 3
+    base_channels: int = 64
+    num_stages: int = 4
+    conv1_kernel: list[int] | tuple[int, ...] = (5, 7, 7)
+    conv1_stride_t: int = 2
+    pool1_stride_t: int = 2
+    with_pool2: bool = True
+    spatial_strides: list[int] | tuple[int, ...] = (1, 2, 2, 2)
+    temporal_strides: list[int] | tuple[int, ...] = (1, 1, 1, 1)
+    dilations: list[int] | tuple[int, ...] = (1, 1, 1, 1)
+    inflate: int | list | tuple = ((1, 1, 1), (1, 0, 1, 0), (1, 0, 1, 0, 1, 0), (0, 1, 0))
+    inflate_style: str = "3x1x1"
+    frozen_stages: int = -1
+    norm_eval: bool = False
+    zero_init_residual: bool = False
+    bn_eps: float = 1e-5
+    bn_momentum: float = 0.1
+    dropout_ratio: float = 0.5
+    init_std: float = 0.01
+    num_frames: int = 32
+    image_size: int = 224
+    zoo_name: str | None = None
+
+    def __post_init__(self, **kwargs):
+        if self.depth not in DEPTH_SETTINGS:
+            raise ValueError(f"I3DConfig.depth must be one of {sorted(DEPTH_SETTINGS)}, got {self.depth!r}")
+        if not 1 <= self.num_stages <= 4:
+            raise ValueError(f"I3DConfig.num_stages must be between 1 and 4, got {self.num_stages!r}")
+        if self.inflate_style not in INFLATE_STYLES:
+            raise ValueError(
+                f"I3DConfig.inflate_style must be one of {INFLATE_STYLES}, got {self.inflate_style!r}"
+            )
+        self.conv1_kernel = [int(k) for k in self.conv1_kernel]
+        if len(self.conv1_kernel) != 3:
+            raise ValueError(
+                f"I3DConfig.conv1_kernel must have 3 entries (t, h, w), got {self.conv1_kernel!r}"
+            )
+        for name in ("spatial_strides", "temporal_strides", "dilations"):
+            values = [int(v) for v in getattr(self, name)]
+            if len(values) < self.num_stages:
+                raise ValueError(
+                    f"I3DConfig.{name} needs one entry per stage ({self.num_stages}), got {len(values)}: {values}"
+                )
+            setattr(self, name, values)
+        self.inflate = self._normalise_inflate(self.inflate)
+        super().__post_init__(**kwargs)
+
+    def _normalise_inflate(self, inflate) -> list[list[int]]:
+        """Expand ``inflate`` to one 0/1 per block and stage, as mmaction2's ``ResNet3d``/``make_res_layer`` do."""
+        stage_blocks = self.stage_blocks
+        if isinstance(inflate, int):
+            inflate = [inflate] * self.num_stages
+        inflate = list(inflate)
+        if len(inflate) < self.num_stages:
+            raise ValueError(
+                f"I3DConfig.inflate needs one entry per stage ({self.num_stages}), got {inflate!r}"
+            )
+        normalised = []
+        for stage, (entry, blocks) in enumerate(zip(inflate[: self.num_stages], stage_blocks)):
+            entry = [int(entry)] * blocks if isinstance(entry, int) else [int(v) for v in entry]
+            if len(entry) != blocks:
+                raise ValueError(
+                    f"I3DConfig.inflate[{stage}] has {len(entry)} entries but stage {stage + 1} of a depth-"
+                    f"{self.depth} ResNet3d has {blocks} blocks"
+                )
+            normalised.append([1 if v == 1 else 0 for v in entry])
+        return normalised
+
+    @property
+    def block_type(self) -> str:
+        """'basic' (depth 18/34) or 'bottleneck' (depth 50+)."""
+        return DEPTH_SETTINGS[self.depth][0]
+
+    @property
+    def stage_blocks(self) -> list[int]:
+        """Number of blocks of each used stage."""
+        return list(DEPTH_SETTINGS[self.depth][1][: self.num_stages])
+
+    @property
+    def hidden_sizes(self) -> list[int]:
+        """Output channels of the stem and of each stage."""
+        expansion = BLOCK_EXPANSION[self.block_type]
+        return [self.base_channels] + [self.base_channels * 2**i * expansion for i in range(self.num_stages)]
+
+    @property
+    def hidden_size(self) -> int:
+        """Channels of the final feature map (the pooled clip feature size)."""
+        return self.hidden_sizes[-1]
+
+
+__all__ = ["I3DConfig"]

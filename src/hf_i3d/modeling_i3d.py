@@ -1,0 +1,385 @@
+"""I3D ResNet3d video classifiers: a port of mmaction2's ``ResNet3d`` backbone and ``I3DHead``.
+
+Follows ``mmaction/models/backbones/resnet3d.py`` (``BasicBlock3d``, ``Bottleneck3d``, ``ResNet3d``) and
+``mmaction/models/heads/i3d_head.py`` of mmaction2 v0.5.0 .. 1.2.0, with the 2020 stem of the published checkpoints.
+Every convolution is conv (no bias) -> BatchNorm3d -> optional ReLU, like mmcv's ``ConvModule``. Bottlenecks are
+'pytorch' style (the spatial stride sits on the 3x3 convolution). The read order is top to bottom: conv layer ->
+blocks -> stage -> stem -> pretrained base -> ``I3DModel`` -> ``I3DForVideoClassification``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import (
+    BaseModelOutputWithPoolingAndNoAttention,
+    ImageClassifierOutputWithNoAttention,
+)
+
+from .configuration_i3d import BLOCK_EXPANSION, I3DConfig
+
+
+def _triple(value: int | tuple[int, int, int]) -> tuple[int, int, int]:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value, value)
+
+
+class I3DConvLayer(nn.Module):
+    """Conv3d (no bias) -> BatchNorm3d -> optional ReLU: mmcv ``ConvModule`` with ``BN3d``."""
+
+    def __init__(
+        self,
+        config: I3DConfig,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int, int],
+        stride: int | tuple[int, int, int] = 1,
+        padding: int | tuple[int, int, int] = 0,
+        dilation: int | tuple[int, int, int] = 1,
+        activation: bool = True,
+    ):
+        super().__init__()
+        self.conv = nn.Conv3d(
+            in_channels,
+            out_channels,
+            kernel_size=_triple(kernel_size),
+            stride=_triple(stride),
+            padding=_triple(padding),
+            dilation=_triple(dilation),
+            bias=False,
+        )
+        self.norm = nn.BatchNorm3d(out_channels, eps=config.bn_eps, momentum=config.bn_momentum)
+        self.activation = nn.ReLU(inplace=True) if activation else nn.Identity()
+
+    def forward(self, hidden_state: torch.Tensor) -> torch.Tensor:
+        return self.activation(self.norm(self.conv(hidden_state)))
+
+
+class I3DShortCut(I3DConvLayer):
+    """1x1x1 projection of the residual (mmaction2 ``downsample``): conv with the block's stride, BN, no ReLU."""
+
+    def __init__(self, config: I3DConfig, in_channels: int, out_channels: int, stride: tuple[int, int, int]):
+        super().__init__(config, in_channels, out_channels, kernel_size=1, stride=stride, activation=False)
+
+
+class I3DBasicLayer(GradientCheckpointingLayer):
+    """mmaction2 ``BasicBlock3d``: two 3x3 convolutions, both 3x3x3 when inflated; the stride is on the first."""
+
+    expansion = 1
+
+    def __init__(
+        self,
+        config: I3DConfig,
+        in_channels: int,
+        planes: int,
+        spatial_stride: int = 1,
+        temporal_stride: int = 1,
+        dilation: int = 1,
+        inflate: bool = True,
+    ):
+        super().__init__()
+        kernel_t, pad_t = (3, 1) if inflate else (1, 0)
+        self.conv1 = I3DConvLayer(
+            config,
+            in_channels,
+            planes,
+            kernel_size=(kernel_t, 3, 3),
+            stride=(temporal_stride, spatial_stride, spatial_stride),
+            padding=(pad_t, dilation, dilation),
+            dilation=(1, dilation, dilation),
+        )
+        self.conv2 = I3DConvLayer(
+            config, planes, planes, kernel_size=(kernel_t, 3, 3), padding=(pad_t, 1, 1), activation=False
+        )
+        self.conv2.norm.zero_init = config.zero_init_residual
+        self.shortcut = _make_shortcut(config, in_channels, planes, spatial_stride, temporal_stride)
+        self.activation = nn.ReLU(inplace=True)
+
+    def forward(self, hidden_state: torch.Tensor) -> torch.Tensor:
+        residual = hidden_state if self.shortcut is None else self.shortcut(hidden_state)
+        hidden_state = self.conv2(self.conv1(hidden_state))
+        return self.activation(hidden_state + residual)
+
+
+class I3DBottleneckLayer(GradientCheckpointingLayer):
+    """mmaction2 ``Bottleneck3d`` ('pytorch' style): 1x1 -> 3x3 (strided) -> 1x1 expanding by 4.
+
+    Inflated with '3x1x1' the first 1x1 becomes 3x1x1; with '3x3x3' the 3x3 becomes 3x3x3.
+    """
+
+    expansion = 4
+
+    def __init__(
+        self,
+        config: I3DConfig,
+        in_channels: int,
+        planes: int,
+        spatial_stride: int = 1,
+        temporal_stride: int = 1,
+        dilation: int = 1,
+        inflate: bool = True,
+    ):
+        super().__init__()
+        conv1_t = 3 if inflate and config.inflate_style == "3x1x1" else 1
+        conv2_t = 3 if inflate and config.inflate_style == "3x3x3" else 1
+        self.conv1 = I3DConvLayer(
+            config, in_channels, planes, kernel_size=(conv1_t, 1, 1), padding=((conv1_t - 1) // 2, 0, 0)
+        )
+        self.conv2 = I3DConvLayer(
+            config,
+            planes,
+            planes,
+            kernel_size=(conv2_t, 3, 3),
+            stride=(temporal_stride, spatial_stride, spatial_stride),
+            padding=((conv2_t - 1) // 2, dilation, dilation),
+            dilation=(1, dilation, dilation),
+        )
+        self.conv3 = I3DConvLayer(config, planes, planes * self.expansion, kernel_size=1, activation=False)
+        self.conv3.norm.zero_init = config.zero_init_residual
+        self.shortcut = _make_shortcut(
+            config, in_channels, planes * self.expansion, spatial_stride, temporal_stride
+        )
+        self.activation = nn.ReLU(inplace=True)
+
+    def forward(self, hidden_state: torch.Tensor) -> torch.Tensor:
+        residual = hidden_state if self.shortcut is None else self.shortcut(hidden_state)
+        hidden_state = self.conv3(self.conv2(self.conv1(hidden_state)))
+        return self.activation(hidden_state + residual)
+
+
+def _make_shortcut(
+    config: I3DConfig, in_channels: int, out_channels: int, spatial_stride: int, temporal_stride: int
+) -> I3DShortCut | None:
+    """A projection when the spatial stride or the width changes; the temporal stride alone does not trigger one
+    (mmaction2 ``ResNet3d.make_res_layer``)."""
+    if spatial_stride == 1 and in_channels == out_channels:
+        return None
+    return I3DShortCut(
+        config, in_channels, out_channels, stride=(temporal_stride, spatial_stride, spatial_stride)
+    )
+
+
+BLOCK_CLASSES = {"basic": I3DBasicLayer, "bottleneck": I3DBottleneckLayer}
+
+
+class I3DStage(nn.Module):
+    """One residual stage (mmaction2 ``layerN``); only its first block strides or projects."""
+
+    def __init__(self, config: I3DConfig, stage_index: int, in_channels: int):
+        super().__init__()
+        block_class = BLOCK_CLASSES[config.block_type]
+        planes = config.base_channels * 2**stage_index
+        inflate = config.inflate[stage_index]
+        dilation = config.dilations[stage_index]
+        blocks = []
+        for block_index in range(config.stage_blocks[stage_index]):
+            first = block_index == 0
+            blocks.append(
+                block_class(
+                    config,
+                    in_channels if first else planes * block_class.expansion,
+                    planes,
+                    spatial_stride=config.spatial_strides[stage_index] if first else 1,
+                    temporal_stride=config.temporal_strides[stage_index] if first else 1,
+                    dilation=dilation,
+                    inflate=inflate[block_index] == 1,
+                )
+            )
+        self.layers = nn.ModuleList(blocks)
+
+    def forward(self, hidden_state: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            hidden_state = layer(hidden_state)
+        return hidden_state
+
+
+class I3DStem(nn.Module):
+    """mmaction2 ``conv1`` + ``maxpool``: a (t, 7, 7) convolution with stride (conv1_stride_t, 2, 2), then a
+    (1, 3, 3) max-pool with stride (pool1_stride_t, 2, 2)."""
+
+    def __init__(self, config: I3DConfig):
+        super().__init__()
+        kernel = tuple(config.conv1_kernel)
+        self.conv = I3DConvLayer(
+            config,
+            config.num_channels,
+            config.base_channels,
+            kernel_size=kernel,
+            stride=(config.conv1_stride_t, 2, 2),
+            padding=tuple((k - 1) // 2 for k in kernel),
+        )
+        self.pool = nn.MaxPool3d(
+            kernel_size=(1, 3, 3), stride=(config.pool1_stride_t, 2, 2), padding=(0, 1, 1)
+        )
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.conv(pixel_values))
+
+
+class I3DPreTrainedModel(PreTrainedModel):
+    config: I3DConfig
+    base_model_prefix = "i3d"
+    main_input_name = "pixel_values"
+    input_modalities = "video"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["I3DBasicLayer", "I3DBottleneckLayer"]
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        """mmaction2 initialisation from scratch: Kaiming-normal (fan_out) convolutions, BN weight 1 / bias 0 (0 / 0 for
+        the last BN of a block when ``zero_init_residual``), and N(0, ``init_std``) classifier with zero bias."""
+        if isinstance(module, nn.Conv3d):
+            init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, nn.BatchNorm3d):
+            if getattr(module, "zero_init", False):
+                init.zeros_(module.weight)
+            else:
+                init.ones_(module.weight)
+            init.zeros_(module.bias)
+            init.zeros_(module.running_mean)
+            init.ones_(module.running_var)
+            if module.num_batches_tracked is not None:
+                init.zeros_(module.num_batches_tracked)
+        elif isinstance(module, nn.Linear):
+            init.normal_(module.weight, mean=0.0, std=self.config.init_std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+
+
+def _check_pixel_values(pixel_values: torch.Tensor, config: I3DConfig) -> None:
+    if pixel_values.dim() != 5:
+        hint = (
+            " For several views per video (B, V, T, C, H, W) use hf_i3d.multiview.predict_views."
+            if pixel_values.dim() == 6
+            else ""
+        )
+        raise ValueError(
+            f"pixel_values must have shape (batch, frames, channels, height, width), got {tuple(pixel_values.shape)}."
+            + hint
+        )
+    if pixel_values.shape[2] != config.num_channels:
+        raise ValueError(
+            f"pixel_values has {pixel_values.shape[2]} channels in dim 2 but the model expects "
+            f"config.num_channels={config.num_channels}; the layout is (batch, frames, channels, height, width)"
+        )
+
+
+class I3DModel(I3DPreTrainedModel):
+    """The ResNet3d backbone with a global average pool: clip features for classification or extraction."""
+
+    def __init__(self, config: I3DConfig):
+        super().__init__(config)
+        self.stem = I3DStem(config)
+        in_channels = config.base_channels
+        stages = []
+        for stage_index in range(config.num_stages):
+            stage = I3DStage(config, stage_index, in_channels)
+            stages.append(stage)
+            in_channels = config.base_channels * 2**stage_index * BLOCK_EXPANSION[config.block_type]
+        self.stages = nn.ModuleList(stages)
+        self.pool2 = (
+            nn.MaxPool3d(kernel_size=(2, 1, 1), stride=(2, 1, 1)) if config.with_pool2 else nn.Identity()
+        )
+        self.pooler = nn.AdaptiveAvgPool3d((1, 1, 1))
+        self.post_init()
+
+    def train(self, mode: bool = True) -> I3DModel:
+        """Switch modes, keeping frozen stages and (with ``norm_eval``) every BatchNorm in eval, as mmaction2 does."""
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.config.norm_eval:
+            for module in self.modules():
+                if isinstance(module, nn.BatchNorm3d):
+                    module.eval()
+        return self
+
+    def _freeze_stages(self) -> None:
+        """``frozen_stages = k >= 0`` puts the stem and stages 1..k in eval mode without gradients."""
+        if self.config.frozen_stages < 0:
+            return
+        frozen = [self.stem] + list(self.stages[: self.config.frozen_stages])
+        for module in frozen:
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def post_init(self) -> None:
+        super().post_init()
+        self._freeze_stages()
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPoolingAndNoAttention | tuple:
+        r"""
+        pixel_values (`torch.FloatTensor` of shape `(batch_size, num_frames, num_channels, height, width)`):
+            Normalised clips, as produced by `I3DVideoProcessor`.
+
+        Returns `last_hidden_state` of shape (batch, channels, frames', height', width'), `pooler_output` of shape
+        (batch, channels) and, with `output_hidden_states`, the stem output followed by the output of each stage.
+        """
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        _check_pixel_values(pixel_values, self.config)
+        hidden_state = self.stem(pixel_values.permute(0, 2, 1, 3, 4))
+        hidden_states = (hidden_state,) if output_hidden_states else None
+        for stage_index, stage in enumerate(self.stages):
+            hidden_state = stage(hidden_state)
+            if output_hidden_states:
+                hidden_states += (hidden_state,)
+            if stage_index == 0:
+                hidden_state = self.pool2(hidden_state)
+        pooled = self.pooler(hidden_state).flatten(1)
+        if not return_dict:
+            return tuple(v for v in (hidden_state, pooled, hidden_states) if v is not None)
+        return BaseModelOutputWithPoolingAndNoAttention(
+            last_hidden_state=hidden_state, pooler_output=pooled, hidden_states=hidden_states
+        )
+
+
+class I3DForVideoClassification(I3DPreTrainedModel):
+    """I3D with mmaction2's ``I3DHead``: global average pool -> dropout -> linear, giving raw logits per clip."""
+
+    def __init__(self, config: I3DConfig):
+        super().__init__(config)
+        self.i3d = I3DModel(config)
+        self.dropout = nn.Dropout(p=config.dropout_ratio) if config.dropout_ratio > 0 else nn.Identity()
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> ImageClassifierOutputWithNoAttention | tuple:
+        r"""
+        pixel_values (`torch.FloatTensor` of shape `(batch_size, num_frames, num_channels, height, width)`):
+            Normalised clips, as produced by `I3DVideoProcessor`.
+        labels (`torch.LongTensor` of shape `(batch_size,)` or `torch.FloatTensor` of shape `(batch_size, num_labels)`):
+            Class indices (cross-entropy) or multi-hot targets (binary cross-entropy), the transformers way.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        outputs = self.i3d(pixel_values, output_hidden_states=output_hidden_states, return_dict=True)
+        logits = self.classifier(self.dropout(outputs.pooler_output))
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(labels, logits, self.config, **kwargs)
+        if not return_dict:
+            output = (logits,) + ((outputs.hidden_states,) if outputs.hidden_states is not None else ())
+            return ((loss,) + output) if loss is not None else output
+        return ImageClassifierOutputWithNoAttention(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states
+        )
+
+
+__all__ = ["I3DPreTrainedModel", "I3DModel", "I3DForVideoClassification"]
