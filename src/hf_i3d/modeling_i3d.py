@@ -219,7 +219,7 @@ class I3DStem(nn.Module):
 
 
 class I3DPreTrainedModel(PreTrainedModel):
-    config: I3DConfig
+    config_class = I3DConfig
     base_model_prefix = "i3d"
     main_input_name = "pixel_values"
     input_modalities = "video"

@@ -13,6 +13,8 @@ the heavy model) and the DeepMind ``kinetics-i3d`` README; see ``shared/docs`` o
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 MMACTION_URL = "https://download.openmmlab.com/mmaction/recognition/i3d/{config}/{file}"
@@ -251,6 +253,16 @@ for _entry in ZOO.values():
         _ALIASES[_alias.lower()] = _entry.name
 
 
+@cache
+def kinetics400_labels() -> tuple[str, ...]:
+    """The 400 Kinetics class names, index order of DeepMind's label map, torchvision and mmaction2 (alphabetical)."""
+    path = Path(__file__).with_name("labels") / "kinetics400_labels.txt"
+    labels = tuple(line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+    if len(labels) != 400:
+        raise RuntimeError(f"{path} holds {len(labels)} labels, expected 400")
+    return labels
+
+
 def canonical_name(name: str) -> str | None:
     """Return the zoo name for ``name`` (a zoo name or one of its aliases, any case), or ``None``."""
     return _ALIASES.get(str(name).strip().lower())
@@ -269,4 +281,31 @@ def list_models(model_type: str | None = None) -> list[str]:
     return [n for n, e in ZOO.items() if model_type is None or e.model_type == model_type]
 
 
-__all__ = ["DataSettings", "ZooEntry", "ZOO", "I3D_R50_INFLATE", "canonical_name", "get_entry", "list_models"]
+def zoo_table_markdown() -> str:
+    """The README zoo table, generated from :data:`ZOO` so the two cannot drift apart."""
+    rows = [
+        "| name | family | params | GFLOPs / view | K400 top-1 / top-5 (%) | evaluated on | source |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for entry in ZOO.values():
+        family = "ResNet3d" if entry.model_type == "i3d" else "Inception-v1"
+        params = f"{entry.params / 1e6:.2f}M" if entry.params else "n/a"
+        gflops = f"{entry.gflops:g}" if entry.gflops else "n/a"
+        accuracy = f"{entry.top1:.2f} / {entry.top5:.2f}" if entry.top1 is not None else "n/a"
+        rows.append(
+            f"| `{entry.name}` | {family} | {params} | {gflops} | {accuracy} | {entry.eval_split} | "
+            f"[{entry.source}]({entry.source_url}) |"
+        )
+    return "\n".join(rows)
+
+
+__all__ = [
+    "DataSettings",
+    "ZooEntry",
+    "ZOO",
+    "I3D_R50_INFLATE",
+    "canonical_name",
+    "get_entry",
+    "kinetics400_labels",
+    "list_models",
+]

@@ -1,0 +1,217 @@
+"""Convert mmaction2 I3D checkpoints (``Recognizer3D`` = ``ResNet3d`` + ``I3DHead``) to ``I3DForVideoClassification``.
+
+Reads the files mmaction2 publishes (``torch.save`` of ``{'meta', 'state_dict'}``, after ``tools/publish_model.py``)
+and the bare state dicts of training runs. Every key is mapped, every tensor shape is checked against the config,
+and a mismatch fails with the offending keys named. The output folder is written atomically.
+
+Key mapping (mmaction2 -> hf_i3d)::
+
+    backbone.conv1.{conv,bn}.*                     -> i3d.stem.conv.{conv,norm}.*
+    backbone.layer{L}.{B}.conv{N}.{conv,bn}.*      -> i3d.stages.{L-1}.layers.{B}.conv{N}.{conv,norm}.*
+    backbone.layer{L}.{B}.downsample.{conv,bn}.*   -> i3d.stages.{L-1}.layers.{B}.shortcut.{conv,norm}.*
+    cls_head.fc_cls.{weight,bias}                  -> classifier.{weight,bias}
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..configuration_i3d import I3DConfig
+from ..modeling_i3d import I3DForVideoClassification
+from ..zoo import ZooEntry, get_entry, kinetics400_labels
+from . import ConversionError, parse_overrides, save_converted
+
+_KEY_PATTERNS = [
+    (re.compile(r"^backbone\.conv1\.(conv|bn)\.(.+)$"), "i3d.stem.conv.{0}.{1}"),
+    (
+        re.compile(r"^backbone\.layer(\d+)\.(\d+)\.(conv\d)\.(conv|bn)\.(.+)$"),
+        "i3d.stages.{0}.layers.{1}.{2}.{3}.{4}",
+    ),
+    (
+        re.compile(r"^backbone\.layer(\d+)\.(\d+)\.downsample\.(conv|bn)\.(.+)$"),
+        "i3d.stages.{0}.layers.{1}.shortcut.{2}.{3}",
+    ),
+    (re.compile(r"^cls_head\.fc_cls\.(weight|bias)$"), "classifier.{0}"),
+]
+
+
+def mmaction_key_to_hf(key: str) -> str | None:
+    """The ``I3DForVideoClassification`` key for an mmaction2 key, or ``None`` when it has no counterpart."""
+    for pattern, template in _KEY_PATTERNS:
+        match = pattern.match(key)
+        if match is None:
+            continue
+        parts = list(match.groups())
+        if template.startswith("i3d.stages"):
+            parts[0] = str(int(parts[0]) - 1)
+        parts = ["norm" if p == "bn" else p for p in parts]
+        return template.format(*parts)
+    return None
+
+
+def load_mmaction_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Load the state dict of an mmaction2 checkpoint safely (``torch.load(weights_only=True)``).
+
+    Accepts ``{'state_dict': ...}`` (what mmcv/mmengine save) and bare state dicts, and strips a ``module.`` prefix
+    (DistributedDataParallel). Anything else is a :class:`ConversionError` naming the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConversionError(f"{path}: no such checkpoint file")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConversionError(f"{path} is not a readable PyTorch checkpoint ({first_line})") from error
+    state_dict: Any = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
+    if not isinstance(state_dict, dict) or not state_dict:
+        raise ConversionError(
+            f"{path} holds no state dict (expected a dict of tensors or {{'state_dict': ...}})"
+        )
+    tensors = {}
+    for key, value in state_dict.items():
+        if not isinstance(value, torch.Tensor):
+            raise ConversionError(
+                f"{path}: entry {key!r} of the state dict is a {type(value).__name__}, not a tensor"
+            )
+        tensors[key.removeprefix("module.")] = value
+    return tensors
+
+
+def _format_keys(keys: list[str], limit: int = 12) -> str:
+    shown = ", ".join(keys[:limit])
+    return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def convert_mmaction_state_dict(
+    state_dict: dict[str, torch.Tensor], config: I3DConfig, source: str = "checkpoint"
+) -> dict[str, torch.Tensor]:
+    """Map an mmaction2 I3D state dict onto ``I3DForVideoClassification(config)``, checking every key and shape.
+
+    Raises :class:`ConversionError` listing unexpected keys (including unmappable ones such as non-local blocks),
+    missing keys and shape mismatches; ``num_batches_tracked`` may be absent (older BN layers) and is then zero.
+    """
+    with torch.device("meta"):
+        expected = I3DForVideoClassification(config).state_dict()
+    converted, unexpected, mismatched = {}, [], []
+    for key, tensor in state_dict.items():
+        new_key = mmaction_key_to_hf(key)
+        if new_key is None or new_key not in expected:
+            unexpected.append(key)
+            continue
+        if tuple(tensor.shape) != tuple(expected[new_key].shape):
+            mismatched.append(
+                f"{key}: checkpoint {tuple(tensor.shape)} vs config {tuple(expected[new_key].shape)}"
+            )
+            continue
+        converted[new_key] = tensor.detach().clone().to(expected[new_key].dtype).contiguous()
+    missing = []
+    for key, tensor in expected.items():
+        if key in converted:
+            continue
+        if key.endswith("num_batches_tracked"):
+            converted[key] = torch.zeros((), dtype=tensor.dtype)
+        else:
+            missing.append(key)
+    problems = []
+    if mismatched:
+        problems.append(f"{len(mismatched)} shape mismatch(es): {_format_keys(mismatched, 6)}")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected key(s): {_format_keys(unexpected)}")
+    if missing:
+        problems.append(f"{len(missing)} missing key(s): {_format_keys(missing)}")
+    if problems:
+        raise ConversionError(
+            f"{source} does not match the config (depth={config.depth}, base_channels={config.base_channels}, "
+            f"inflate_style={config.inflate_style}, num_labels={config.num_labels}): " + "; ".join(problems)
+        )
+    return converted
+
+
+def build_config(entry: ZooEntry, overrides: dict[str, Any] | None = None) -> I3DConfig:
+    """The ``I3DConfig`` of zoo ``entry`` with Kinetics-400 label names, plus ``overrides`` (``--set`` values)."""
+    if entry.model_type != "i3d":
+        raise ConversionError(f"{entry.name} is not an I3D ResNet3d preset (model type {entry.model_type!r})")
+    kwargs: dict[str, Any] = dict(entry.config)
+    kwargs.update(overrides or {})
+    num_labels = int(kwargs.pop("num_labels", 400))
+    if "id2label" not in kwargs:
+        labels = kinetics400_labels() if num_labels == 400 else [f"LABEL_{i}" for i in range(num_labels)]
+        kwargs["id2label"] = dict(enumerate(labels))
+        kwargs["label2id"] = {label: i for i, label in enumerate(labels)}
+    kwargs.setdefault("zoo_name", entry.name)
+    try:
+        return I3DConfig(**kwargs)
+    except (TypeError, ValueError) as error:
+        raise ConversionError(f"invalid config for {entry.name}: {error}") from error
+
+
+def convert_mmaction_checkpoint(
+    checkpoint: str | os.PathLike,
+    preset: str,
+    output_dir: str | os.PathLike,
+    overrides: dict[str, Any] | list[str] | None = None,
+    *,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Convert an mmaction2 checkpoint (local path or http(s) URL) of zoo ``preset`` into ``output_dir``.
+
+    Writes ``config.json``, ``model.safetensors``, the model code (for ``trust_remote_code``), the video processor
+    config and a model card. ``overrides`` are config values (a dict, or ``key=value`` strings as given to ``--set``).
+    """
+    entry = get_entry(preset)
+    if isinstance(overrides, list):
+        overrides = parse_overrides(overrides)
+    checkpoint = os.fspath(checkpoint)
+    if checkpoint.startswith(("http://", "https://")):
+        from ..hub import download
+
+        checkpoint = str(download(checkpoint, progress=progress))
+    config = build_config(entry, overrides)
+    state_dict = convert_mmaction_state_dict(load_mmaction_checkpoint(checkpoint), config, source=checkpoint)
+    model = I3DForVideoClassification(config)
+    model.load_state_dict(state_dict, strict=True)
+    model.eval()
+
+    def write_extras(folder: Path) -> None:
+        _save_processor(entry, config, folder)
+        from ..modelcard import write_model_card
+
+        provenance = (
+            f"Converted with `hf-i3d convert mmaction` from `{Path(checkpoint).name}` "
+            f"(original: {entry.checkpoint_url}; {entry.source}, {entry.source_url}). Logits match mmaction2's "
+            "`ResNet3d` + `I3DHead` to float tolerance (tested against fixtures generated by mmaction2 1.2.0)."
+        )
+        if overrides:
+            provenance += f" Config overrides: {overrides}."
+        write_model_card(folder, entry, extra_provenance=provenance)
+
+    return save_converted(model, output_dir, write_extras, overwrite=overwrite)
+
+
+def _save_processor(entry: ZooEntry, config: Any, folder: Path) -> None:
+    """Save the video processor of ``entry`` next to the weights (when the processor module is available)."""
+    try:
+        from ..video_processing_i3d import I3DVideoProcessor
+    except ImportError:
+        return
+    processor = I3DVideoProcessor.from_zoo_entry(entry)
+    I3DVideoProcessor.register_for_auto_class()
+    processor.save_pretrained(folder)
+
+
+__all__ = [
+    "convert_mmaction_checkpoint",
+    "convert_mmaction_state_dict",
+    "load_mmaction_checkpoint",
+    "mmaction_key_to_hf",
+    "build_config",
+]
