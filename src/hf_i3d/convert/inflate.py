@@ -59,12 +59,14 @@ def map_2d_key(key: str) -> str | None:
         match = pattern.match(key)
         if match:
             groups = match.groups()
-            return template.format(*groups, L=int(groups[0]) - 1 if groups else 0)
+            stage = int(groups[0]) - 1 if key.startswith("layer") else 0
+            return template.format(*groups, L=stage)
     for pattern, template in _TRANSFORMERS:
         match = pattern.match(key)
         if match:
             groups = match.groups()
-            return template.format(*groups, N=int(groups[2]) + 1 if len(groups) > 2 else 0)
+            conv_index = int(groups[2]) + 1 if ".layer." in key else 0
+            return template.format(*groups, N=conv_index)
     return None
 
 

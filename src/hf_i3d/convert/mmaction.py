@@ -15,9 +15,7 @@ Key mapping (mmaction2 -> hf_i3d)::
 from __future__ import annotations
 
 import os
-import pickle
 import re
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +65,7 @@ def load_mmaction_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]
         raise ConversionError(f"{path}: no such checkpoint file")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError) as error:
+    except Exception as error:  # torch.load raises many types (UnpicklingError, IndexError, RuntimeError, ...)
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ConversionError(f"{path} is not a readable PyTorch checkpoint ({first_line})") from error
     state_dict: Any = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
@@ -100,7 +98,7 @@ def convert_mmaction_state_dict(
     """
     with torch.device("meta"):
         expected = I3DForVideoClassification(config).state_dict()
-    converted, unexpected, mismatched = {}, [], []
+    converted, unexpected, mismatched, mismatched_targets = {}, [], [], set()
     for key, tensor in state_dict.items():
         new_key = mmaction_key_to_hf(key)
         if new_key is None or new_key not in expected:
@@ -114,7 +112,7 @@ def convert_mmaction_state_dict(
         converted[new_key] = tensor.detach().clone().to(expected[new_key].dtype).contiguous()
     missing = []
     for key, tensor in expected.items():
-        if key in converted:
+        if key in converted or key in mismatched_targets:
             continue
         if key.endswith("num_batches_tracked"):
             converted[key] = torch.zeros((), dtype=tensor.dtype)
@@ -127,6 +125,8 @@ def convert_mmaction_state_dict(
         problems.append(f"{len(unexpected)} unexpected key(s): {_format_keys(unexpected)}")
     if missing:
         problems.append(f"{len(missing)} missing key(s): {_format_keys(missing)}")
+    if any(m.startswith("cls_head.fc_cls.weight") for m in mismatched):
+        problems.append("for a checkpoint with N classes pass --set num_labels=N")
     if problems:
         raise ConversionError(
             f"{source} does not match the config (depth={config.depth}, base_channels={config.base_channels}, "

@@ -1,0 +1,268 @@
+"""`hf-i3d convert mmaction`: logits parity with mmaction2 1.2.0, key mapping, bad checkpoints, 2D inflation."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hf_i3d import I3DConfig, I3DForVideoClassification, I3DModel
+from hf_i3d.cli import main as cli_main
+from hf_i3d.convert.inflate import inflate_2d_weights, map_2d_key
+from hf_i3d.convert.mmaction import mmaction_key_to_hf
+
+FIXTURES = Path(__file__).parent / "fixtures" / "mmaction"
+CASES = json.loads((FIXTURES / "cases.json").read_text())
+REFERENCE = np.load(FIXTURES / "reference.npz")
+
+
+def overrides_for(case: dict) -> list[str]:
+    """``--set`` values that turn the i3d-r50 preset into the fixture's mmaction2 backbone/head kwargs."""
+    backbone, head = case["backbone"], case["cls_head"]
+    values = {
+        "depth": backbone["depth"],
+        "base_channels": backbone["base_channels"],
+        "inflate": backbone["inflate"],
+        "inflate_style": backbone.get("inflate_style", "3x1x1"),
+        "conv1_kernel": backbone["conv1_kernel"],
+        "conv1_stride_t": backbone["conv1_stride_t"],
+        "pool1_stride_t": backbone["pool1_stride_t"],
+        "with_pool2": backbone.get("with_pool2", True),
+        "num_labels": head["num_classes"],
+        "dropout_ratio": head["dropout_ratio"],
+    }
+    return [f"{key}={value!r}" for key, value in values.items()]
+
+
+@pytest.mark.parametrize("case_name", sorted(CASES))
+def test_converted_checkpoint_matches_mmaction2_logits(case_name, tmp_path):
+    case = CASES[case_name]
+    output = tmp_path / case_name
+    argv = ["convert", "mmaction", str(FIXTURES / case["checkpoint"]), "--preset", "i3d-r50-kinetics400"]
+    argv += ["--output", str(output)]
+    for item in overrides_for(case):
+        argv += ["--set", item]
+    assert cli_main(argv) == 0
+    assert {"config.json", "model.safetensors", "README.md"} <= {p.name for p in output.iterdir()}
+    model = I3DForVideoClassification.from_pretrained(output).eval()
+    pixel_values = torch.from_numpy(REFERENCE["input"]).permute(0, 2, 1, 3, 4)  # NCTHW -> (B, T, C, H, W)
+    with torch.inference_mode():
+        out = model(pixel_values, output_hidden_states=True)
+    expected_logits = torch.from_numpy(REFERENCE[f"{case_name}_logits"])
+    expected_features = torch.from_numpy(REFERENCE[f"{case_name}_features"])
+    assert out.logits.shape == expected_logits.shape
+    assert (out.logits - expected_logits).abs().max() <= 1e-3
+    assert (out.hidden_states[-1] - expected_features).abs().max() <= 1e-3
+    # a tolerance that only a faithful port meets: the fixtures carry random BN statistics
+    assert (out.logits - expected_logits).abs().max() <= 1e-4
+
+
+def test_every_mmaction_key_maps_and_back():
+    state = torch.load(FIXTURES / CASES["r50"]["checkpoint"], weights_only=True)["state_dict"]
+    mapped = {mmaction_key_to_hf(k) for k in state}
+    assert None not in mapped and len(mapped) == len(state)
+    config = I3DConfig(base_channels=8, num_labels=10)
+    with torch.device("meta"):
+        assert mapped == set(I3DForVideoClassification(config).state_dict())
+    assert mmaction_key_to_hf("backbone.layer2.0.downsample.bn.running_var") == (
+        "i3d.stages.1.layers.0.shortcut.norm.running_var"
+    )
+    assert mmaction_key_to_hf("backbone.layer3.1.non_local_block.g.conv.weight") is None
+
+
+def hf_to_mmaction_state(model: I3DForVideoClassification) -> dict:
+    """The inverse key map, to write test checkpoints in the mmaction2 layout from a model of ours."""
+    inverse = {}
+    for key, value in model.state_dict().items():
+        new = key.replace("i3d.stem.conv.", "backbone.conv1.").replace(".norm.", ".bn.")
+        new = new.replace(".shortcut.", ".downsample.").replace("classifier.", "cls_head.fc_cls.")
+        if new.startswith("i3d.stages."):
+            _, _, stage, _, rest = new.split(".", 4)
+            new = f"backbone.layer{int(stage) + 1}.{rest}"
+        inverse[new] = value.clone()
+    return inverse
+
+
+@pytest.fixture
+def small_checkpoint(tmp_path) -> tuple[Path, I3DForVideoClassification]:
+    torch.manual_seed(0)
+    model = I3DForVideoClassification(I3DConfig(base_channels=4, num_labels=6)).eval()
+    path = tmp_path / "small.pth"
+    torch.save({"meta": {"epoch": 1}, "state_dict": hf_to_mmaction_state(model)}, path)
+    return path, model
+
+
+def convert(checkpoint, output, *extra) -> int:
+    argv = ["convert", "mmaction", str(checkpoint), "--preset", "i3d-r50-kinetics400", "--output", str(output)]
+    return cli_main(argv + ["--set", "base_channels=4", "--set", "num_labels=6", *extra])
+
+
+def test_bare_and_module_prefixed_state_dicts_convert_identically(small_checkpoint, tmp_path):
+    path, model = small_checkpoint
+    state = torch.load(path, weights_only=True)["state_dict"]
+    torch.save(state, tmp_path / "bare.pth")
+    torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}}, tmp_path / "ddp.pth")
+    x = torch.randn(1, 8, 3, 32, 32)
+    for name in ("small.pth", "bare.pth", "ddp.pth"):
+        assert convert(tmp_path / name, tmp_path / f"out-{name}") == 0
+        loaded = I3DForVideoClassification.from_pretrained(tmp_path / f"out-{name}").eval()
+        with torch.inference_mode():
+            torch.testing.assert_close(loaded(x).logits, model(x).logits, rtol=0, atol=1e-6)
+    config = json.loads((tmp_path / "out-small.pth" / "config.json").read_text())
+    assert config["zoo_name"] == "i3d-r50-kinetics400" and config["base_channels"] == 4
+
+
+def test_kinetics_label_names_in_a_400_class_conversion(tmp_path):
+    torch.manual_seed(0)
+    model = I3DForVideoClassification(I3DConfig(base_channels=4, num_labels=400))
+    torch.save({"state_dict": hf_to_mmaction_state(model)}, tmp_path / "k400.pth")
+    argv = ["convert", "mmaction", str(tmp_path / "k400.pth"), "--preset", "i3d_r50_32x2x1_100e_kinetics400_rgb"]
+    assert cli_main(argv + ["--output", str(tmp_path / "out"), "--set", "base_channels=4"]) == 0
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert config["id2label"]["0"] == "abseiling" and config["id2label"]["399"] == "zumba"
+    assert config["auto_map"]["AutoModelForVideoClassification"] == "modeling_i3d.I3DForVideoClassification"
+
+
+def assert_failed_cleanly(capsys, output: Path, *fragments: str) -> None:
+    err = capsys.readouterr().err
+    for fragment in fragments:
+        assert fragment in err, err
+    assert err.startswith("hf-i3d convert: error: ")
+    assert not output.exists()
+    assert not [p for p in output.parent.iterdir() if p.name.startswith(f".{output.name}.tmp")]
+
+
+def test_not_a_checkpoint_is_refused(tmp_path, capsys):
+    bogus = tmp_path / "notes.pth"
+    bogus.write_text("this is not a checkpoint\n")
+    assert convert(bogus, tmp_path / "out") == 1
+    assert_failed_cleanly(capsys, tmp_path / "out", f"{bogus} is not a readable PyTorch checkpoint")
+
+
+def test_missing_checkpoint_file(tmp_path, capsys):
+    assert convert(tmp_path / "nope.pth", tmp_path / "out") == 1
+    assert_failed_cleanly(capsys, tmp_path / "out", f"{tmp_path / 'nope.pth'}: no such checkpoint file")
+
+
+def test_checkpoint_of_another_depth_names_the_shapes(small_checkpoint, tmp_path, capsys):
+    path, _ = small_checkpoint
+    out = tmp_path / "out"
+    assert convert(path, out, "--set", "depth=34", "--set", "inflate=1") == 1
+    assert_failed_cleanly(
+        capsys,
+        out,
+        "does not match the config (depth=34",
+        "backbone.layer1.0.conv1.conv.weight: checkpoint (4, 4, 3, 1, 1) vs config (4, 4, 3, 3, 3)",
+        "unexpected key(s): backbone.layer1.0.conv3.conv.weight",
+    )
+
+
+def test_checkpoint_of_another_preset_inflation_names_the_shapes(small_checkpoint, tmp_path, capsys):
+    path, _ = small_checkpoint
+    out = tmp_path / "out"
+    assert convert(path, out, "--set", "inflate_style='3x3x3'") == 1
+    assert_failed_cleanly(
+        capsys, out, "backbone.layer1.0.conv1.conv.weight: checkpoint (4, 4, 3, 1, 1) vs config (4, 4, 1, 1, 1)"
+    )
+
+
+def test_missing_and_unexpected_keys_are_listed(small_checkpoint, tmp_path, capsys):
+    path, _ = small_checkpoint
+    state = torch.load(path, weights_only=True)["state_dict"]
+    del state["cls_head.fc_cls.bias"]
+    state["backbone.layer3.1.non_local_block.g.conv.weight"] = torch.zeros(1)
+    torch.save({"state_dict": state}, tmp_path / "edited.pth")
+    out = tmp_path / "out"
+    assert convert(tmp_path / "edited.pth", out) == 1
+    assert_failed_cleanly(
+        capsys,
+        out,
+        "1 unexpected key(s): backbone.layer3.1.non_local_block.g.conv.weight",
+        "1 missing key(s): classifier.bias",
+    )
+
+
+def test_wrong_number_of_classes_is_a_shape_error_with_a_hint(small_checkpoint, tmp_path, capsys):
+    path, _ = small_checkpoint
+    out = tmp_path / "out"
+    argv = ["convert", "mmaction", str(path), "--preset", "i3d-r50-kinetics400", "--output", str(out)]
+    assert cli_main(argv + ["--set", "base_channels=4"]) == 1
+    assert_failed_cleanly(
+        capsys,
+        out,
+        "cls_head.fc_cls.weight: checkpoint (6, 128) vs config (400, 128)",
+        "for a checkpoint with N classes pass --set num_labels=N",
+    )
+
+
+def test_existing_output_is_not_overwritten_without_flag(small_checkpoint, tmp_path, capsys):
+    path, _ = small_checkpoint
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    assert convert(path, out) == 1
+    assert "already exists and is not empty (pass --overwrite to replace it)" in capsys.readouterr().err
+    assert (out / "keep.txt").exists()
+    assert convert(path, out, "--overwrite") == 0
+    assert not (out / "keep.txt").exists() and (out / "model.safetensors").exists()
+
+
+def test_unknown_preset_lists_known_names(small_checkpoint, tmp_path, capsys):
+    path, _ = small_checkpoint
+    argv = ["convert", "mmaction", str(path), "--preset", "i3d-r18", "--output", str(tmp_path / "o")]
+    assert cli_main(argv) == 1
+    assert "Unknown zoo name 'i3d-r18'. Known names: i3d-inception-kinetics400" in capsys.readouterr().err
+
+
+def test_bad_set_syntax(small_checkpoint, tmp_path, capsys):
+    path, _ = small_checkpoint
+    assert convert(path, tmp_path / "out", "--set", "depth") == 1
+    assert "--set expects key=value, got 'depth'" in capsys.readouterr().err
+
+
+# --- 2D -> 3D inflation (mmaction2 ResNet3d.inflate_weights) ------------------------------------------------
+
+
+def test_inflation_matches_mmaction2_fixture():
+    state_2d = torch.load(FIXTURES / "inflate_r50_2d.pth", weights_only=True)
+    expected_3d = torch.load(FIXTURES / "inflate_r50_3d.pth", weights_only=True)
+    model = I3DModel(I3DConfig(base_channels=4))
+    report = inflate_2d_weights(model, state_2d)
+    assert report.not_loaded == []
+    assert all(k.startswith("fc.") for k in (s.split(" ")[0] for s in report.skipped))
+    ours = model.state_dict()
+    for key, tensor in expected_3d.items():
+        ours_key = mmaction_key_to_hf("backbone." + key).removeprefix("i3d.")
+        if key.endswith("num_batches_tracked"):
+            continue
+        torch.testing.assert_close(ours[ours_key], tensor, rtol=0, atol=0, msg=key)
+
+
+def test_inflation_from_torchvision_and_transformers_resnets():
+    import torchvision
+    from transformers import ResNetConfig, ResNetModel
+
+    torch.manual_seed(0)
+    resnet2d = torchvision.models.resnet50(weights=None)
+    model = I3DModel(I3DConfig())
+    report = inflate_2d_weights(model, resnet2d)
+    assert report.not_loaded == [] and sorted(report.skipped) == ["fc.bias (no 3D counterpart)", "fc.weight (no 3D counterpart)"]
+    w2d, w3d = resnet2d.conv1.weight, model.stem.conv.conv.weight
+    torch.testing.assert_close(w3d, w2d.unsqueeze(2).expand_as(w3d) / 5)  # (5,7,7) stem: / kT
+    w2d, w3d = resnet2d.layer3[2].conv2.weight, model.stages[2].layers[2].conv2.conv.weight
+    torch.testing.assert_close(w3d, w2d.unsqueeze(2))  # (1,3,3): / 1
+    torch.testing.assert_close(model.stages[0].layers[0].conv1.conv.weight[:, :, 1], resnet2d.layer1[0].conv1.weight / 3)
+    torch.testing.assert_close(model.stem.conv.norm.running_var, resnet2d.bn1.running_var)
+
+    hf_resnet = ResNetModel(ResNetConfig(embedding_size=8, hidden_sizes=[32, 64, 128, 256], depths=[3, 4, 6, 3]))
+    small = I3DModel(I3DConfig(base_channels=8))
+    report = inflate_2d_weights(small, hf_resnet)
+    assert report.not_loaded == [] and report.skipped == []
+    torch.testing.assert_close(
+        small.stages[3].layers[0].shortcut.conv.weight,
+        hf_resnet.encoder.stages[3].layers[0].shortcut.convolution.weight.unsqueeze(2),
+    )
+    assert map_2d_key("resnet.encoder.stages.1.layers.0.layer.2.normalization.bias") == (
+        "stages.1.layers.0.conv3.norm.bias"
+    )
