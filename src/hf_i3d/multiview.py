@@ -1,0 +1,146 @@
+"""Multi-view inference: run every view (clip x crop) of a video through a classifier and average the scores.
+
+This is the one place views are batched and averaged; the pipeline, the CLI and the evaluation script call it.
+Averaging follows mmaction2 ``BaseHead.average_clip`` (``mmaction/models/heads/base.py``, v0.24.1 and HEAD, per
+video since PR #184): 'prob' = softmax over classes, then mean over views (the upstream default since Oct 2020);
+'score' = mean of the logits (what ``tools/test.py`` used for the Jun-Aug 2020 zoo numbers); None = no averaging.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+AVERAGE_MODES = ("prob", "score", None)
+
+
+def average_view_scores(
+    logits: torch.Tensor,
+    num_views: int | None = None,
+    mode: str | None = "prob",
+    *,
+    multi_label: bool = False,
+) -> torch.Tensor:
+    """Average per-view logits into per-video scores, as mmaction2 ``BaseHead.average_clip`` does.
+
+    ``logits`` is ``[B*V, K]`` (views of one video contiguous, as ``[B, V, ...]`` reshaped; ``num_views`` required)
+    or ``[B, V, K]`` (``num_views`` optional, checked if given). ``mode='prob'`` returns the mean over views of the
+    softmax over K; ``'score'`` the mean of the logits; ``None`` the unaveraged ``[B, V, K]``. With
+    ``multi_label=True`` 'prob' applies a sigmoid instead of the softmax (independent per-class probabilities;
+    mmaction2 has no such branch). Half/bfloat16 logits are averaged in float32.
+    """
+    if not isinstance(logits, torch.Tensor):
+        raise TypeError(f"logits must be a torch.Tensor, got {type(logits).__name__}")
+    if not logits.is_floating_point():
+        raise TypeError(f"logits must be a floating-point tensor, got dtype {logits.dtype}")
+    if mode not in AVERAGE_MODES:
+        raise ValueError(f"mode must be one of 'prob', 'score' or None, got {mode!r}")
+    if num_views is not None and (
+        isinstance(num_views, bool) or not isinstance(num_views, int) or num_views < 1
+    ):
+        raise ValueError(f"num_views must be a positive int or None, got {num_views!r}")
+    if logits.dim() == 2:
+        if num_views is None:
+            raise ValueError(
+                f"num_views is required for 2-D logits [B*V, K] (got shape {tuple(logits.shape)}); "
+                "pass it, or give logits as [B, V, K]"
+            )
+        if logits.shape[0] % num_views:
+            raise ValueError(
+                f"logits has {logits.shape[0]} rows, which is not a multiple of num_views={num_views}"
+            )
+        logits = logits.reshape(logits.shape[0] // num_views, num_views, logits.shape[1])
+    elif logits.dim() == 3:
+        if num_views is not None and logits.shape[1] != num_views:
+            raise ValueError(
+                f"logits has shape {tuple(logits.shape)} = [B, V, K] with V={logits.shape[1]}, "
+                f"but num_views={num_views}"
+            )
+    else:
+        raise ValueError(f"logits must be [B*V, K] or [B, V, K], got shape {tuple(logits.shape)}")
+    if mode is None:
+        return logits
+    if logits.dtype in (torch.float16, torch.bfloat16):
+        logits = logits.float()
+    if mode == "prob":
+        logits = torch.sigmoid(logits) if multi_label else torch.softmax(logits, dim=2)
+    return logits.mean(dim=1)
+
+
+def _device_and_dtype(model: nn.Module) -> tuple[torch.device | None, torch.dtype | None]:
+    """Where the model's weights live and their float dtype (None, None for a parameter-less module)."""
+    for param in model.parameters():
+        if param.is_floating_point():
+            return param.device, param.dtype
+    return None, None
+
+
+def predict_views(
+    model: nn.Module,
+    pixel_values: torch.Tensor,
+    *,
+    max_views_per_batch: int | None = None,
+    average: str | None = "prob",
+    multi_label: bool | None = None,
+) -> torch.Tensor:
+    """Classify every view of every video and return per-video scores ``(B, K)`` (``(B, V, K)`` for ``average=None``).
+
+    ``pixel_values`` is ``(B, V, T, C, H, W)``, or ``(B, T, C, H, W)`` for one view per video. The ``B*V`` views go
+    through ``model(pixel_values=...)`` (any classifier whose output has ``.logits``) in chunks of at most
+    ``max_views_per_batch`` (None: all at once), which bounds memory without changing the result - mmaction2's
+    ``max_testing_views``, but for any batch size. Runs under ``torch.inference_mode()`` with the model in eval
+    mode (its previous mode is restored); each chunk is moved to the model's device and float dtype, so the
+    views may stay on the CPU. ``multi_label=None`` reads ``model.config.problem_type``; see
+    :func:`average_view_scores` for ``average``.
+    """
+    if not isinstance(pixel_values, torch.Tensor):
+        raise TypeError(f"pixel_values must be a torch.Tensor, got {type(pixel_values).__name__}")
+    if pixel_values.dim() == 5:
+        pixel_values = pixel_values.unsqueeze(1)
+    elif pixel_values.dim() != 6:
+        raise ValueError(
+            "pixel_values must be (B, V, T, C, H, W) or (B, T, C, H, W) for one view, "
+            f"got shape {tuple(pixel_values.shape)}"
+        )
+    if average not in AVERAGE_MODES:
+        raise ValueError(f"average must be one of 'prob', 'score' or None, got {average!r}")
+    if max_views_per_batch is not None and (
+        isinstance(max_views_per_batch, bool)
+        or not isinstance(max_views_per_batch, int)
+        or max_views_per_batch < 1
+    ):
+        raise ValueError(f"max_views_per_batch must be a positive int or None, got {max_views_per_batch!r}")
+    if multi_label is None:
+        problem_type = getattr(getattr(model, "config", None), "problem_type", None)
+        multi_label = problem_type == "multi_label_classification"
+
+    batch_size, num_views = pixel_values.shape[:2]
+    views = pixel_values.reshape(batch_size * num_views, *pixel_values.shape[2:])
+    chunk = max_views_per_batch or views.shape[0]
+    device, dtype = _device_and_dtype(model)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            chunk_logits = []
+            for start in range(0, views.shape[0], chunk):
+                inputs = views[start : start + chunk]
+                if device is not None:
+                    inputs = inputs.to(device=device, dtype=dtype if inputs.is_floating_point() else None)
+                outputs = model(pixel_values=inputs)
+                logits = getattr(outputs, "logits", None)
+                if not isinstance(logits, torch.Tensor):
+                    raise TypeError(
+                        f"model output {type(outputs).__name__} has no tensor .logits; predict_views needs a "
+                        "classifier returning a ModelOutput with logits (return_dict=True)"
+                    )
+                if logits.dim() != 2 or logits.shape[0] != inputs.shape[0]:
+                    raise ValueError(
+                        f"model returned logits of shape {tuple(logits.shape)} for {inputs.shape[0]} views; "
+                        "expected (views, num_classes)"
+                    )
+                chunk_logits.append(logits)
+            logits = torch.cat(chunk_logits)
+    finally:
+        model.train(was_training)
+    return average_view_scores(logits, num_views=num_views, mode=average, multi_label=multi_label)
