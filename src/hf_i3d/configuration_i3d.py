@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from transformers import PreTrainedConfig
 
+from .zoo import resolve_pretrained_name
+
 # Block type and number of blocks per stage for each supported depth (mmaction2 ``ResNet3d.arch_settings``).
 DEPTH_SETTINGS: dict[int, tuple[str, tuple[int, ...]]] = {
     18: ("basic", (2, 2, 2, 2)),
@@ -118,6 +120,11 @@ class I3DConfig(PreTrainedConfig):
                 )
             normalised.append([1 if v == 1 else 0 for v in entry])
         return normalised
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """``PreTrainedConfig.from_pretrained`` that also takes zoo names (see ``hf_i3d.hub.resolve_model``)."""
+        return super().from_pretrained(resolve_pretrained_name(pretrained_model_name_or_path), *args, **kwargs)
 
     @property
     def block_type(self) -> str:

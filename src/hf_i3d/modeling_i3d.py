@@ -20,6 +20,7 @@ from transformers.modeling_outputs import (
 )
 
 from .configuration_i3d import BLOCK_EXPANSION, I3DConfig
+from .zoo import resolve_pretrained_name
 
 
 def _triple(value: int | tuple[int, int, int]) -> tuple[int, int, int]:
@@ -225,6 +226,12 @@ class I3DPreTrainedModel(PreTrainedModel):
     input_modalities = "video"
     supports_gradient_checkpointing = True
     _no_split_modules = ["I3DBasicLayer", "I3DBottleneckLayer"]
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """``PreTrainedModel.from_pretrained`` that also takes zoo names (``"i3d-r50-kinetics400"``, aliases):
+        a local folder of that name, the zoo's Hub repo, or the original checkpoint converted once into the cache."""
+        return super().from_pretrained(resolve_pretrained_name(pretrained_model_name_or_path), *args, **kwargs)
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:

@@ -12,6 +12,8 @@ the heavy model) and the DeepMind ``kinetics-i3d`` README; see ``shared/docs`` o
 
 from __future__ import annotations
 
+import importlib
+import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -274,6 +276,25 @@ def get_entry(name: str) -> ZooEntry:
     if canonical is None:
         raise KeyError(f"Unknown zoo name {name!r}. Known names: {', '.join(sorted(ZOO))}")
     return ZOO[canonical]
+
+
+def resolve_pretrained_name(name_or_path):
+    """What ``from_pretrained`` should load for ``name_or_path``: zoo names become local folders.
+
+    Paths, Hub ids and anything that is not a zoo name pass through unchanged. Zoo names go to
+    ``hf_i3d.hub.resolve_model`` (local folder, Hub repo, or the converted original checkpoint). Where ``hf_i3d``
+    is not installed (a folder loaded as remote code), names pass through unchanged too.
+    """
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        return name_or_path
+    text = os.fspath(name_or_path)
+    if os.path.isdir(text) or canonical_name(text) is None:
+        return name_or_path
+    try:
+        hub = importlib.import_module("hf_i3d.hub")
+    except ImportError:
+        return name_or_path
+    return hub.resolve_model(text)
 
 
 def list_models(model_type: str | None = None) -> list[str]:
