@@ -126,8 +126,22 @@ def test_bad_pixel_values_layout_is_explained():
     model = I3DForVideoClassification(tiny_config()).eval()
     with pytest.raises(ValueError, match=r"layout is \(batch, frames, channels, height, width\)"):
         model(torch.randn(1, 3, 8, 32, 32))
-    with pytest.raises(ValueError, match="hf_i3d.multiview.predict_views"):
-        model(torch.randn(1, 2, 8, 3, 32, 32))
+    with pytest.raises(ValueError, match=r"got \(1, 8, 32, 32\)"):
+        model(torch.randn(1, 8, 32, 32))
+
+
+@pytest.mark.parametrize("mode", ["prob", "score"])
+def test_multi_view_input_merges_view_logits(mode):
+    torch.manual_seed(0)
+    model = I3DForVideoClassification(tiny_config(average_clips=mode)).eval()
+    views = torch.randn(2, 3, 8, 3, 32, 32)
+    with torch.inference_mode():
+        merged = model(views).logits
+        per_view = model(views.flatten(0, 1)).logits.view(2, 3, -1)
+    if mode == "prob":  # the pipeline's softmax of the merged logits is mmaction2's averaged probability
+        torch.testing.assert_close(merged.softmax(-1), per_view.softmax(-1).mean(1))
+    else:
+        torch.testing.assert_close(merged, per_view.mean(1))
 
 
 def test_single_and_multi_label_losses():

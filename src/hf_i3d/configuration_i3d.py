@@ -47,6 +47,8 @@ class I3DConfig(PreTrainedConfig):
         init_std: std of the normal initialisation of the classifier (``I3DHead.init_std``).
         num_frames: clip length the model expects (read by the video-classification pipeline).
         image_size: training crop size (test crops may be larger: the network is fully convolutional).
+        average_clips: how the classifier merges several views of a video, as mmaction2's ``average_clips``:
+            'prob' (mean softmax, mmaction2's default since Oct 2020) or 'score' (mean logits, the 2020 numbers).
         zoo_name: the model-zoo entry this config comes from (its data settings live in ``hf_i3d.zoo``), if any.
     """
 
@@ -74,6 +76,7 @@ class I3DConfig(PreTrainedConfig):
     init_std: float = 0.01
     num_frames: int = 32
     image_size: int = 224
+    average_clips: str = "prob"
     zoo_name: str | None = None
 
     def __post_init__(self, **kwargs):
@@ -97,6 +100,8 @@ class I3DConfig(PreTrainedConfig):
                     f"I3DConfig.{name} needs one entry per stage ({self.num_stages}), got {len(values)}: {values}"
                 )
             setattr(self, name, values)
+        if self.average_clips not in ("prob", "score"):
+            raise ValueError(f"I3DConfig.average_clips must be 'prob' or 'score', got {self.average_clips!r}")
         self.inflate = self._normalise_inflate(self.inflate)
         super().__post_init__(**kwargs)
 

@@ -20,6 +20,7 @@ from transformers.modeling_outputs import (
 )
 
 from .configuration_i3d import BLOCK_EXPANSION, I3DConfig
+from .multiview import merge_view_logits
 from .zoo import resolve_pretrained_name
 
 
@@ -257,14 +258,9 @@ class I3DPreTrainedModel(PreTrainedModel):
 
 def _check_pixel_values(pixel_values: torch.Tensor, config: I3DConfig) -> None:
     if pixel_values.dim() != 5:
-        hint = (
-            " For several views per video (B, V, T, C, H, W) use hf_i3d.multiview.predict_views."
-            if pixel_values.dim() == 6
-            else ""
-        )
         raise ValueError(
-            f"pixel_values must have shape (batch, frames, channels, height, width), got {tuple(pixel_values.shape)}."
-            + hint
+            "pixel_values must have shape (batch, frames, channels, height, width), or (batch, views, frames, "
+            f"channels, height, width) for the classification model, got {tuple(pixel_values.shape)}"
         )
     if pixel_values.shape[2] != config.num_channels:
         raise ValueError(
@@ -371,13 +367,25 @@ class I3DForVideoClassification(I3DPreTrainedModel):
     ) -> ImageClassifierOutputWithNoAttention | tuple:
         r"""
         pixel_values (`torch.FloatTensor` of shape `(batch_size, num_frames, num_channels, height, width)`):
-            Normalised clips, as produced by `I3DVideoProcessor`.
+            Normalised clips, as produced by `I3DVideoProcessor`. With several views per video,
+            `(batch_size, num_views, num_frames, num_channels, height, width)`: the views' logits are merged as
+            `config.average_clips` says ('prob': log of the averaged softmax, 'score': mean logits; see
+            `hf_i3d.multiview.merge_view_logits`) and `hidden_states` are per view.
         labels (`torch.LongTensor` of shape `(batch_size,)` or `torch.FloatTensor` of shape `(batch_size, num_labels)`):
             Class indices (cross-entropy) or multi-hot targets (binary cross-entropy), the transformers way.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        num_views = pixel_values.shape[1] if pixel_values.dim() == 6 else None
+        if num_views is not None:
+            pixel_values = pixel_values.flatten(0, 1)
         outputs = self.i3d(pixel_values, output_hidden_states=output_hidden_states, return_dict=True)
         logits = self.classifier(self.dropout(outputs.pooler_output))
+        if num_views is not None:
+            logits = merge_view_logits(
+                logits.view(-1, num_views, logits.shape[-1]),
+                mode=self.config.average_clips,
+                multi_label=self.config.problem_type == "multi_label_classification",
+            )
         loss = None
         if labels is not None:
             loss = self.loss_function(labels, logits, self.config, **kwargs)

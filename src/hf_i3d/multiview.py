@@ -67,6 +67,22 @@ def average_view_scores(
     return logits.mean(dim=1)
 
 
+def merge_view_logits(view_logits: torch.Tensor, mode: str = "prob", *, multi_label: bool = False) -> torch.Tensor:
+    """Per-video logits ``[B, K]`` from per-view logits ``[B, V, K]`` such that the usual activation of the result
+    gives :func:`average_view_scores`: for ``'prob'`` the log of the averaged softmax (``softmax(log p) = p`` as
+    ``p`` sums to 1), or the logit of the averaged sigmoid for multi-label; for ``'score'`` the mean logits.
+
+    This is what a model returns for a multi-view input, so the ``video-classification`` pipeline's softmax reports
+    exactly mmaction2's averaged probabilities.
+    """
+    scores = average_view_scores(view_logits, mode=mode, multi_label=multi_label)
+    if mode == "score":
+        return scores.to(view_logits.dtype)
+    eps = torch.finfo(scores.dtype).tiny
+    merged = torch.logit(scores, eps=1e-7) if multi_label else scores.clamp_min(eps).log()
+    return merged.to(view_logits.dtype)
+
+
 def _device_and_dtype(model: nn.Module) -> tuple[torch.device | None, torch.dtype | None]:
     """Where the model's weights live and their float dtype (None, None for a parameter-less module)."""
     for param in model.parameters():
