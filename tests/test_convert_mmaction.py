@@ -154,6 +154,53 @@ def test_not_a_checkpoint_is_refused(tmp_path, capsys):
     assert_failed_cleanly(capsys, tmp_path / "out", f"{bogus} is not a readable PyTorch checkpoint")
 
 
+def fake_mmengine_object():
+    """An object of a class the loading process cannot import, like mmengine's ``MessageHub`` in 1.x checkpoints."""
+    import sys
+    import types
+
+    module = types.ModuleType("fake_mmengine_logging")
+    exec("class MessageHub:\n    def __init__(self):\n        self.log = {'loss': 0.5}\n", module.__dict__)
+    sys.modules[module.__name__] = module
+    hub = module.MessageHub()
+    hub.__class__.__module__ = module.__name__
+    return hub, module.__name__
+
+
+class CodeRunner:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("echo pwned > pwned.txt",))  # would run a command if a loader executed it
+
+
+def test_mmengine_objects_beside_the_state_dict_are_ignored(small_checkpoint, tmp_path):
+    import sys
+
+    path, model = small_checkpoint
+    state = torch.load(path, weights_only=True)["state_dict"]
+    hub, module_name = fake_mmengine_object()
+    torch.save({"meta": {"epoch": 3}, "state_dict": state, "message_hub": hub}, tmp_path / "v1.pth")
+    del sys.modules[module_name]
+    assert convert(tmp_path / "v1.pth", tmp_path / "out") == 0
+    loaded = I3DForVideoClassification.from_pretrained(tmp_path / "out")
+    torch.testing.assert_close(loaded.classifier.weight, model.classifier.weight)
+
+
+def test_a_checkpoint_that_would_run_code_is_refused(small_checkpoint, tmp_path, monkeypatch, capsys):
+    path, _ = small_checkpoint
+    state = torch.load(path, weights_only=True)["state_dict"]
+    torch.save({"state_dict": state, "evil": CodeRunner()}, tmp_path / "evil.pth")
+    monkeypatch.chdir(tmp_path)
+    assert convert(tmp_path / "evil.pth", tmp_path / "out") == 1
+    assert not (tmp_path / "pwned.txt").exists()
+    assert_failed_cleanly(
+        capsys,
+        tmp_path / "out",
+        f"{tmp_path / 'evil.pth'} is not a readable PyTorch checkpoint (Weights only load failed",
+    )
+
+
 def test_missing_checkpoint_file(tmp_path, capsys):
     assert convert(tmp_path / "nope.pth", tmp_path / "out") == 1
     assert_failed_cleanly(capsys, tmp_path / "out", f"{tmp_path / 'nope.pth'}: no such checkpoint file")

@@ -9,6 +9,7 @@ work for folders this package wrote. Folders saved by the package also carry the
 from transformers import AutoConfig, AutoModel, AutoModelForVideoClassification
 
 from .configuration_i3d import I3DConfig
+from .hub import resolve_model
 from .modeling_i3d import I3DForVideoClassification, I3DModel, I3DPreTrainedModel
 from .zoo import ZOO, get_entry, list_models
 
@@ -26,4 +27,5 @@ __all__ = [
     "I3DPreTrainedModel",
     "get_entry",
     "list_models",
+    "resolve_model",
 ]

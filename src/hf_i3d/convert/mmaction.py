@@ -14,7 +14,9 @@ Key mapping (mmaction2 -> hf_i3d)::
 
 from __future__ import annotations
 
+import logging
 import os
+import pickle
 import re
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,8 @@ from ..configuration_i3d import I3DConfig
 from ..modeling_i3d import I3DForVideoClassification
 from ..zoo import ZooEntry, get_entry, kinetics400_labels
 from . import ConversionError, parse_overrides, save_converted
+
+logger = logging.getLogger(__name__)
 
 _KEY_PATTERNS = [
     (re.compile(r"^backbone\.conv1\.(conv|bn)\.(.+)$"), "i3d.stem.conv.{0}.{1}"),
@@ -64,7 +68,7 @@ def load_mmaction_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]
     if not path.is_file():
         raise ConversionError(f"{path}: no such checkpoint file")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = _load_weights_only(path)
     except Exception as error:  # torch.load raises many types (UnpicklingError, IndexError, RuntimeError, ...)
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ConversionError(f"{path} is not a readable PyTorch checkpoint ({first_line})") from error
@@ -81,6 +85,32 @@ def load_mmaction_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]
             )
         tensors[key.removeprefix("module.")] = value
     return tensors
+
+
+class _Ignored:
+    """Stand-in for a non-tensor object of a training run (an mmengine ``MessageHub``, numpy scalars in ``meta``):
+    built without running any of its code, keeps nothing."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+
+def _load_weights_only(path: Path) -> Any:
+    """``torch.load(weights_only=True)``; objects of classes outside torch's allow-list (mmengine 1.x checkpoints
+    carry ``message_hub`` and ``param_schedulers``) are replaced by inert stand-ins instead of being refused or run."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        if not unsafe:
+            raise
+    stand_ins = [(type(name.rsplit(".", 1)[-1], (_Ignored,), {}), name) for name in unsafe]
+    logger.info("%s: ignoring non-tensor objects of %s", path, ", ".join(unsafe))
+    with torch.serialization.safe_globals(stand_ins):
+        return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def _format_keys(keys: list[str], limit: int = 12) -> str:
