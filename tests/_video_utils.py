@@ -114,3 +114,29 @@ def write_frame_folder(
         ):
             raise OSError(f"could not write {target}")
     return frames
+
+
+def write_empty_video(path: str | Path, width: int = 64, height: int = 48) -> None:
+    """An AVI file whose video stream holds no frame at all (header only)."""
+    import av
+
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        container.start_encoding()
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def write_audio_only(path: str | Path) -> None:
+    """A WAV file: a real media file with no video stream."""
+    import av
+
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("pcm_s16le", rate=8000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), dtype=np.int16), format="s16", layout="mono")
+        frame.sample_rate = 8000
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)

