@@ -199,7 +199,7 @@ def _check_pixel_values(pixel_values: torch.Tensor, config: InceptionI3DConfig) 
 
 
 class InceptionI3DPreTrainedModel(PreTrainedModel):
-    config: InceptionI3DConfig
+    config_class = InceptionI3DConfig
     base_model_prefix = "inception_i3d"
     main_input_name = "pixel_values"
     input_modalities = "video"
