@@ -9,15 +9,35 @@ work for folders this package wrote. Folders saved by the package also carry the
 from transformers import AutoConfig, AutoModel, AutoModelForVideoClassification
 
 from .configuration_i3d import I3DConfig
+from .configuration_inception_i3d import InceptionI3DConfig
 from .hub import resolve_model
 from .modeling_i3d import I3DForVideoClassification, I3DModel, I3DPreTrainedModel
+from .modeling_inception_i3d import (
+    InceptionI3DForVideoClassification,
+    InceptionI3DModel,
+    InceptionI3DPreTrainedModel,
+)
 from .zoo import ZOO, get_entry, list_models
 
 __version__ = "0.1.0"
 
-AutoConfig.register(I3DConfig.model_type, I3DConfig, exist_ok=True)
-AutoModel.register(I3DConfig, I3DModel, exist_ok=True)
-AutoModelForVideoClassification.register(I3DConfig, I3DForVideoClassification, exist_ok=True)
+for _config, _base, _classifier in (
+    (I3DConfig, I3DModel, I3DForVideoClassification),
+    (InceptionI3DConfig, InceptionI3DModel, InceptionI3DForVideoClassification),
+):
+    AutoConfig.register(_config.model_type, _config, exist_ok=True)
+    AutoModel.register(_config, _base, exist_ok=True)
+    AutoModelForVideoClassification.register(_config, _classifier, exist_ok=True)
+
+try:  # the processor needs the `video` extra (Pillow, torchvision, decoders); the models need torch only
+    from transformers import AutoVideoProcessor
+
+    from .video_processing_i3d import I3DVideoProcessor
+except ImportError:  # pragma: no cover - exercised only without the video extra
+    I3DVideoProcessor = None
+else:
+    AutoVideoProcessor.register(I3DConfig, I3DVideoProcessor, exist_ok=True)
+    AutoVideoProcessor.register(InceptionI3DConfig, I3DVideoProcessor, exist_ok=True)
 
 __all__ = [
     "ZOO",
@@ -25,6 +45,11 @@ __all__ = [
     "I3DForVideoClassification",
     "I3DModel",
     "I3DPreTrainedModel",
+    "I3DVideoProcessor",
+    "InceptionI3DConfig",
+    "InceptionI3DForVideoClassification",
+    "InceptionI3DModel",
+    "InceptionI3DPreTrainedModel",
     "get_entry",
     "list_models",
     "resolve_model",

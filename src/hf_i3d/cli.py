@@ -29,6 +29,32 @@ def _convert_deepmind(args: argparse.Namespace) -> int:
     return 0
 
 
+def _predict(args: argparse.Namespace) -> int:
+    import json
+
+    from .predict import classify_videos, format_table, load_classifier
+
+    classifier = load_classifier(args.model, video_backend=args.backend)
+    predictions = classify_videos(
+        classifier,
+        args.videos,
+        progress=not args.json,
+        views=args.views,
+        top_k=args.top_k,
+        average=args.average,
+    )
+    for prediction in predictions:
+        if prediction.error is not None:
+            print(f"hf-i3d predict: error: {prediction.error}", file=sys.stderr)
+    if args.json:
+        print(json.dumps([p.to_dict() for p in predictions], indent=2))
+    else:
+        table = format_table(predictions, args.model)
+        if table:
+            print(table)
+    return 1 if any(p.error is not None for p in predictions) else 0
+
+
 def _zoo(args: argparse.Namespace) -> int:
     from .zoo import zoo_table_markdown
 
@@ -65,6 +91,23 @@ def build_parser() -> argparse.ArgumentParser:
     deepmind.add_argument("--output", required=True, help="output folder")
     deepmind.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     deepmind.set_defaults(func=_convert_deepmind)
+
+    from .predict import DEFAULT_MODEL
+
+    predict = commands.add_parser("predict", help="classify videos (top-k labels)")
+    predict.add_argument("videos", nargs="+", metavar="VIDEO", help="video files")
+    predict.add_argument("--model", default=DEFAULT_MODEL, help=f"zoo name, folder or Hub id (default {DEFAULT_MODEL})")
+    predict.add_argument("--top-k", type=int, default=5, help="labels to show per video (default 5)")
+    predict.add_argument(
+        "--views",
+        choices=("single", "30"),
+        default="single",
+        help="one centred clip, or the 30-view test (10 clips x 3 crops) of mmaction2 (default single)",
+    )
+    predict.add_argument("--average", choices=("prob", "score"), default="prob", help="view averaging (default prob)")
+    predict.add_argument("--backend", choices=("decord", "pyav"), default="decord", help="video decoder")
+    predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    predict.set_defaults(func=_predict)
 
     zoo = commands.add_parser("zoo", help="print the model zoo table")
     zoo.set_defaults(func=_zoo)

@@ -1,0 +1,139 @@
+"""Classify videos with a model of the zoo or a saved folder: what ``hf-i3d predict`` runs.
+
+Single view (one centred clip, centre crop) or the model's multi-view test protocol (10 clips x 3 crops for the
+mmaction2 models), with views averaged by ``hf_i3d.multiview`` as mmaction2 does ('prob' by default).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+DEFAULT_MODEL = "i3d-inception-kinetics400"
+
+
+@dataclass
+class Classifier:
+    """A loaded model and its video processor."""
+
+    model: Any
+    processor: Any
+    name: str
+
+
+@dataclass
+class Prediction:
+    """The top-k labels of one video, or the error that stopped it."""
+
+    video: str
+    labels: list[tuple[str, float]]
+    num_views: int = 0
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.error is not None:
+            return {"video": self.video, "error": self.error}
+        return {
+            "video": self.video,
+            "num_views": self.num_views,
+            "predictions": [{"label": label, "score": score} for label, score in self.labels],
+        }
+
+
+def load_classifier(name_or_path: str = DEFAULT_MODEL, **processor_kwargs: Any) -> Classifier:
+    """Load a zoo name, a local folder or a Hub id (see ``hf_i3d.resolve_model``) with its video processor.
+
+    A folder without a processor config gets the processor of the zoo entry its config names, else the defaults.
+    """
+    from transformers import AutoModelForVideoClassification
+
+    from .hub import resolve_model
+    from .video_processing_i3d import I3DVideoProcessor
+
+    folder = resolve_model(name_or_path)
+    model = AutoModelForVideoClassification.from_pretrained(folder).eval()
+    try:
+        processor = I3DVideoProcessor.from_pretrained(folder, **processor_kwargs)
+    except OSError:
+        zoo_name = getattr(model.config, "zoo_name", None)
+        processor = (
+            I3DVideoProcessor.from_zoo_entry(zoo_name, **processor_kwargs)
+            if zoo_name
+            else I3DVideoProcessor(num_frames=model.config.num_frames, **processor_kwargs)
+        )
+    return Classifier(model=model, processor=processor, name=str(name_or_path))
+
+
+def thirty_view_settings(processor: Any) -> dict[str, Any]:
+    """Processor settings of the 30-view test (10 clips, or 10 dense positions, x 3 crops)."""
+    settings: dict[str, Any] = {"views": "multi", "num_crops": 3}
+    if processor.sampler != "dense":
+        settings["num_clips"] = 10
+    short_side, crop = processor.short_side, processor.test_crop_size
+    if crop != short_side:
+        raise ValueError(
+            f"the 30-view test takes 3 crops spanning the short side ({short_side}), but this model's test crop is "
+            f"{crop}x{crop}; use --views single"
+        )
+    return settings
+
+
+def classify_video(
+    classifier: Classifier,
+    video: str | os.PathLike,
+    *,
+    views: str = "single",
+    top_k: int = 5,
+    average: str = "prob",
+    max_views_per_batch: int | None = 6,
+) -> Prediction:
+    """Top-k (label, score) of one video; 'prob' scores are averaged softmax probabilities, 'score' mean logits."""
+    from .multiview import predict_views
+
+    processor, model = classifier.processor, classifier.model
+    settings = thirty_view_settings(processor) if views == "30" else {"views": "single"}
+    pixel_values = processor(os.fspath(video), return_tensors="pt", **settings)["pixel_values"]
+    num_views = pixel_values.shape[1] if pixel_values.dim() == 6 else 1
+    scores = predict_views(model, pixel_values, max_views_per_batch=max_views_per_batch, average=average)[0]
+    top = torch.topk(scores.float(), k=min(top_k, scores.shape[-1]))
+    labels = [(model.config.id2label[int(i)], float(s)) for s, i in zip(top.values, top.indices)]
+    return Prediction(video=os.fspath(video), labels=labels, num_views=num_views)
+
+
+def classify_videos(
+    classifier: Classifier, videos: list[str], progress: bool = True, **kwargs: Any
+) -> list[Prediction]:
+    """:func:`classify_video` over many videos; a video that fails becomes a :class:`Prediction` with ``error``."""
+    from tqdm.auto import tqdm
+
+    from .decoding import DecodeError
+
+    results = []
+    for video in tqdm(videos, desc="videos", unit="video", disable=not progress or len(videos) < 2):
+        try:
+            results.append(classify_video(classifier, video, **kwargs))
+        except (DecodeError, ValueError, OSError) as error:
+            message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            if os.fspath(video) not in message:
+                message = f"{video}: {message}"
+            results.append(Prediction(video=os.fspath(video), labels=[], error=message))
+    return results
+
+
+def format_table(predictions: list[Prediction], model_name: str) -> str:
+    """A readable table: one block per video with rank, label and score."""
+    lines = []
+    for prediction in predictions:
+        if prediction.error is not None:
+            continue
+        views = f"{prediction.num_views} view{'s' if prediction.num_views != 1 else ''}"
+        lines.append(f"{prediction.video}  ({model_name}, {views})")
+        for rank, (label, score) in enumerate(prediction.labels, 1):
+            lines.append(f"  {rank:>2}. {label:<40} {score:8.4f}")
+    return "\n".join(lines)
+
+
+__all__ = ["DEFAULT_MODEL", "Classifier", "Prediction", "classify_video", "classify_videos", "load_classifier"]

@@ -1,0 +1,222 @@
+"""``I3DVideoProcessor``: from a video file (or decoded frames) to the model's ``pixel_values``, as mmaction2 tests.
+
+One processor serves both model families; the zoo entry's data settings decide sampling and normalisation:
+
+* ``views="single"`` (default): one centred clip (mmaction2 ``SampleFrames(clip_len, frame_interval, 1,
+  test_mode=True)``), ``Resize((-1, short_side))``, ``CenterCrop(crop_size)``, normalise -> ``(B, T, C, H, W)``.
+* ``views="multi"``: the test protocol of the zoo entry (e.g. 10 clips x 3 crops of 256 for the mmaction2 models,
+  0.x offsets, or 10 dense positions for the dense model) -> ``(B, V, T, C, H, W)`` in mmaction2's crop-major view
+  order; the models average the views (``hf_i3d.multiview``).
+
+Normalisation: ``"imagenet"`` (mean/std on 0-255, the mmaction2 models) or ``"inception"`` (``x / 127.5 - 1``, the
+DeepMind model). Videos are decoded with decord (default) or PyAV, reading only the sampled frames; decoded frames
+(``(T, H, W, 3)`` uint8 arrays, RGB) are accepted too. The arithmetic is that of ``sampling.ClipSampler`` and
+``transforms.ClipTransform``, the same code the dataset loader uses.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+from transformers.feature_extraction_utils import BatchFeature
+from transformers.processing_utils import VideosKwargs
+from transformers.video_processing_utils import BaseVideoProcessor
+
+from .decoding import count_video_frames, read_video
+from .sampling import ClipSampler
+from .transforms import IMAGENET_MEAN, IMAGENET_STD, ClipTransform
+from .zoo import get_entry, resolve_pretrained_name
+
+VIEWS = ("single", "multi")
+
+
+class I3DVideosKwargs(VideosKwargs, total=False):
+    frame_interval: int
+    num_clips: int
+    sampler: str
+    offset_rule: str
+    short_side: int
+    test_crop_size: int
+    num_crops: int
+    normalization: str
+    views: str
+    video_backend: str
+    zoo_name: str | None
+
+
+class I3DVideoProcessor(BaseVideoProcessor):
+    """Video processor of the hf_i3d models (see the module docstring).
+
+    ``num_frames`` is mmaction2's ``clip_len`` (the pipeline passes ``config.num_frames`` as it); ``crop_size`` is
+    the single-view crop and ``test_crop_size`` / ``num_crops`` the multi-view ones.
+    """
+
+    valid_kwargs = I3DVideosKwargs
+    model_input_names = ["pixel_values"]
+    num_frames = 32
+    frame_interval = 2
+    num_clips = 10
+    sampler = "uniform"
+    offset_rule = "0.x"
+    short_side = 256
+    crop_size = {"height": 224, "width": 224}
+    test_crop_size = 256
+    num_crops = 3
+    normalization = "imagenet"
+    image_mean = list(IMAGENET_MEAN)
+    image_std = list(IMAGENET_STD)
+    views = "single"
+    video_backend = "decord"
+    do_sample_frames = True
+    zoo_name = None
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if self.normalization == "inception":
+            self.image_mean, self.image_std = [127.5] * 3, [127.5] * 3
+        self._check_settings(self._settings())
+
+    @classmethod
+    def from_zoo_entry(cls, entry: Any, **kwargs: Any) -> I3DVideoProcessor:
+        """The processor of zoo ``entry`` (a ``ZooEntry`` or its name): its clip, crop and normalisation settings."""
+        entry = get_entry(entry) if isinstance(entry, str) else entry
+        data = entry.data
+        settings = dict(
+            num_frames=data.clip_len,
+            frame_interval=data.frame_interval,
+            num_clips=data.num_clips,
+            sampler=data.sampler,
+            offset_rule=data.offset_rule,
+            short_side=data.short_side,
+            crop_size={"height": data.crop_size, "width": data.crop_size},
+            test_crop_size=data.test_crop_size,
+            num_crops=data.num_crops,
+            normalization=data.normalization,
+            zoo_name=entry.name,
+        )
+        settings.update(kwargs)
+        return cls(**settings)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """``from_pretrained`` that also takes zoo names (see ``hf_i3d.hub.resolve_model``)."""
+        return super().from_pretrained(resolve_pretrained_name(pretrained_model_name_or_path), *args, **kwargs)
+
+    # -- settings ------------------------------------------------------------------------------------------------
+    def _settings(self, **overrides: Any) -> dict[str, Any]:
+        unknown = sorted(set(overrides) - set(self.valid_kwargs.__annotations__) - {"return_tensors"})
+        if unknown:
+            raise TypeError(
+                f"I3DVideoProcessor got unexpected argument(s) {unknown}; valid: "
+                f"{sorted(self.valid_kwargs.__annotations__)}"
+            )
+        settings = {name: getattr(self, name, None) for name in self.valid_kwargs.__annotations__}
+        settings.update({k: v for k, v in overrides.items() if v is not None})
+        return settings
+
+    @staticmethod
+    def _check_settings(settings: dict[str, Any]) -> None:
+        if settings["views"] not in VIEWS:
+            raise ValueError(f"views must be one of {VIEWS}, got {settings['views']!r}")
+        if settings["video_backend"] not in ("decord", "pyav"):
+            raise ValueError(f"video_backend must be 'decord' or 'pyav', got {settings['video_backend']!r}")
+        _square_side(settings["crop_size"])
+
+    def sampler_for(self, settings: dict[str, Any]) -> ClipSampler:
+        """The frame sampler of a single view (centred clip) or of the multi-view test protocol."""
+        if settings["views"] == "single":
+            return ClipSampler(settings["num_frames"], settings["frame_interval"], num_clips=1, mode="val")
+        return ClipSampler(
+            settings["num_frames"],
+            settings["frame_interval"],
+            num_clips=settings["num_clips"],
+            mode="test",
+            sampler=settings["sampler"],
+            offset_rule=settings["offset_rule"],
+        )
+
+    def transform_for(self, settings: dict[str, Any]) -> ClipTransform:
+        """The frame transform of a single view (centre crop) or of the multi-view test protocol."""
+        return ClipTransform(
+            mode="val" if settings["views"] == "single" else "test",
+            short_side=settings["short_side"],
+            crop_size=_square_side(settings["crop_size"]),
+            test_crop_size=settings["test_crop_size"],
+            num_crops=settings["num_crops"],
+            normalization=settings["normalization"],
+        )
+
+    # -- processing ----------------------------------------------------------------------------------------------
+    def sample_indices(self, total_frames: int, **kwargs: Any) -> np.ndarray:
+        """0-based frame indices this processor reads from a video of ``total_frames`` frames."""
+        settings = self._settings(**kwargs)
+        return self.sampler_for(settings)(int(total_frames))
+
+    def load_clips(self, video: Any, settings: dict[str, Any]) -> tuple[np.ndarray, int]:
+        """Decode (or index) the sampled frames of one video: uint8 ``(clips * T, H, W, 3)`` and the clip count."""
+        sampler = self.sampler_for(settings)
+        if isinstance(video, (str, os.PathLike)):
+            path = os.fspath(video)
+            total = count_video_frames(path, backend=settings["video_backend"])
+            indices = sampler(total)
+            frames = read_video(path, indices, backend=settings["video_backend"])
+        else:
+            frames_all = _as_frames(video)
+            indices = sampler(len(frames_all))
+            frames = frames_all[indices]
+        return frames, len(indices) // settings["num_frames"]
+
+    def preprocess(self, videos: Any, **kwargs: Any) -> BatchFeature:
+        """``pixel_values`` for one video or a list of videos (paths or decoded ``(T, H, W, 3)`` uint8 frames).
+
+        Keyword arguments override the processor's settings for this call (e.g. ``views="multi"``,
+        ``num_frames=16``); ``return_tensors="pt"`` gives torch tensors.
+        """
+        return_tensors = kwargs.pop("return_tensors", None)
+        kwargs.pop("do_sample_frames", None)  # frames are always sampled (the pipeline passes True)
+        settings = self._settings(**kwargs)
+        self._check_settings(settings)
+        transform = self.transform_for(settings)
+        single = not isinstance(videos, (list, tuple))
+        batch = []
+        for video in [videos] if single else videos:
+            frames, num_clips = self.load_clips(video, settings)
+            views = transform(frames, num_clips=num_clips)  # (V, T, C, H, W)
+            batch.append(views[0] if settings["views"] == "single" else views)
+        pixel_values = np.stack(batch)
+        return BatchFeature(data={"pixel_values": pixel_values}, tensor_type=return_tensors)
+
+
+def _square_side(crop_size: Any) -> int:
+    """The side of a square ``crop_size`` given as an int, ``{'height': n, 'width': n}`` or a transformers SizeDict."""
+    if isinstance(crop_size, int):
+        return crop_size
+    height, width = getattr(crop_size, "height", None), getattr(crop_size, "width", None)
+    if isinstance(crop_size, dict):
+        height, width = crop_size.get("height"), crop_size.get("width")
+    if not isinstance(height, int) or height != width:
+        raise ValueError(f"crop_size must be square, {{'height': n, 'width': n}}, got {crop_size!r}")
+    return height
+
+
+def _as_frames(video: Any) -> np.ndarray:
+    """Decoded frames as a uint8 ``(T, H, W, 3)`` RGB array (from a numpy array, a tensor or a list of frames)."""
+    if hasattr(video, "detach"):
+        video = video.detach().cpu().numpy()
+    if isinstance(video, (list, tuple)):
+        video = np.stack([np.asarray(frame) for frame in video])
+    video = np.asarray(video)
+    if video.ndim != 4 or video.shape[-1] != 3:
+        raise ValueError(
+            f"decoded frames must be a (frames, height, width, 3) RGB array, got shape {tuple(video.shape)}"
+        )
+    if video.dtype != np.uint8:
+        raise ValueError(f"decoded frames must be uint8 (0-255), got {video.dtype}")
+    if len(video) == 0:
+        raise ValueError("decoded frames: the video has no frames")
+    return video
+
+
+__all__ = ["I3DVideoProcessor"]
