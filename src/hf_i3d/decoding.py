@@ -17,6 +17,8 @@ Everything is opened per call (no global readers), so the functions are safe in 
 
 from __future__ import annotations
 
+import importlib
+import io
 import os
 import re
 import string
@@ -28,6 +30,15 @@ import numpy as np
 VIDEO_BACKENDS = ("decord", "pyav")
 JPEG_BACKENDS = ("simplejpeg", "turbojpeg", "cv2", "pil")
 DEFAULT_FILENAME_TMPL = "img_{:05}.jpg"
+
+
+def _optional(module: str, package: str, what: str):
+    """Import an optional decoder lazily, with an install hint. (Through importlib, so that transformers'
+    remote-code import check does not make every backend a requirement of a saved video processor.)"""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError(f"{what} needs the {package!r} package: pip install {package}") from exc
 
 
 class DecodeError(ValueError):
@@ -93,7 +104,7 @@ def _probe_failure(path: str, exc: BaseException) -> VideoDecodeError:
     """Why decord could not open ``path``: PyAV (when installed) tells a non-video, a file without a video stream
     and a video without decodable frames apart; otherwise decord's own first error line is reported."""
     try:
-        import av
+        av = importlib.import_module("av")
     except ImportError:
         return VideoDecodeError(path, f"cannot be opened as a video by decord ({_first_line(exc)})")
     try:
@@ -110,8 +121,7 @@ def _probe_failure(path: str, exc: BaseException) -> VideoDecodeError:
 
 
 def _open_decord(path: str, num_threads: int):
-    import decord
-
+    decord = _optional("decord", "decord", "read_video(backend='decord')")
     try:
         return decord.VideoReader(path, num_threads=num_threads)
     except Exception as exc:  # decord raises RuntimeError / DECORDError with multi-line C++ logs
@@ -119,7 +129,7 @@ def _open_decord(path: str, num_threads: int):
 
 
 def _open_pyav(path: str):
-    import av
+    av = _optional("av", "av", "read_video(backend='pyav')")
 
     try:
         container = av.open(path)
@@ -138,8 +148,7 @@ def count_video_frames(path: str | os.PathLike, backend: str = "decord") -> int:
     if backend == "decord":
         total = len(_open_decord(path, num_threads=1))
     else:
-        import av
-
+        av = _optional("av", "av", "count_video_frames(backend='pyav')")
         with _open_pyav(path) as container:
             stream = container.streams.video[0]
             total = stream.frames
@@ -191,7 +200,7 @@ def _read_decord(path: str, unique: np.ndarray, num_threads: int) -> np.ndarray:
 
 
 def _read_pyav(path: str, unique: np.ndarray, num_threads: int) -> np.ndarray:
-    import av
+    av = _optional("av", "av", "read_video(backend='pyav')")
 
     wanted = {int(i): k for k, i in enumerate(unique)}
     last = int(unique[-1])
@@ -282,7 +291,7 @@ def count_frames(
 def _jpeg_decoder(backend: str) -> Callable[[bytes, np.ndarray | None], np.ndarray]:
     """``decode(data, out)`` -> RGB uint8 (H, W, 3), written into ``out`` when the backend can."""
     if backend in ("simplejpeg", "turbojpeg"):
-        import simplejpeg
+        simplejpeg = _optional("simplejpeg", "simplejpeg", f"read_frames(backend={backend!r})")
 
         def decode(data: bytes, out: np.ndarray | None) -> np.ndarray:
             if out is not None:
@@ -292,7 +301,7 @@ def _jpeg_decoder(backend: str) -> Callable[[bytes, np.ndarray | None], np.ndarr
             return simplejpeg.decode_jpeg(data, colorspace="RGB")
 
     elif backend == "cv2":
-        import cv2
+        cv2 = _optional("cv2", "opencv-python-headless", "read_frames(backend='cv2')")
 
         # mmcv.imfrombytes: imdecode to BGR, then cvtColor to RGB; OpenCV >= 4.10 can ask libjpeg for RGB directly
         # (the same numbers, one pass less)
@@ -306,9 +315,7 @@ def _jpeg_decoder(backend: str) -> Callable[[bytes, np.ndarray | None], np.ndarr
             return image if rgb_flag is not None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
     elif backend == "pil":
-        import io
-
-        from PIL import Image
+        Image = _optional("PIL.Image", "Pillow", "read_frames(backend='pil')")
 
         def decode(data: bytes, out: np.ndarray | None) -> np.ndarray:
             with Image.open(io.BytesIO(data)) as image:

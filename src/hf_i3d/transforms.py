@@ -15,6 +15,7 @@ written straight into the one output array.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, replace
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -145,6 +146,15 @@ def lazy_crop_box(box: Box, size: tuple[int, int], original_size: tuple[int, int
     return tuple(int(v) for v in scaled.round().astype(int))  # type: ignore[return-value]
 
 
+def _cv2():
+    """OpenCV, imported lazily with an install hint (through importlib, so that transformers' remote-code import
+    check does not report the module name 'cv2', which is not the name to pip-install)."""
+    try:
+        return importlib.import_module("cv2")
+    except ImportError as exc:
+        raise ImportError("hf_i3d.transforms needs OpenCV: pip install opencv-python-headless") from exc
+
+
 def _check_fits(width: int, height: int, crop_w: int, crop_h: int, what: str) -> None:
     if crop_w > width or crop_h > height or crop_w < 1 or crop_h < 1:
         raise ValueError(f"{what}: a {crop_w}x{crop_h} crop does not fit a {width}x{height} frame")
@@ -179,8 +189,7 @@ def resize_clip(frames: np.ndarray, width: int, height: int) -> np.ndarray:
     the input itself when it already has that size (cv2 would return an identical copy)."""
     if frames.shape[1:3] == (height, width):
         return frames
-    import cv2
-
+    cv2 = _cv2()
     out = np.empty((frames.shape[0], height, width, frames.shape[3]), dtype=frames.dtype)
     for i, frame in enumerate(frames):
         cv2.resize(frame, (width, height), dst=out[i], interpolation=cv2.INTER_LINEAR)
@@ -196,7 +205,7 @@ def normalize_clip(frames: np.ndarray, normalization: str = "imagenet", flip: bo
 
 
 def _normalize_frames_into(out: np.ndarray, frames: np.ndarray, lut: np.ndarray, flip: bool) -> None:
-    import cv2
+    cv2 = _cv2()
 
     luts = [np.ascontiguousarray(lut[c].reshape(256, 1)) for c in range(3)]
     for t, frame in enumerate(frames):
@@ -316,8 +325,7 @@ class ClipTransform:
 
     def apply(self, frames: np.ndarray, params: ClipParams, num_clips: int = 1) -> np.ndarray:
         """Apply ``params`` to ``frames`` (``num_clips`` clips stacked clip-major): float32 ``(V, T, 3, h, w)``."""
-        import cv2
-
+        cv2 = _cv2()
         frames = _check_frames(frames)
         total, height, width = frames.shape[:3]
         if (
