@@ -350,16 +350,23 @@ class ClipTransform:
             np.ascontiguousarray(normalization_lut(self.normalization)[c].reshape(256, 1)) for c in range(3)
         ]
         resize_frame = (fw, fh) != (width, height)
+        # several crops cut from one frame (ThreeCrop) share one split of the frame into planes
+        split_frame_once = len(params.boxes) > 1 and not params.flip
         for t, frame in enumerate(frames):
             if resize_frame:
                 frame = cv2.resize(frame, (fw, fh), interpolation=cv2.INTER_LINEAR)
+            frame_planes = cv2.split(frame) if split_frame_once else None
             for k, (x1, y1, x2, y2) in enumerate(params.boxes):
-                crop = frame[y1:y2, x1:x2]
-                if (x2 - x1, y2 - y1) != (ow, oh):
-                    crop = cv2.resize(crop, (ow, oh), interpolation=cv2.INTER_LINEAR)
-                if params.flip:
-                    crop = cv2.flip(crop, 1)
-                for c, plane in enumerate(cv2.split(crop)):
+                if (x2 - x1, y2 - y1) == (ow, oh) and frame_planes is not None:
+                    planes = [plane[y1:y2, x1:x2] for plane in frame_planes]
+                else:
+                    crop = frame[y1:y2, x1:x2]
+                    if (x2 - x1, y2 - y1) != (ow, oh):
+                        crop = cv2.resize(crop, (ow, oh), interpolation=cv2.INTER_LINEAR)
+                    if params.flip:
+                        crop = cv2.flip(crop, 1)
+                    planes = cv2.split(crop)
+                for c, plane in enumerate(planes):
                     cv2.LUT(plane, luts[c], dst=views[k, t, c])
         return out
 
