@@ -244,3 +244,24 @@ def test_dropout_acts_before_the_logits_conv_in_training(model):
     assert not torch.allclose(eval_logits, dropped)
     windows = model.inception_i3d.pooler(hidden_states[-1])
     torch.testing.assert_close(eval_logits, model.classifier(windows).flatten(1))
+
+
+@pytest.mark.parametrize("mode", ["prob", "score"])
+def test_multi_view_input_merges_view_logits(mode):
+    torch.manual_seed(0)
+    config = InceptionI3DConfig(num_labels=5, average_clips=mode, dropout_prob=0.0)
+    model = InceptionI3DForVideoClassification(config).eval()
+    views = torch.rand(1, 2, 10, 3, 193, 193) * 2 - 1
+    with torch.inference_mode():
+        merged = model(views).logits
+        per_view = model(views.flatten(0, 1)).logits.view(1, 2, -1)
+    if mode == "prob":
+        torch.testing.assert_close(merged.softmax(-1), per_view.softmax(-1).mean(1))
+    else:
+        torch.testing.assert_close(merged, per_view.mean(1))
+
+
+def test_zoo_name_loads_the_real_weights(inception_dir):
+    by_name = InceptionI3DForVideoClassification.from_pretrained("i3d-inception-kinetics400")
+    assert by_name.config.zoo_name == "i3d-inception-kinetics400" and by_name.config.id2label[0] == "abseiling"
+    assert InceptionI3DConfig.from_pretrained("rgb_scratch").num_frames == 64

@@ -15,7 +15,13 @@ def _convert_mmaction(args: argparse.Namespace) -> int:
     from .convert.mmaction import convert_mmaction_checkpoint
 
     output = convert_mmaction_checkpoint(
-        args.checkpoint, args.preset, args.output, args.set, overwrite=args.overwrite, progress=not args.quiet
+        args.checkpoint,
+        args.preset,
+        args.output,
+        args.set,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+        push_to_hub=args.push_to_hub,
     )
     print(f"Converted {args.checkpoint} ({args.preset}) -> {output}")
     return 0
@@ -24,7 +30,9 @@ def _convert_mmaction(args: argparse.Namespace) -> int:
 def _convert_deepmind(args: argparse.Namespace) -> int:
     from .convert.deepmind import convert_deepmind
 
-    output = convert_deepmind(args.checkpoint, args.output, overwrite=args.overwrite)
+    output = convert_deepmind(
+        args.checkpoint, args.output, overwrite=args.overwrite, push_to_hub=args.push_to_hub
+    )
     print(f"Converted the DeepMind Inception I3D Kinetics-400 weights -> {output}")
     return 0
 
@@ -79,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mmaction.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     mmaction.add_argument("--quiet", action="store_true", help="no download progress bar")
+    mmaction.add_argument(
+        "--push-to-hub", metavar="REPO_ID", help="upload the converted folder to this Hub repo"
+    )
     mmaction.set_defaults(func=_convert_mmaction)
 
     deepmind = sources.add_parser(
@@ -90,13 +101,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     deepmind.add_argument("--output", required=True, help="output folder")
     deepmind.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    deepmind.add_argument(
+        "--push-to-hub", metavar="REPO_ID", help="upload the converted folder to this Hub repo"
+    )
     deepmind.set_defaults(func=_convert_deepmind)
 
     from .predict import DEFAULT_MODEL
 
     predict = commands.add_parser("predict", help="classify videos (top-k labels)")
     predict.add_argument("videos", nargs="+", metavar="VIDEO", help="video files")
-    predict.add_argument("--model", default=DEFAULT_MODEL, help=f"zoo name, folder or Hub id (default {DEFAULT_MODEL})")
+    predict.add_argument(
+        "--model", default=DEFAULT_MODEL, help=f"zoo name, folder or Hub id (default {DEFAULT_MODEL})"
+    )
     predict.add_argument("--top-k", type=int, default=5, help="labels to show per video (default 5)")
     predict.add_argument(
         "--views",
@@ -104,7 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="single",
         help="one centred clip, or the 30-view test (10 clips x 3 crops) of mmaction2 (default single)",
     )
-    predict.add_argument("--average", choices=("prob", "score"), default="prob", help="view averaging (default prob)")
+    predict.add_argument(
+        "--average", choices=("prob", "score"), default="prob", help="view averaging (default prob)"
+    )
     predict.add_argument("--backend", choices=("decord", "pyav"), default="decord", help="video decoder")
     predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
     predict.set_defaults(func=_predict)

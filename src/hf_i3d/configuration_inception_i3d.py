@@ -6,6 +6,8 @@ from dataclasses import field
 
 from transformers import PreTrainedConfig
 
+from .zoo import resolve_pretrained_name
+
 # The named endpoints of DeepMind's ``InceptionI3d`` (kinetics-i3d ``i3d.py``, ``VALID_ENDPOINTS``), in order, up to
 # Mixed_5c; ``InceptionI3DModel`` returns one hidden state per name with ``output_hidden_states=True``.
 ENDPOINT_NAMES: tuple[str, ...] = (
@@ -60,6 +62,8 @@ class InceptionI3DConfig(PreTrainedConfig):
         bn_eps: BatchNorm epsilon (Sonnet v1 ``snt.BatchNorm`` default 1e-3).
         bn_momentum: BatchNorm momentum in the PyTorch convention (0.001 = Sonnet decay 0.999; training only).
         initializer_range: std of the normal initialisation of a new classifier (e.g. for fine-tuning).
+        average_clips: how the classifier merges several views of a video: 'prob' (mean softmax) or 'score' (mean
+            logits), as mmaction2's ``average_clips``.
         zoo_name: the model-zoo entry this config comes from (its data settings live in ``hf_i3d.zoo``), if any.
     """
 
@@ -76,9 +80,21 @@ class InceptionI3DConfig(PreTrainedConfig):
     bn_eps: float = 1e-3
     bn_momentum: float = 0.001
     initializer_range: float = 0.02
+    average_clips: str = "prob"
     zoo_name: str | None = None
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """``PreTrainedConfig.from_pretrained`` that also takes zoo names (see ``hf_i3d.hub.resolve_model``)."""
+        return super().from_pretrained(
+            resolve_pretrained_name(pretrained_model_name_or_path), *args, **kwargs
+        )
+
     def __post_init__(self, **kwargs):
+        if self.average_clips not in ("prob", "score"):
+            raise ValueError(
+                f"InceptionI3DConfig.average_clips must be 'prob' or 'score', got {self.average_clips!r}"
+            )
         names = [name for name in ENDPOINT_NAMES if name.startswith("Mixed_")]
         if sorted(self.mixed_channels) != sorted(names):
             raise ValueError(

@@ -31,6 +31,8 @@ from transformers.modeling_outputs import (
 )
 
 from .configuration_inception_i3d import ENDPOINT_NAMES, InceptionI3DConfig
+from .multiview import merge_view_logits
+from .zoo import resolve_pretrained_name
 
 # Mixed_5c is (T/8, H/32, W/32) (rounded up) and the logits pool is a VALID (2, 7, 7) window.
 LOGITS_POOL = (2, 7, 7)
@@ -206,6 +208,14 @@ class InceptionI3DPreTrainedModel(PreTrainedModel):
     supports_gradient_checkpointing = True
     _no_split_modules = ["InceptionI3DMixedBlock"]
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """``PreTrainedModel.from_pretrained`` that also takes zoo names (``"i3d-inception-kinetics400"``): a local
+        folder of that name, the zoo's Hub repo, or DeepMind's weights converted once into the cache."""
+        return super().from_pretrained(
+            resolve_pretrained_name(pretrained_model_name_or_path), *args, **kwargs
+        )
+
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         """Sonnet v1 defaults for training from scratch: ``Unit3D`` kernels from a normal with std 1/sqrt(fan_in)
@@ -310,15 +320,26 @@ class InceptionI3DForVideoClassification(InceptionI3DPreTrainedModel):
         r"""
         pixel_values (`torch.FloatTensor` of shape `(batch_size, num_frames, num_channels, height, width)`):
             RGB clips scaled to [-1, 1] (`x / 127.5 - 1`), at least 9 frames of 193..224 pixels (224 normally).
+            With several views per video, `(batch_size, num_views, num_frames, num_channels, height, width)`: the
+            views' logits are merged as `config.average_clips` says (see `hf_i3d.multiview.merge_view_logits`).
         labels (`torch.LongTensor` of shape `(batch_size,)` or `torch.FloatTensor` of shape `(batch_size, num_labels)`):
             Class indices (cross-entropy) or multi-hot targets (binary cross-entropy), the transformers way.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        num_views = pixel_values.shape[1] if pixel_values.dim() == 6 else None
+        if num_views is not None:
+            pixel_values = pixel_values.flatten(0, 1)
         outputs = self.inception_i3d(
             pixel_values, output_hidden_states=output_hidden_states, return_dict=True
         )
         windows = self.inception_i3d.pooler(outputs.last_hidden_state)
         logits = self.classifier(self.dropout(windows)).flatten(2).mean(dim=2)
+        if num_views is not None:
+            logits = merge_view_logits(
+                logits.view(-1, num_views, logits.shape[-1]),
+                mode=self.config.average_clips,
+                multi_label=self.config.problem_type == "multi_label_classification",
+            )
         loss = None
         if labels is not None:
             loss = self.loss_function(labels, logits, self.config, **kwargs)

@@ -37,7 +37,7 @@ from ..hub import DownloadError, IntegrityError, sha256_of
 from ..hub import cache_dir as default_cache_dir
 from ..modeling_inception_i3d import InceptionI3DForVideoClassification
 from ..zoo import get_entry, kinetics400_labels
-from . import ConversionError, save_converted
+from . import ConversionError, push_folder, save_converted, save_processor
 
 logger = logging.getLogger(__name__)
 
@@ -427,22 +427,13 @@ def convert_deepmind(
 
     def write_extras(folder: Path) -> None:
         from ..modelcard import write_model_card
-        from .mmaction import _save_processor
 
-        _save_processor(entry, config, folder)
+        save_processor(entry, folder)
         write_model_card(folder, entry, extra_provenance=_provenance(path), repo_id=push_to_hub)
 
     output = save_converted(model, output_dir, write_extras, overwrite=overwrite)
     if push_to_hub:
-        from huggingface_hub import HfApi
-
-        api = HfApi()
-        api.create_repo(push_to_hub, exist_ok=True)
-        api.upload_folder(
-            repo_id=push_to_hub,
-            folder_path=str(output),
-            commit_message="DeepMind I3D (rgb_scratch, Kinetics-400) converted with hf_i3d",
-        )
+        push_folder(output, push_to_hub, "DeepMind I3D (rgb_scratch, Kinetics-400) converted with hf_i3d")
     return output
 
 

@@ -26,7 +26,7 @@ import torch
 from ..configuration_i3d import I3DConfig
 from ..modeling_i3d import I3DForVideoClassification
 from ..zoo import ZooEntry, get_entry, kinetics400_labels
-from . import ConversionError, parse_overrides, save_converted
+from . import ConversionError, parse_overrides, push_folder, save_converted, save_processor
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +69,9 @@ def load_mmaction_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]
         raise ConversionError(f"{path}: no such checkpoint file")
     try:
         checkpoint = _load_weights_only(path)
-    except Exception as error:  # torch.load raises many types (UnpicklingError, IndexError, RuntimeError, ...)
+    except (
+        Exception
+    ) as error:  # torch.load raises many types (UnpicklingError, IndexError, RuntimeError, ...)
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ConversionError(f"{path} is not a readable PyTorch checkpoint ({first_line})") from error
     state_dict: Any = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
@@ -191,11 +193,12 @@ def convert_mmaction_checkpoint(
     *,
     overwrite: bool = False,
     progress: bool = True,
+    push_to_hub: str | None = None,
 ) -> Path:
     """Convert an mmaction2 checkpoint (local path or http(s) URL) of zoo ``preset`` into ``output_dir``.
 
     Writes ``config.json``, ``model.safetensors``, the model code (for ``trust_remote_code``), the video processor
-    config and a model card. ``overrides`` are config values (a dict, or ``key=value`` strings as given to ``--set``).
+    config and a model card, then uploads the folder to ``push_to_hub`` (a Hub repo id) if given. ``overrides`` are config values (a dict, or ``key=value`` strings as given to ``--set``).
     """
     entry = get_entry(preset)
     if isinstance(overrides, list):
@@ -212,7 +215,7 @@ def convert_mmaction_checkpoint(
     model.eval()
 
     def write_extras(folder: Path) -> None:
-        _save_processor(entry, config, folder)
+        save_processor(entry, folder)
         from ..modelcard import write_model_card
 
         provenance = (
@@ -224,18 +227,10 @@ def convert_mmaction_checkpoint(
             provenance += f" Config overrides: {overrides}."
         write_model_card(folder, entry, extra_provenance=provenance)
 
-    return save_converted(model, output_dir, write_extras, overwrite=overwrite)
-
-
-def _save_processor(entry: ZooEntry, config: Any, folder: Path) -> None:
-    """Save the video processor of ``entry`` next to the weights (when the processor module is available)."""
-    try:
-        from ..video_processing_i3d import I3DVideoProcessor
-    except ImportError:
-        return
-    processor = I3DVideoProcessor.from_zoo_entry(entry)
-    I3DVideoProcessor.register_for_auto_class()
-    processor.save_pretrained(folder)
+    output = save_converted(model, output_dir, write_extras, overwrite=overwrite)
+    if push_to_hub:
+        push_folder(output, push_to_hub, f"{entry.name} converted from {Path(checkpoint).name} with hf_i3d")
+    return output
 
 
 __all__ = [
