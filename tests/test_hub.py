@@ -13,6 +13,7 @@ from test_convert_mmaction import hf_to_mmaction_state
 
 from hf_i3d import I3DConfig, I3DForVideoClassification, zoo
 from hf_i3d.hub import DownloadError, IntegrityError, download, resolve_model
+from hf_i3d.zoo import kinetics400_labels
 
 CONFIG_NAME = "i3d_r50_32x2x1_100e_kinetics400_rgb"
 
@@ -147,3 +148,21 @@ def test_full_sha256_is_checked_when_recorded(tmp_path, zoo_host):
 def test_names_that_are_not_zoo_names_pass_through(tmp_path):
     assert resolve_model("facebook/some-model") == "facebook/some-model"
     assert resolve_model(str(tmp_path)) == str(tmp_path)
+
+
+def test_the_model_card_usage_snippet_runs(small_r50_entry, zoo_host, tmp_path):
+    import re
+
+    from _video_utils import write_video
+
+    from hf_i3d.modelcard import zoo_card_text
+
+    video = tmp_path / "clip.mp4"
+    write_video(video, 40, width=96, height=64)
+    snippet = re.search(r"```python\n(.*?)```", zoo_card_text("i3d-r50-kinetics400"), re.S).group(1)
+    printed = []
+    namespace = {"print": printed.append}
+    exec(snippet.replace('"video.mp4"', repr(str(video))), namespace)  # noqa: S102 - our own card's snippet
+    (result,) = printed
+    assert len(result) == 5 and all(r["label"] in kinetics400_labels() for r in result)
+    assert zoo_host.requests  # the name was resolved through the (stand-in) model-zoo host
