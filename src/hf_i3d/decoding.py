@@ -231,11 +231,14 @@ _THREAD_STATE = threading.local()
 
 
 def _rgb_reformatter(av):
-    """A PyAV ``VideoReformatter`` kept per thread: its scaler context is set up once, not once per clip (setting
-    it up costs more than converting a clip's frames). Output is the same as ``frame.to_ndarray('rgb24')``."""
-    reformatter = getattr(_THREAD_STATE, "reformatter", None)
+    """A PyAV ``VideoReformatter`` kept per thread and process: its scaler context is set up once, not once per
+    clip (setting it up costs more than converting a clip's frames). Output is that of
+    ``frame.to_ndarray('rgb24')``."""
+    # by process: one inherited through fork is never used nor freed (its scaler threads did not come along)
+    reformatters = _THREAD_STATE.__dict__.setdefault("reformatters", {})
+    reformatter = reformatters.get(os.getpid())
     if reformatter is None:
-        reformatter = _THREAD_STATE.reformatter = av.video.reformatter.VideoReformatter()
+        reformatter = reformatters[os.getpid()] = av.video.reformatter.VideoReformatter()
     return reformatter
 
 
