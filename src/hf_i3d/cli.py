@@ -63,6 +63,59 @@ def _predict(args: argparse.Namespace) -> int:
     return 1 if any(p.error is not None for p in predictions) else 0
 
 
+def _build_file_list(args: argparse.Namespace) -> int:
+    from .filelists import build_file_list, read_annotation_csv
+
+    try:
+        annotations = None
+        if args.annotations is not None:
+            if args.label_names is None:
+                raise CommandError("--annotations needs --label-names (the label texts in id order)")
+            annotations = read_annotation_csv(args.annotations, args.label_names)
+        file_list = build_file_list(
+            args.root,
+            args.format,
+            args.level,
+            shuffle=args.shuffle,
+            seed=args.seed,
+            rgb_prefix=args.rgb_prefix,
+            annotations=annotations,
+        )
+    except ValueError as error:
+        raise CommandError(str(error)) from error
+    file_list.write(args.out, args.classes_out)
+    for problem in file_list.skipped:
+        print(f"hf-i3d build-file-list: skipped {problem}", file=sys.stderr)
+    print(
+        f"Wrote {len(file_list.lines)} lines ({len(file_list.classes) or 'annotated'} classes) -> {args.out}"
+    )
+    return 0
+
+
+def _extract_frames(args: argparse.Namespace) -> int:
+    from .filelists import extract_frames
+
+    try:
+        report = extract_frames(
+            args.video_root,
+            args.out_root,
+            short_side=args.short_side,
+            new_width=args.new_width,
+            new_height=args.new_height,
+            quality=args.quality,
+            workers=args.workers,
+            progress=not args.quiet,
+        )
+    except ValueError as error:
+        raise CommandError(str(error)) from error
+    for video, error in report.failed:
+        print(f"hf-i3d extract-frames: error: {video}: {error}", file=sys.stderr)
+    print(
+        f"{len(report.written)} videos extracted, {len(report.existing)} already done, {len(report.failed)} failed"
+    )
+    return 1 if report.failed else 0
+
+
 def _zoo(args: argparse.Namespace) -> int:
     from .zoo import zoo_table_markdown
 
@@ -126,6 +179,43 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--backend", choices=("decord", "pyav"), default="decord", help="video decoder")
     predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
     predict.set_defaults(func=_predict)
+
+    file_list = commands.add_parser(
+        "build-file-list",
+        help="write an mmaction2 annotation list of class folders (videos or frame folders)",
+    )
+    file_list.add_argument("root", help="ROOT/<class>/<item> (level 2) or ROOT/<item> (level 1)")
+    file_list.add_argument(
+        "--format", choices=("videos", "rawframes"), required=True, help="what the items are"
+    )
+    file_list.add_argument(
+        "--level", type=int, choices=(1, 2), default=2, help="folder depth of the items (default 2)"
+    )
+    file_list.add_argument("--out", required=True, help="the list file to write")
+    file_list.add_argument(
+        "--classes-out", help="also write the class names (level 2), one per line, id order"
+    )
+    file_list.add_argument("--shuffle", action="store_true", help="shuffle the lines (random.Random(seed))")
+    file_list.add_argument("--seed", type=int, default=0, help="shuffle seed (default 0)")
+    file_list.add_argument(
+        "--rgb-prefix", default="img_", help="frame file prefix counted per folder (default img_)"
+    )
+    file_list.add_argument("--annotations", help="level 1: '<id>;<label text>' csv (Something-Something)")
+    file_list.add_argument("--label-names", help="level 1: the label texts in id order (labels csv)")
+    file_list.set_defaults(func=_build_file_list)
+
+    frames = commands.add_parser("extract-frames", help="videos -> img_00001.jpg frame folders (resumable)")
+    frames.add_argument("video_root", help="folder of videos (searched recursively)")
+    frames.add_argument("out_root", help="frame folders go to OUT_ROOT/<relative path without extension>/")
+    frames.add_argument("--short-side", type=int, help="resize to this short side (keeps the aspect ratio)")
+    frames.add_argument("--new-width", type=int, help="resize to a fixed width (with --new-height, e.g. 340)")
+    frames.add_argument(
+        "--new-height", type=int, help="resize to a fixed height (with --new-width, e.g. 256)"
+    )
+    frames.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
+    frames.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
+    frames.add_argument("--quiet", action="store_true", help="no progress bar")
+    frames.set_defaults(func=_extract_frames)
 
     zoo = commands.add_parser("zoo", help="print the model zoo table")
     zoo.set_defaults(func=_zoo)
