@@ -140,3 +140,26 @@ def write_audio_only(path: str | Path) -> None:
             container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+
+
+def write_class_tree(
+    root: str | Path,
+    items: dict[str, dict[str, int]],
+    width: int = 64,
+    height: int = 48,
+    codec: str = "libx264",
+) -> None:
+    """A Kinetics-style tree of both modalities: ``root/videos/<class>/<name>.mp4`` (encoded :func:`write_video`)
+    and ``root/rawframes/<class>/<name>/img_00001.jpg...`` (:func:`write_frame_folder`), for ``items[class][name]
+    = number of frames``."""
+    root = Path(root)
+    for class_name, videos in items.items():
+        (root / "videos" / class_name).mkdir(parents=True, exist_ok=True)
+        for name, num_frames in videos.items():
+            write_video(root / "videos" / class_name / f"{name}.mp4", num_frames, width, height, codec)
+            write_frame_folder(root / "rawframes" / class_name / name, num_frames, width, height)
+
+
+def write_garbage_video(path: str | Path) -> None:
+    """A file named like a video that holds no media at all."""
+    Path(path).write_bytes(b"this is not a video\n" * 64)

@@ -564,7 +564,8 @@ class ClipDatasetTransform:
         except ClipLoadError as exc:
             if self.on_error == "raise":
                 raise
-            self._skip(key, exc)
+            self._remember(key, exc)
+        self._counters.add(_SKIPPED)  # one per item served by another item (or dropped)
         if self.source is None:
             return None  # iterable: the item is dropped
         failures = [key]
@@ -577,18 +578,18 @@ class ClipDatasetTransform:
             try:
                 return self.load_clip(candidate), candidate
             except ClipLoadError as exc:
-                self._skip(candidate_key, exc)
+                self._remember(candidate_key, exc)
                 failures.append(candidate_key)
         raise ClipLoadError(
             f"{self._name(row)} failed and so did its {self.max_replacements} replacement draws "
             f"(items {failures}); is the data there?"
         )
 
-    def _skip(self, key: int, exc: ClipLoadError) -> None:
+    def _remember(self, key: int, exc: ClipLoadError) -> None:
+        """Log a failing item once per process and never decode it again here."""
         if key not in self._bad:
             self._bad[key] = str(exc)
             logger.warning("on_error='skip': %s", exc)
-        self._counters.add(_SKIPPED)
 
     def __call__(self, batch: Mapping[str, list]) -> dict[str, list]:
         import torch
