@@ -1,0 +1,100 @@
+"""Our side of a benchmark case, run by ``benchmarks/run.py`` in our venv: builds hf_i3d models from the shared
+weights and input files and times one variant of the case's step (see ``serve`` in ``_protocol.py``)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _protocol import serve  # noqa: E402
+
+# SGD of the mmaction2 I3D configs (optim_wrapper.optimizer), the same on both sides.
+SGD_ARGS = dict(lr=0.01, momentum=0.9, weight_decay=1e-4)
+
+
+def load_model(spec: dict) -> torch.nn.Module:
+    """The case's model with the shared weights: the R50 through our mmaction2 converter, Inception from our file."""
+    files = spec["files"]
+    if spec["model"] == "i3d_r50":
+        from hf_i3d import I3DConfig, I3DForVideoClassification
+        from hf_i3d.convert.mmaction import convert_mmaction_state_dict, load_mmaction_checkpoint
+
+        config = I3DConfig(num_labels=400)
+        model = I3DForVideoClassification(config)
+        state_dict = convert_mmaction_state_dict(load_mmaction_checkpoint(files["weights"]), config)
+    elif spec["model"] == "inception_i3d":
+        from hf_i3d import InceptionI3DConfig, InceptionI3DForVideoClassification
+
+        model = InceptionI3DForVideoClassification(InceptionI3DConfig(num_labels=400))
+        state_dict = torch.load(files["weights"], weights_only=True)
+    else:
+        raise ValueError(f"unknown model {spec['model']!r}")
+    model.load_state_dict(state_dict, strict=True)
+    return model
+
+
+def build(spec: dict):
+    variant = spec["variant"]
+    model = load_model(spec)
+    # The shared input is NCTHW (mmaction2's layout); ours takes (batch, frames, channels, height, width), as the
+    # video processor returns it.
+    pixel_values = torch.load(spec["files"]["input"], weights_only=True).permute(0, 2, 1, 3, 4).contiguous()
+    if spec["task"] == "forward":
+        return build_forward(model, pixel_values, variant)
+    if spec["task"] == "train_step":
+        labels = torch.load(spec["files"]["labels"], weights_only=True)
+        return build_train_step(model, pixel_values, labels, variant)
+    raise ValueError(f"unknown task {spec['task']!r}")
+
+
+def build_forward(model: torch.nn.Module, pixel_values: torch.Tensor, variant: str):
+    from hf_i3d.inference import optimize_for_inference
+
+    model.eval()
+    options = {
+        "eager": None,
+        "fast": dict(),
+        "fast_bf16": dict(dtype=torch.bfloat16),
+        "compiled": dict(compile=True),
+    }[variant]
+    if options is not None:
+        model = optimize_for_inference(model, **options)
+    logits = {}
+
+    def step():
+        with torch.inference_mode():
+            logits["last"] = model(pixel_values).logits
+
+    return step, lambda: {"logits": logits["last"]}
+
+
+def build_train_step(model: torch.nn.Module, pixel_values: torch.Tensor, labels: torch.Tensor, variant: str):
+    model.train()
+    if variant == "eager":
+        optimizer = torch.optim.SGD(model.parameters(), **SGD_ARGS)
+    elif variant == "fast":
+        optimizer = torch.optim.SGD(model.parameters(), **SGD_ARGS, fused=True)
+    else:
+        raise ValueError(f"unknown train-step variant {variant!r}")
+    first = {}
+
+    def step():
+        if not first:
+            torch.manual_seed(0)  # the same dropout mask as the reference's first step
+        loss = model(pixel_values, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if not first:
+            first["loss"] = loss.detach()
+            first["stem_weight"] = model.i3d.stem.conv.conv.weight.detach().clone()
+            first["classifier_weight"] = model.classifier.weight.detach().clone()
+
+    return step, lambda: first
+
+
+if __name__ == "__main__":
+    serve(build, {"torch": str(torch.__version__), "side": "hf_i3d"})

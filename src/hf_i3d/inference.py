@@ -1,0 +1,429 @@
+"""A fast, eval-only CPU copy of an I3D model: BatchNorm folded into the convolutions, oneDNN kernels with weights
+packed once, ReLU and residual additions fused into the convolutions, channels-last 3D activations.
+
+Why it is faster than the eager model (and mmaction2's, which runs the same PyTorch ops):
+
+* PyTorch's eager ``conv3d`` sends batch-1 inputs with ``N*C*T*H <= 20480`` to its reference kernel
+  ``slow_conv3d`` (``use_mkldnn`` in ``aten/src/ATen/native/Convolution.cpp``): for a 1x32x224x224 clip that is every
+  convolution of stages 2-4 after the first block (25 of the 53), several times slower than oneDNN's;
+* every eager oneDNN call reorders the weight into oneDNN's blocked layout; here each weight is packed once;
+* BatchNorm (``y = (x - mean) / sqrt(var + eps) * gamma + beta``) is folded into the preceding convolution exactly:
+  ``w' = w * gamma / sqrt(var + eps)`` per output channel and ``b' = beta - mean * gamma / sqrt(var + eps)``, and
+  the ReLU (and, in ResNet blocks, the residual addition) runs inside the convolution's output loop instead of as
+  separate passes over memory.
+
+The arithmetic is the plain model's up to float rounding (``tests/test_inference.py``: logits within 1e-4 in
+float32). ``dtype=torch.bfloat16`` runs the convolutions in bfloat16 (faster on CPUs with AVX512-BF16/AMX, about
+three significant digits); ``compile=True`` hands the folded model to ``torch.compile`` (inductor with weight
+freezing), which pays only after a long first call.
+"""
+
+from __future__ import annotations
+
+import copy
+import types
+from collections import defaultdict
+from dataclasses import dataclass, fields, is_dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_flatten
+
+from .modeling_i3d import I3DBasicLayer, I3DBottleneckLayer
+
+__all__ = ["FoldedConv3d", "optimize_for_inference"]
+
+_EVAL_ONLY = (
+    "this model was made by hf_i3d.inference.optimize_for_inference: its BatchNorm layers are folded into the "
+    "convolutions, so it can only run inference; train (or save) the original model instead"
+)
+
+
+class FoldedConv3d(nn.Module):
+    """An eval-only Conv3d with a bias, optionally followed by a residual addition and a ReLU, in one kernel.
+
+    ``forward(x, residual=None)`` returns ``relu?(conv3d(x, weight, bias) + residual?)``. On CPU it calls oneDNN's
+    fused convolution (``torch.ops.mkldnn._convolution_pointwise``, what inductor emits for the same pattern) with
+    the weight packed on the first call, in channels-last 3D; elsewhere (or with ``use_onednn=False``, which
+    ``torch.compile`` needs) it runs ``F.conv3d`` and the pointwise ops.
+    """
+
+    def __init__(
+        self,
+        weight: torch.Tensor,
+        bias: torch.Tensor,
+        stride: tuple[int, ...],
+        padding: tuple[int, ...],
+        dilation: tuple[int, ...],
+        groups: int,
+        relu: bool = False,
+        channels_last: bool = True,
+        dtype: torch.dtype | None = None,
+        use_onednn: bool = True,
+    ):
+        super().__init__()
+        dtype = dtype or weight.dtype
+        memory_format = torch.channels_last_3d if channels_last else torch.contiguous_format
+        self.register_buffer("weight", weight.detach().to(dtype).contiguous(memory_format=memory_format))
+        self.register_buffer("bias", bias.detach().to(dtype))
+        self.stride, self.padding, self.dilation = list(stride), list(padding), list(dilation)
+        self.groups = groups
+        self.relu = relu
+        self.channels_last = channels_last
+        # oneDNN computes in float32 and bfloat16 only
+        self.use_onednn = use_onednn and dtype in (torch.float32, torch.bfloat16)
+        self._packed: torch.Tensor | None = None
+
+    def extra_repr(self) -> str:
+        out_channels, in_channels, *kernel = self.weight.shape
+        return (
+            f"{in_channels * self.groups}, {out_channels}, kernel_size={tuple(kernel)}, stride={tuple(self.stride)}, "
+            f"padding={tuple(self.padding)}, relu={self.relu}, dtype={self.weight.dtype}, onednn={self.use_onednn}"
+        )
+
+    def train(self, mode: bool = True) -> FoldedConv3d:
+        if mode:
+            raise RuntimeError(_EVAL_ONLY)
+        return super().train(False)
+
+    def _apply(self, fn, recurse=True):
+        self._packed = None  # .to(...) and friends invalidate the packed copy
+        return super()._apply(fn, recurse)
+
+    def __deepcopy__(self, memo):
+        packed, self._packed = self._packed, None
+        try:
+            clone = copy.copy(self)
+            clone.__dict__ = copy.deepcopy(self.__dict__, memo)
+        finally:
+            self._packed = packed
+        return clone
+
+    def _onednn_weight(self, sizes: list[int]) -> torch.Tensor:
+        # oneDNN's blocked layout for this weight, made once (it is valid for any input shape).
+        if self._packed is None:
+            self._packed = torch._C._nn.mkldnn_reorder_conv3d_weight(
+                self.weight.to_mkldnn(), self.padding, self.stride, self.dilation, self.groups, sizes
+            )
+        return self._packed
+
+    def forward(self, hidden_state: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        hidden_state = hidden_state.to(self.weight.dtype)
+        if self.channels_last:
+            hidden_state = hidden_state.contiguous(memory_format=torch.channels_last_3d)
+        if self.use_onednn and hidden_state.device.type == "cpu":
+            weight = self._onednn_weight(list(hidden_state.shape))
+            activation = "relu" if self.relu else "none"
+            args = (self.bias, self.padding, self.stride, self.dilation, self.groups)
+            if residual is None:
+                return torch.ops.mkldnn._convolution_pointwise(
+                    hidden_state, weight, *args, activation, [], ""
+                )
+            residual = residual.to(self.weight.dtype).contiguous(memory_format=torch.channels_last_3d)
+            return torch.ops.mkldnn._convolution_pointwise.binary(
+                hidden_state, residual, weight, *args, "add", 1.0, activation, [], ""
+            )
+        output = F.conv3d(
+            hidden_state, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
+        )
+        if residual is not None:
+            output = output + residual
+        return F.relu(output) if self.relu else output
+
+
+class FusedResidualBlock(nn.Module):
+    """An I3D basic or bottleneck block after folding: ``relu(conv_n(...conv_1(x)) + shortcut(x))`` with the
+    addition and the final ReLU inside the last convolution (``I3DBasicLayer`` / ``I3DBottleneckLayer.forward``)."""
+
+    def __init__(self, convs: list[FoldedConv3d], shortcut: FoldedConv3d | None):
+        super().__init__()
+        self.convs = nn.ModuleList(convs)
+        self.shortcut = shortcut
+
+    def train(self, mode: bool = True) -> FusedResidualBlock:
+        if mode:
+            raise RuntimeError(_EVAL_ONLY)
+        return super().train(False)
+
+    def forward(self, hidden_state: torch.Tensor) -> torch.Tensor:
+        residual = hidden_state if self.shortcut is None else self.shortcut(hidden_state)
+        for conv in self.convs[:-1]:
+            hidden_state = conv(hidden_state)
+        return self.convs[-1](hidden_state, residual=residual)
+
+
+@dataclass
+class _Call:
+    """One call of a module during the tracing forward: its first input, its output and the op indices it spans."""
+
+    input: torch.Tensor
+    output: torch.Tensor
+    first_op: int
+    end_op: int
+
+
+class _OpRecorder(TorchFunctionMode):
+    """Numbers every torch op that returns a tensor and records which ops read each tensor (by identity)."""
+
+    def __init__(self):
+        super().__init__()
+        self.num_ops = 0
+        self.readers: dict[int, list[int]] = defaultdict(list)
+        self.alive: list = []  # keep every seen tensor alive, so that ids stay unique
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        result = func(*args, **kwargs)
+        if any(isinstance(leaf, torch.Tensor) for leaf in tree_flatten(result)[0]):
+            for leaf in tree_flatten((args, kwargs))[0]:
+                if isinstance(leaf, torch.Tensor):
+                    self.readers[id(leaf)].append(self.num_ops)
+            self.alive.append((args, kwargs, result))
+            self.num_ops += 1
+        return result
+
+
+def _trace_calls(
+    model: nn.Module, example: torch.Tensor, kinds: tuple[type, ...]
+) -> tuple[dict[str, list[_Call]], _OpRecorder]:
+    """Run ``model`` once on a meta-device ``example`` (no arithmetic, no copy of the weights) and record every call of
+    the modules of the given kinds plus which ops read which tensor."""
+    recorder = _OpRecorder()
+    calls: dict[str, list[_Call]] = defaultdict(list)
+    handles = []
+    starts: dict[str, int] = {}
+    for name, module in model.named_modules():
+        if not isinstance(module, kinds):
+            continue
+
+        def pre_hook(module, args, name=name):
+            starts[name] = recorder.num_ops
+
+        def hook(module, args, output, name=name):
+            calls[name].append(_Call(args[0], output, starts[name], recorder.num_ops))
+
+        handles += [module.register_forward_pre_hook(pre_hook), module.register_forward_hook(hook)]
+    state = {
+        name: torch.empty_like(tensor, device="meta")
+        for name, tensor in list(model.named_parameters()) + list(model.named_buffers())
+    }
+    try:
+        with torch.no_grad(), recorder:
+            torch.func.functional_call(model, state, (example,), strict=False)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return calls, recorder
+
+
+def _only_read_by(tensor: torch.Tensor, call: _Call, recorder: _OpRecorder) -> bool:
+    """True when every op that reads ``tensor`` runs inside ``call``, or after it when ``call`` worked in place (an
+    in-place ReLU returns its input, so later readers see the ReLU's result)."""
+    for op in recorder.readers[id(tensor)]:
+        inside = call.first_op <= op < call.end_op
+        after_in_place = op >= call.end_op and call.output is tensor
+        if not (inside or after_in_place):
+            return False
+    return True
+
+
+def _fold(conv: nn.Conv3d, norm: nn.BatchNorm3d | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The folded weight and bias in float64 arithmetic: ``w * s`` and ``(b - mean) * s + beta`` with
+    ``s = gamma / sqrt(var + eps)`` (``gamma`` is 1 for a BatchNorm without scale, as in DeepMind's ``Unit3D``)."""
+    weight = conv.weight.detach().double()
+    bias = conv.bias.detach().double() if conv.bias is not None else weight.new_zeros(weight.shape[0])
+    if norm is None:
+        return weight, bias
+    scale = (norm.running_var.double() + norm.eps).rsqrt()
+    if norm.weight is not None:
+        scale = scale * norm.weight.detach().double()
+    shift = -norm.running_mean.double() * scale
+    if norm.bias is not None:
+        shift = shift + norm.bias.detach().double()
+    return weight * scale.view(-1, 1, 1, 1, 1), bias * scale + shift
+
+
+def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent_name) if parent_name else model, child, module)
+
+
+def _foldable(norm: nn.Module) -> bool:
+    # Without running statistics a BatchNorm normalises with batch statistics even in eval mode.
+    return isinstance(norm, nn.BatchNorm3d) and norm.running_mean is not None and norm.running_var is not None
+
+
+def _example_input(model: nn.Module, example_shape: tuple[int, ...] | None) -> torch.Tensor:
+    if example_shape is None:
+        config = getattr(model, "config", None)
+        try:
+            size = config.image_size
+            example_shape = (1, config.num_frames, config.num_channels, size, size)
+        except AttributeError as error:
+            raise ValueError(
+                f"optimize_for_inference needs example_shape for a {type(model).__name__} without "
+                "config.num_frames / num_channels / image_size"
+            ) from error
+    return torch.empty(tuple(example_shape), device="meta")
+
+
+def _to_float32(output):
+    """Cast the floating-point tensors of a model output (a ``ModelOutput``, tuple or tensor) to float32."""
+    if isinstance(output, torch.Tensor):
+        return output.float() if output.is_floating_point() else output
+    if isinstance(output, tuple):
+        return type(output)(_to_float32(value) for value in output)
+    if is_dataclass(output):
+        for field in fields(output):
+            value = getattr(output, field.name)
+            if value is not None:
+                setattr(output, field.name, _to_float32(value))
+        return output
+    return output
+
+
+def optimize_for_inference(
+    model: nn.Module,
+    *,
+    fold_bn: bool = True,
+    channels_last: bool = True,
+    fuse: bool = True,
+    compile: bool = False,
+    dtype: torch.dtype | None = None,
+    example_shape: tuple[int, ...] | None = None,
+) -> nn.Module:
+    """An eval-only copy of ``model`` (an I3D or Inception I3D model, or any module built from Conv3d -> BatchNorm3d
+    -> ReLU chains) that computes the same outputs faster on CPU. ``model`` itself is not changed.
+
+    Args:
+        fold_bn: fold every eval-mode BatchNorm3d into the Conv3d that feeds it (and only it).
+        channels_last: keep activations in channels-last 3D (what oneDNN computes in; the outputs are equal).
+        fuse: run convolutions through oneDNN with packed weights and the following ReLU (and, in I3D ResNet
+            blocks, the residual addition and ReLU) fused in; off, convolutions are plain ``F.conv3d``.
+        compile: ``torch.compile`` the result (inductor with weight freezing; call it under ``torch.inference_mode``).
+            Implies plain convolutions, which inductor packs and fuses itself. The first call compiles (minutes).
+        dtype: ``torch.bfloat16`` runs the convolutions and the classifier in bfloat16 under CPU autocast and returns
+            float32 outputs (about 3 significant digits); ``None`` keeps float32.
+        example_shape: input shape for the one meta-device forward that finds the Conv3d -> BatchNorm3d -> ReLU
+            chains; defaults to ``(1, config.num_frames, config.num_channels, config.image_size, config.image_size)``.
+
+    The copy refuses ``.train()`` and ``save_pretrained`` (its state dict has folded convolutions, no BatchNorm).
+    A Conv3d is folded only when the tracing forward shows its output read by the BatchNorm alone; a ReLU is fused
+    only when it alone reads that result (or works in place).
+    """
+    if dtype not in (None, torch.float32, torch.bfloat16):
+        raise ValueError(
+            f"optimize_for_inference: dtype must be None, torch.float32 or torch.bfloat16, got {dtype}"
+        )
+    if dtype == torch.float32:
+        dtype = None
+    use_onednn = fuse and not compile and torch.backends.mkldnn.is_available()
+    model = copy.deepcopy(model).eval()
+    for param in model.parameters():
+        param.requires_grad_(False)
+
+    calls, recorder = _trace_calls(
+        model, _example_input(model, example_shape), (nn.Conv3d, nn.BatchNorm3d, nn.ReLU)
+    )
+    modules = dict(model.named_modules())
+    # The first traced module called (once) on each tensor, by the identity of that tensor. An in-place ReLU
+    # returns its input, so the next layer reads the same tensor: the ReLU, which finished first, is kept.
+    reader_of: dict[int, str] = {}
+    for name, module_calls in calls.items():
+        if len(module_calls) == 1:
+            reader_of.setdefault(id(module_calls[0].input), name)
+
+    for name, module_calls in calls.items():
+        conv = modules[name]
+        if not isinstance(conv, nn.Conv3d) or len(module_calls) != 1 or conv.padding_mode != "zeros":
+            continue
+        if isinstance(conv.padding, str):  # 'same' / 'valid': resolve from the traced shapes
+            continue
+        call = module_calls[0]
+        result, norm = call.output, None
+        norm_name = reader_of.get(id(result))
+        if fold_bn and norm_name is not None and _foldable(modules[norm_name]):
+            norm_call = calls[norm_name][0]
+            if _only_read_by(result, norm_call, recorder):
+                norm, result = modules[norm_name], norm_call.output
+        relu_name = reader_of.get(id(result))
+        relu = False
+        if use_onednn and relu_name is not None and isinstance(modules[relu_name], nn.ReLU):
+            relu_call = calls[relu_name][0]
+            relu = _only_read_by(result, relu_call, recorder)
+        weight, bias = _fold(conv, norm)
+        folded = FoldedConv3d(
+            weight.to(conv.weight.dtype),
+            bias.to(conv.weight.dtype),
+            conv.stride,
+            conv.padding,
+            conv.dilation,
+            conv.groups,
+            relu=relu,
+            channels_last=channels_last,
+            dtype=dtype,
+            use_onednn=use_onednn,
+        ).to(conv.weight.device)
+        _set_submodule(model, name, folded)
+        if norm is not None:
+            _set_submodule(model, norm_name, nn.Identity())
+        if relu:
+            _set_submodule(model, relu_name, nn.Identity())
+
+    if use_onednn and fold_bn:
+        _fuse_residual_blocks(model)
+
+    model.train = types.MethodType(_refuse_train, model)
+    if hasattr(model, "save_pretrained"):
+        model.save_pretrained = types.MethodType(_refuse_save, model)
+    if dtype is not None:
+        model.forward = _autocast_forward(model.forward, dtype)
+    if compile:
+        model.compile(options={"freezing": True})
+    return model
+
+
+def _fuse_residual_blocks(model: nn.Module) -> None:
+    """Replace each fully folded ``I3DBasicLayer`` / ``I3DBottleneckLayer`` by a ``FusedResidualBlock``."""
+    for name, block in list(model.named_modules()):
+        if not isinstance(block, (I3DBasicLayer, I3DBottleneckLayer)):
+            continue
+        layers = [block.conv1, block.conv2] + ([block.conv3] if isinstance(block, I3DBottleneckLayer) else [])
+        if block.shortcut is not None:
+            layers.append(block.shortcut)
+        if not all(
+            isinstance(layer.conv, FoldedConv3d)
+            and isinstance(layer.norm, nn.Identity)
+            and isinstance(layer.activation, nn.Identity)
+            for layer in layers
+        ):
+            continue
+        convs = [layer.conv for layer in layers[: 3 if isinstance(block, I3DBottleneckLayer) else 2]]
+        last = convs[-1]
+        if last.relu:  # the block's last conv layer has no activation of its own
+            continue
+        last.relu = True
+        _set_submodule(
+            model, name, FusedResidualBlock(convs, None if block.shortcut is None else block.shortcut.conv)
+        )
+
+
+def _refuse_train(self: nn.Module, mode: bool = True) -> nn.Module:
+    if mode:
+        raise RuntimeError(_EVAL_ONLY)
+    return nn.Module.train(self, False)
+
+
+def _refuse_save(self: nn.Module, *args, **kwargs) -> None:
+    raise RuntimeError(_EVAL_ONLY)
+
+
+def _autocast_forward(forward, dtype: torch.dtype):
+    def autocast_forward(*args, **kwargs):
+        with torch.autocast("cpu", dtype=dtype):
+            output = forward(*args, **kwargs)
+        return _to_float32(output)
+
+    return autocast_forward

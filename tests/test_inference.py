@@ -1,0 +1,225 @@
+"""hf_i3d.inference.optimize_for_inference: the fast eval-only copy gives the plain model's outputs.
+
+The ResNet3d cases use the mmaction2 1.2.0 parity fixtures (random BN statistics far from identity, so a folding
+mistake shows as an error of 1e-2 or more). Float32 logits must agree within 1e-4, relative to the logit scale when
+that exceeds 1 (``within_1e4``): these random networks amplify float32 rounding (feature maps up to 734, BN scales up
+to 13), so that mmaction2's own float32 logits are up to 9.6e-5 away from float64 on them (cases.json), and the
+rounding of the folded weights alone moves our logits by up to 1.6e-4 on ``r50_3x3x3`` (logits up to 4). On the
+full-size I3D-R50 with calibrated statistics the fast path is within 3.2e-5 of the plain one (benchmarks/RESULTS.md).
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from hf_i3d import (
+    I3DConfig,
+    I3DForVideoClassification,
+    InceptionI3DConfig,
+    InceptionI3DForVideoClassification,
+)
+from hf_i3d.convert.mmaction import convert_mmaction_state_dict, load_mmaction_checkpoint
+from hf_i3d.inference import FoldedConv3d, FusedResidualBlock, optimize_for_inference
+
+FIXTURES = Path(__file__).parent / "fixtures" / "mmaction"
+CASES = json.loads((FIXTURES / "cases.json").read_text())["cases"]
+REFERENCE = np.load(FIXTURES / "reference.npz")
+PIXEL_VALUES = torch.from_numpy(REFERENCE["input"]).permute(0, 2, 1, 3, 4).contiguous()  # (B, T, C, H, W)
+EVAL_ONLY = "this model was made by hf_i3d.inference.optimize_for_inference"
+
+
+def fixture_model(name: str) -> I3DForVideoClassification:
+    """The mmaction2 fixture ``name`` converted with our converter (as tests/test_convert_mmaction.py checks)."""
+    backbone, head = CASES[name]["backbone"], CASES[name]["cls_head"]
+    config = I3DConfig(
+        depth=backbone["depth"],
+        base_channels=backbone["base_channels"],
+        inflate=backbone["inflate"],
+        inflate_style=backbone["inflate_style"],
+        conv1_kernel=backbone["conv1_kernel"],
+        conv1_stride_t=backbone["conv1_stride_t"],
+        pool1_stride_t=backbone["pool1_stride_t"],
+        with_pool2=backbone["with_pool2"],
+        num_labels=head["num_classes"],
+        num_frames=PIXEL_VALUES.shape[1],
+        image_size=PIXEL_VALUES.shape[-1],
+    )
+    model = I3DForVideoClassification(config)
+    state_dict = load_mmaction_checkpoint(FIXTURES / CASES[name]["checkpoint"])
+    model.load_state_dict(convert_mmaction_state_dict(state_dict, config), strict=True)
+    return model.eval()
+
+
+def within_1e4(fast: torch.Tensor, plain: torch.Tensor) -> bool:
+    return float((fast - plain).abs().max()) <= 1e-4 * max(1.0, float(plain.abs().max()))
+
+
+def run(model: nn.Module, pixel_values: torch.Tensor = PIXEL_VALUES):
+    with torch.inference_mode():
+        return model(pixel_values, output_hidden_states=True)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))  # r34 (basic blocks), r50, r50_3x3x3, r50_heavy
+def test_fast_path_gives_the_plain_logits(name):
+    model = fixture_model(name)
+    fast = optimize_for_inference(model)
+    plain_out, fast_out = run(model), run(fast)
+    assert within_1e4(fast_out.logits, plain_out.logits)
+    # and so both match mmaction2's own logits as closely as the plain port does (test_convert_mmaction.py)
+    assert (fast_out.logits - torch.from_numpy(REFERENCE[f"{name}_logits"])).abs().max() <= 1e-3
+    # feature maps: float32 rounding alone moves them by up to 4.6e-5 of their largest value (cases.json, r50)
+    for plain_h, fast_h in zip(plain_out.hidden_states, fast_out.hidden_states, strict=True):
+        assert fast_h.shape == plain_h.shape
+        assert (fast_h - plain_h).abs().max() <= 1e-4 * plain_h.abs().max()
+    # every conv is folded (none left with a BatchNorm), and every residual block is fused
+    assert not any(isinstance(m, nn.BatchNorm3d) for m in fast.modules())
+    assert not any(type(m) is nn.Conv3d for m in fast.modules())
+    assert sum(isinstance(m, FusedResidualBlock) for m in fast.modules()) == sum(model.config.stage_blocks)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [dict(fuse=False), dict(channels_last=False), dict(fuse=False, channels_last=False)],
+    ids=["plain-convs", "contiguous", "plain-convs-contiguous"],
+)
+def test_every_option_combination_gives_the_plain_logits(options):
+    model = fixture_model("r50")
+    fast = optimize_for_inference(model, **options)
+    assert within_1e4(run(fast).logits, run(model).logits)
+    if not options.get("fuse", True):
+        assert not any(isinstance(m, FusedResidualBlock) for m in fast.modules())
+
+
+def test_folding_arithmetic_is_exact():
+    # w' = w * gamma / sqrt(var + eps), b' = beta - mean * gamma / sqrt(var + eps): on one layer, to float64 rounding.
+    torch.manual_seed(0)
+    layer = nn.Sequential(
+        nn.Conv3d(3, 5, (3, 3, 3), padding=1, bias=False), nn.BatchNorm3d(5, eps=1e-3)
+    ).double()
+    with torch.no_grad():
+        layer[1].weight.uniform_(0.5, 2.0)
+        layer[1].bias.normal_()
+        layer[1].running_mean.normal_()
+        layer[1].running_var.uniform_(0.1, 3.0)
+    layer.eval()
+    fast = optimize_for_inference(layer, example_shape=(1, 3, 4, 6, 6))
+    assert isinstance(fast[0], FoldedConv3d) and isinstance(fast[1], nn.Identity)
+    scale = layer[1].weight / (layer[1].running_var + 1e-3).sqrt()
+    torch.testing.assert_close(
+        fast[0].weight, layer[0].weight * scale.view(-1, 1, 1, 1, 1), rtol=1e-15, atol=0
+    )
+    torch.testing.assert_close(
+        fast[0].bias, layer[1].bias - layer[1].running_mean * scale, rtol=1e-15, atol=1e-15
+    )
+    x = torch.randn(2, 3, 4, 6, 6, dtype=torch.float64)
+    with torch.inference_mode():
+        torch.testing.assert_close(fast(x), layer(x), rtol=1e-12, atol=1e-12)
+
+
+class ConvReadTwice(nn.Module):
+    """conv -> bn, but the conv output is also used directly: folding the BN into the conv would change it."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv3d(2, 4, 1, bias=False)
+        self.bn = nn.BatchNorm3d(4)
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        y = self.conv(x)
+        return self.relu(self.bn(y)) + y
+
+
+def test_a_conv_whose_output_is_read_elsewhere_is_not_folded():
+    torch.manual_seed(0)
+    model = ConvReadTwice().eval()
+    with torch.no_grad():
+        model.bn.running_mean.normal_()
+        model.bn.running_var.uniform_(0.5, 2.0)
+    fast = optimize_for_inference(model, example_shape=(1, 2, 3, 4, 4))
+    assert isinstance(fast.bn, nn.BatchNorm3d)  # left alone
+    assert isinstance(fast.conv, FoldedConv3d) and not fast.conv.relu  # a plain conv on the fast kernel
+    x = torch.randn(1, 2, 3, 4, 4)
+    with torch.inference_mode():
+        torch.testing.assert_close(fast(x), model(x), rtol=1e-5, atol=1e-6)
+
+
+def test_inception_fast_path_gives_the_plain_logits():
+    # A narrow Inception I3D (every branch 8 wide) with random BN offsets and statistics; its BatchNorm has no
+    # scale (weight None), which the fold treats as 1.
+    torch.manual_seed(0)
+    narrow = {name: [8, 8, 8, 8, 8, 8] for name in InceptionI3DConfig().mixed_channels}
+    config = InceptionI3DConfig(num_labels=7, mixed_channels=narrow, num_frames=9, image_size=193)
+    model = InceptionI3DForVideoClassification(config).eval()
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm3d)]
+    assert norms and all(norm.weight is None for norm in norms)
+    with torch.no_grad():
+        for norm in norms:
+            norm.bias.normal_(0.0, 0.1)
+            norm.running_mean.normal_(0.0, 0.1)
+            norm.running_var.uniform_(0.5, 1.5)
+        model.classifier.weight.normal_(0.0, 0.5)
+    pixel_values = torch.randn(1, 9, 3, 193, 193, generator=torch.Generator().manual_seed(1))
+    fast = optimize_for_inference(model)
+    plain_out, fast_out = run(model, pixel_values), run(fast, pixel_values)
+    assert plain_out.logits.abs().max() > 0.1  # not a degenerate comparison
+    assert within_1e4(fast_out.logits, plain_out.logits)
+    assert not any(isinstance(m, nn.BatchNorm3d) for m in fast.modules())
+    folded = [m for m in fast.modules() if isinstance(m, FoldedConv3d)]
+    assert len(folded) == len(norms) + 1  # + the logits conv, which has a bias and no BatchNorm
+    assert sum(m.relu for m in folded) == len(norms)  # every Unit3D ReLU runs inside its conv
+
+
+def test_bfloat16_stays_close_and_returns_float32(capsys):
+    model = fixture_model("r50")
+    fast = optimize_for_inference(model, dtype=torch.bfloat16)
+    plain, low = run(model).logits, run(fast).logits
+    assert low.dtype == torch.float32
+    error = float((low - plain).abs().max() / plain.abs().max())
+    with capsys.disabled():
+        print(f"\nbfloat16 fast path, fixture r50: max |logit error| / max |logit| = {error:.2e}")
+    # reported, not a tight bound: bfloat16 keeps ~3 significant digits, and this fixture's activations reach 167
+    # (0.2 here; 0.7% on the full-size R50 of benchmarks/)
+    assert error < 0.5
+    assert torch.equal(low.argmax(-1), plain.argmax(-1))
+
+
+def test_multi_view_input_and_a_second_input_shape():
+    model = fixture_model("r50")
+    fast = optimize_for_inference(model)
+    views = torch.stack([PIXEL_VALUES, PIXEL_VALUES.flip(-1)], dim=1)  # (B, V, T, C, H, W)
+    assert within_1e4(run(fast, views).logits, run(model, views).logits)
+    # the oneDNN weights were packed for the first input shape; another shape still computes the same
+    other = PIXEL_VALUES[:1, :, :, :48, :40]
+    assert within_1e4(run(fast, other).logits, run(model, other).logits)
+
+
+def test_the_fast_copy_refuses_training_and_saving(tmp_path):
+    model = fixture_model("r34")
+    fast = optimize_for_inference(model)
+    with pytest.raises(RuntimeError, match=EVAL_ONLY):
+        fast.train()
+    with pytest.raises(RuntimeError, match=EVAL_ONLY):
+        fast.i3d.stages[0].train()  # a submodule holding folded layers
+    with pytest.raises(RuntimeError, match=EVAL_ONLY):
+        fast.save_pretrained(tmp_path)
+    fast.eval()  # eval() is train(False): allowed
+    assert not fast.training
+    # the original model is untouched and still trains
+    model.train()
+    assert any(isinstance(m, nn.BatchNorm3d) and m.training for m in model.modules())
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def test_bad_dtype_is_refused():
+    with pytest.raises(ValueError, match="dtype must be None, torch.float32 or torch.bfloat16"):
+        optimize_for_inference(fixture_model("r34"), dtype=torch.float16)
+
+
+def test_a_model_without_a_clip_size_needs_example_shape():
+    with pytest.raises(ValueError, match="needs example_shape for a Sequential"):
+        optimize_for_inference(nn.Sequential(nn.Conv3d(3, 4, 1)))
