@@ -23,7 +23,8 @@ from hf_i3d import (
     InceptionI3DForVideoClassification,
 )
 from hf_i3d.convert.mmaction import convert_mmaction_state_dict, load_mmaction_checkpoint
-from hf_i3d.inference import FoldedConv3d, FusedResidualBlock, optimize_for_inference
+from hf_i3d.inference import FoldedConv3d, FusedResidualBlock, SameMaxPool3d, optimize_for_inference
+from hf_i3d.modeling_inception_i3d import InceptionI3DMaxPool3d, InceptionI3DUnit3D
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mmaction"
 CASES = json.loads((FIXTURES / "cases.json").read_text())["cases"]
@@ -172,6 +173,9 @@ def test_inception_fast_path_gives_the_plain_logits():
     folded = [m for m in fast.modules() if isinstance(m, FoldedConv3d)]
     assert len(folded) == len(norms) + 1  # + the logits conv, which has a bias and no BatchNorm
     assert sum(m.relu for m in folded) == len(norms)  # every Unit3D ReLU runs inside its conv
+    # stride-1 convs pad inside the kernel, max-pools pad implicitly; only the strided stem conv keeps F.pad
+    assert sum(isinstance(m, InceptionI3DUnit3D) for m in fast.modules()) == 1
+    assert not any(isinstance(m, InceptionI3DMaxPool3d) for m in fast.modules())
 
 
 def test_bfloat16_stays_close_and_returns_float32(capsys):
@@ -223,3 +227,14 @@ def test_bad_dtype_is_refused():
 def test_a_model_without_a_clip_size_needs_example_shape():
     with pytest.raises(ValueError, match="needs example_shape for a Sequential"):
         optimize_for_inference(nn.Sequential(nn.Conv3d(3, 4, 1)))
+
+
+@pytest.mark.parametrize("size", [7, 8, 9, 14, 15, 28, 56, 112, 193, 224])
+@pytest.mark.parametrize("kernel, stride", [(1, 1), (2, 2), (3, 1), (3, 2), (3, 3), (2, 1)])
+def test_same_max_pool_without_a_padded_copy_is_exact(size, kernel, stride):
+    # SameMaxPool3d (max_pool3d padding / ceil_mode, or the F.pad fallback) against InceptionI3DMaxPool3d (F.pad -inf)
+    x = torch.randn(1, 2, 3, size, size + 1, generator=torch.Generator().manual_seed(size))
+    shape = ((1, kernel, kernel), (1, stride, stride))
+    torch.testing.assert_close(SameMaxPool3d(*shape)(x), InceptionI3DMaxPool3d(*shape)(x), rtol=0, atol=0)
+    shape = ((kernel, kernel, 1), (stride, 1, stride))
+    torch.testing.assert_close(SameMaxPool3d(*shape)(x), InceptionI3DMaxPool3d(*shape)(x), rtol=0, atol=0)

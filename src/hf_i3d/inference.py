@@ -32,8 +32,9 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
 from .modeling_i3d import I3DBasicLayer, I3DBottleneckLayer
+from .modeling_inception_i3d import InceptionI3DMaxPool3d, InceptionI3DUnit3D, _same_padding
 
-__all__ = ["FoldedConv3d", "optimize_for_inference"]
+__all__ = ["FoldedConv3d", "FusedResidualBlock", "SameMaxPool3d", "optimize_for_inference"]
 
 _EVAL_ONLY = (
     "this model was made by hf_i3d.inference.optimize_for_inference: its BatchNorm layers are folded into the "
@@ -152,6 +153,44 @@ class FusedResidualBlock(nn.Module):
         for conv in self.convs[:-1]:
             hidden_state = conv(hidden_state)
         return self.convs[-1](hidden_state, residual=residual)
+
+
+class SameMaxPool3d(nn.Module):
+    """TF 'SAME' max-pool (``InceptionI3DMaxPool3d``) without the padded copy of the input.
+
+    SAME puts ``before = total // 2`` cells in front and the rest behind; ``max_pool3d`` treats its own padding as
+    -inf and, with ``ceil_mode``, lets the last window run past the end, which is the same as -inf cells behind. So
+    ``max_pool3d(padding=before, ceil_mode=True)`` computes SAME exactly whenever it gives SAME's output size
+    ``ceil(n / stride)`` (checked per call); otherwise this falls back to ``F.pad`` with -inf.
+    """
+
+    def __init__(self, kernel_size: tuple[int, int, int], stride: tuple[int, int, int]):
+        super().__init__()
+        self.kernel_size, self.stride = tuple(kernel_size), tuple(stride)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding='SAME'"
+
+    def forward(self, hidden_state: torch.Tensor) -> torch.Tensor:
+        sizes = tuple(hidden_state.shape[-3:])
+        pads = _same_padding(sizes, self.kernel_size, self.stride)  # F.pad order: last dimension first
+        before = pads[0::2][::-1]
+        if all(2 * b <= k for b, k in zip(before, self.kernel_size)) and all(
+            _ceil_mode_size(n, k, s, b) == -(-n // s)
+            for n, k, s, b in zip(sizes, self.kernel_size, self.stride, before)
+        ):
+            return F.max_pool3d(hidden_state, self.kernel_size, self.stride, padding=before, ceil_mode=True)
+        hidden_state = F.pad(hidden_state, pads, value=float("-inf"))
+        return F.max_pool3d(hidden_state, self.kernel_size, self.stride)
+
+
+def _ceil_mode_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    """Output size of a ceil-mode pooling (``pooling_output_shape`` in ATen ``Pool.h``): the last window must start
+    inside the input or its front padding."""
+    out = -(-(size + 2 * padding - kernel) // stride) + 1
+    if (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
 
 
 @dataclass
@@ -374,6 +413,7 @@ def optimize_for_inference(
 
     if use_onednn and fold_bn:
         _fuse_residual_blocks(model)
+        _drop_static_same_padding(model)
 
     model.train = types.MethodType(_refuse_train, model)
     if hasattr(model, "save_pretrained"):
@@ -408,6 +448,34 @@ def _fuse_residual_blocks(model: nn.Module) -> None:
         _set_submodule(
             model, name, FusedResidualBlock(convs, None if block.shortcut is None else block.shortcut.conv)
         )
+
+
+def _drop_static_same_padding(model: nn.Module) -> None:
+    """Let Inception layers pad inside the kernel instead of through a padded copy (``F.pad``).
+
+    TF 'SAME' padding (``InceptionI3DUnit3D``) depends on the input size only through the stride: with stride 1 and
+    an odd kernel it is ``(k - 1) / 2`` on both sides of every dimension, which the convolution's own zero padding
+    gives exactly. The strided stem convolution keeps its ``F.pad``; max-pools become ``SameMaxPool3d``.
+    """
+    for name, module in list(model.named_modules()):
+        if isinstance(module, InceptionI3DMaxPool3d):
+            _set_submodule(model, name, SameMaxPool3d(module.kernel_size, module.stride))
+            continue
+        static = all(s == 1 for s in getattr(module, "stride", (0,))) and all(
+            k % 2 == 1 for k in getattr(module, "kernel_size", (0,))
+        )
+        if not static:
+            continue
+        padding = [(k - 1) // 2 for k in module.kernel_size]
+        if isinstance(module, InceptionI3DUnit3D):
+            folded = module.conv
+            if not (isinstance(folded, FoldedConv3d) and folded.relu and isinstance(module.bn, nn.Identity)):
+                continue
+            if not isinstance(module.activation, nn.Identity) or any(folded.padding):
+                continue
+            folded.padding = padding
+            folded._packed = None
+            _set_submodule(model, name, folded)
 
 
 def _refuse_train(self: nn.Module, mode: bool = True) -> nn.Module:
