@@ -342,15 +342,15 @@ class _PyAVVideo:
         context = self.stream.codec_context
         to_rgb = _rgb_reformatter(self.av)
 
-        def position_of(timestamp: int | None) -> int | None:
-            found = int(np.searchsorted(pts, timestamp)) if timestamp is not None else len(pts)
-            return found if found < len(pts) and pts[found] == timestamp else None
+        position_of = dict(zip(pts.tolist(), range(len(pts)))).get  # timestamp -> frame number
+        skipping = None
 
         try:
             self.container.seek(int(pts[start]), stream=self.stream, backward=True, any_frame=False)
             for packet in self.container.demux(self.stream):
-                if packet.size:
-                    context.skip_frame = "DEFAULT" if position_of(packet.pts) in wanted else "NONREF"
+                if packet.size and skipping != (position_of(packet.pts) not in wanted):
+                    skipping = not skipping
+                    context.skip_frame = "NONREF" if skipping else "DEFAULT"
                 for frame in packet.decode():
                     position = position_of(frame.pts)
                     if position is None:
@@ -361,7 +361,7 @@ class _PyAVVideo:
                         return None  # a wanted frame never came (the seek overshot): numbering is not certain
                     slot = wanted.get(position)
                     if slot is not None:
-                        image = to_rgb.reformat(frame, format="rgb24").to_ndarray()
+                        image = to_rgb.reformat(frame, format="rgb24", threads=1).to_ndarray()
                         if frames is None:
                             frames = np.empty((len(unique), *image.shape), dtype=np.uint8)
                         frames[slot] = image
