@@ -398,6 +398,8 @@ def test_split_dataset_by_node_partitions_items(tree):
     per_rank = [[item["pixel_values"] for item in split_dataset_by_node(iterable, r, 2)] for r in range(2)]
     assert [len(items) for items in per_rank] == [2, 1]
     assert all(torch.equal(a, b) for a, b in zip(per_rank[0] + per_rank[1], reference))
+    set_epoch(iterable, 3)  # reaches the clip transform inside the iterable dataset
+    assert find_clip_transform(split_dataset_by_node(iterable, 0, 2)).epoch == 3
 
 
 def test_parse_annotation_list_and_bad_arguments(tmp_path):
