@@ -1,0 +1,337 @@
+#!/usr/bin/env python
+"""Train, evaluate, test (30 views) and publish I3D video classifiers: mmaction2's ``tools/train.py`` and
+``tools/test.py``, the transformers way.
+
+    # one process (CPU or one GPU)
+    python examples/run_video_classification.py --preset i3d-r50-kinetics400 --pretrained_2d resnet50.pth \\
+        --data_root data/kinetics400 --train_ann_file train_list.txt --validation_ann_file val_list.txt \\
+        --label_file labels.txt --output_dir work_dirs/i3d_r50 --do_train --do_eval --do_predict
+    # several GPUs / machines: the same command under `accelerate launch --multi_gpu --num_processes N ...`
+    # arguments from a JSON file
+    python examples/run_video_classification.py args.json
+
+Defaults follow the mmaction2 I3D recipe (``hf_i3d.training.SEED_RECIPE``): SGD, lr 0.01 per 64 clips scaled
+linearly to the global batch, momentum 0.9, weight decay 1e-4, gradient clipping at 40, lr x 0.1 at epochs 40 and
+80 of 100, validation and a checkpoint every 5 epochs. ``--do_predict`` runs the multi-view test of the preset
+(10 clips x 3 crops for the mmaction2 models) and writes per-video scores to ``--out`` (``result.json``).
+Training resumes from the newest complete checkpoint in ``--output_dir`` unless ``--resume_from_checkpoint``
+names one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import transformers
+from transformers import HfArgumentParser, TrainingArguments, enable_full_determinism, set_seed
+from transformers.trainer_utils import IntervalStrategy
+
+from hf_i3d import data as video_data
+from hf_i3d.convert import parse_overrides
+from hf_i3d.metrics import build_compute_metrics
+from hf_i3d.modelcard import evaluation_protocol
+from hf_i3d.training import (
+    SEED_RECIPE,
+    CardInfo,
+    Recipe,
+    VideoClassificationTrainer,
+    build_model,
+    build_processor,
+    data_settings,
+    evaluate_multiview,
+    last_checkpoint,
+    parse_arguments,
+    resolve_entry,
+    scale_learning_rate,
+    write_results_json,
+)
+
+logger = logging.getLogger("run_video_classification")
+
+
+@dataclass
+class ModelArguments:
+    preset: str | None = field(
+        default=None,
+        metadata={
+            "help": "Zoo name giving the architecture and data settings (default: the zoo name of "
+            "--model_name_or_path, else i3d-r50-kinetics400). Alone, it trains that architecture from scratch."
+        },
+    )
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "Converted folder, Hub id or zoo name to fine-tune (a new head if the classes differ)."
+        },
+    )
+    pretrained_2d: str | None = field(
+        default=None,
+        metadata={
+            "help": "2D ImageNet ResNet weights (torchvision/transformers state dict) to inflate (pretrained2d)."
+        },
+    )
+    config_overrides: list[str] = field(
+        default_factory=list, metadata={"help": "Config fields as key=value, e.g. depth=18 base_channels=32."}
+    )
+    average_clips: str | None = field(
+        default=None,
+        metadata={
+            "help": "Multi-view averaging of --do_predict: 'prob' or 'score' (default: the model config's)."
+        },
+    )
+    max_views_per_batch: int | None = field(
+        default=None,
+        metadata={"help": "Views per forward pass in --do_predict (bounds memory; same result)."},
+    )
+
+
+@dataclass
+class DataArguments:
+    data_root: str = field(
+        default=".", metadata={"help": "Folder the paths of the annotation lists are relative to."}
+    )
+    train_ann_file: str | None = field(
+        default=None, metadata={"help": "mmaction2 annotation list of training videos."}
+    )
+    validation_ann_file: str | None = field(
+        default=None, metadata={"help": "Annotation list of validation videos."}
+    )
+    test_ann_file: str | None = field(
+        default=None,
+        metadata={"help": "Annotation list for --do_predict (default: the validation list, as mmaction2)."},
+    )
+    label_file: str | None = field(
+        default=None, metadata={"help": "Class names, one per line, in label order."}
+    )
+    dataset_name: str | None = field(default=None, metadata={"help": "Dataset name for the model card."})
+    modality: str | None = field(
+        default=None, metadata={"help": "'video' or 'rawframes' (default: the preset's)."}
+    )
+    filename_tmpl: str = field(
+        default="img_{:05}.jpg", metadata={"help": "Frame file names of rawframe folders."}
+    )
+    start_index: int | None = field(
+        default=None, metadata={"help": "First frame index (default 1 rawframes, 0 video)."}
+    )
+    with_offset: bool = field(default=False, metadata={"help": "Rawframe lists carry an offset column."})
+    video_backend: str | None = field(default=None, metadata={"help": "'decord' or 'pyav' video decoding."})
+    clip_len: int | None = field(default=None, metadata={"help": "Frames per clip (default: the preset's)."})
+    frame_interval: int | None = field(default=None, metadata={"help": "Distance between sampled frames."})
+    num_clips: int | None = field(default=None, metadata={"help": "Test clips per video (10 in the zoo)."})
+    num_crops: int | None = field(default=None, metadata={"help": "Test crops per clip: 3 (ThreeCrop) or 1."})
+    short_side: int | None = field(default=None, metadata={"help": "Frames are resized to this short side."})
+    crop_size: int | None = field(default=None, metadata={"help": "Training / validation crop."})
+    test_crop_size: int | None = field(default=None, metadata={"help": "Test crop (256 in the zoo)."})
+    flip_ratio: float | None = field(
+        default=None,
+        metadata={"help": "Horizontal flip probability in training (0.5; 0 for direction classes)."},
+    )
+    out: str | None = field(
+        default=None, metadata={"help": "result.json of --do_predict (default: OUTPUT_DIR/result.json)."}
+    )
+
+
+@dataclass
+class RecipeArguments:
+    lr_milestones: list[int] = field(
+        default_factory=lambda: [40, 80],
+        metadata={"help": "Epochs at which the lr is multiplied by --lr_gamma."},
+    )
+    lr_gamma: float = field(default=0.1, metadata={"help": "lr decay factor at each milestone."})
+    momentum: float = field(default=0.9, metadata={"help": "SGD momentum."})
+    base_batch_size: int = field(
+        default=64,
+        metadata={"help": "Global batch --learning_rate is given for (linear scaling); 0: no scaling."},
+    )
+    eval_every_epochs: int = field(
+        default=5, metadata={"help": "Validate every N epochs (and after the last)."}
+    )
+    save_every_epochs: int = field(
+        default=5, metadata={"help": "Checkpoint every N epochs (and after the last)."}
+    )
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = HfArgumentParser((ModelArguments, DataArguments, RecipeArguments, TrainingArguments))
+    model_args, data_args, recipe_args, training_args = parse_arguments(parser, argv, SEED_RECIPE)
+
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout)
+    log_level = training_args.get_process_log_level()
+    logger.setLevel(logging.INFO if log_level == logging.WARNING and training_args.should_log else log_level)
+    logging.getLogger("hf_i3d").setLevel(logger.level)
+    transformers.utils.logging.set_verbosity(log_level)
+    rank, world = training_args.process_index, training_args.world_size
+
+    entry = resolve_entry(model_args.preset, model_args.model_name_or_path)
+    settings = data_settings(
+        entry,
+        **{
+            name: getattr(data_args, name)
+            for name in (
+                "modality",
+                "clip_len",
+                "frame_interval",
+                "num_clips",
+                "num_crops",
+                "short_side",
+                "crop_size",
+                "test_crop_size",
+            )
+        },
+    )
+    entry = dataclasses.replace(entry, data=settings)
+
+    ann_files = {}
+    if training_args.do_train:
+        ann_files["train"] = _required(data_args.train_ann_file, "--train_ann_file", "--do_train")
+    if data_args.validation_ann_file and (training_args.do_train or training_args.do_eval):
+        ann_files["validation"] = data_args.validation_ann_file
+    if training_args.do_eval and "validation" not in ann_files:
+        raise SystemExit("--do_eval needs --validation_ann_file")
+    if training_args.do_predict:
+        ann_files["test"] = _required(
+            data_args.test_ann_file or data_args.validation_ann_file, "--test_ann_file", "--do_predict"
+        )
+    if not ann_files:
+        raise SystemExit(
+            "nothing to do: pass --do_train, --do_eval and/or --do_predict with annotation lists"
+        )
+    with training_args.main_process_first(desc="reading annotation lists"):
+        splits = video_data.load_video_dataset(
+            data_args.data_root,
+            ann_files,
+            modality=settings.modality,
+            label_names=data_args.label_file,
+            filename_tmpl=data_args.filename_tmpl,
+            start_index=data_args.start_index,
+            with_offset=data_args.with_offset,
+        )
+    label_names = (
+        video_data.read_label_names(data_args.label_file)
+        if data_args.label_file
+        else list(next(iter(splits.values())).features["label"].names)
+    )
+    videos = {split: list(dataset["path"]) for split, dataset in splits.items()}
+    transform_overrides = {} if data_args.flip_ratio is None else {"flip_ratio": data_args.flip_ratio}
+    seed = training_args.data_seed if training_args.data_seed is not None else training_args.seed
+    modes = {"train": "train", "validation": "val", "test": "test"}
+    for split, dataset in list(splits.items()):
+        splits[split] = video_data.set_clip_transform(
+            dataset,
+            settings,
+            modes[split],
+            seed=seed,
+            backend=data_args.video_backend,
+            **(transform_overrides if split == "train" else {}),
+        )
+
+    # seed before the model is built: its random initialisation is part of the run
+    if training_args.full_determinism:
+        enable_full_determinism(training_args.seed)
+    else:
+        set_seed(training_args.seed)
+    model, initialisation = build_model(
+        entry,
+        label_names,
+        model_name_or_path=model_args.model_name_or_path,
+        pretrained_2d=model_args.pretrained_2d,
+        config_overrides=parse_overrides(model_args.config_overrides),
+        settings=settings,
+    )
+    processor = build_processor(entry, settings)
+    recipe = Recipe(
+        lr_milestones=tuple(recipe_args.lr_milestones),
+        lr_gamma=recipe_args.lr_gamma,
+        momentum=recipe_args.momentum,
+        base_batch_size=recipe_args.base_batch_size,
+        eval_every_epochs=recipe_args.eval_every_epochs,
+        save_every_epochs=recipe_args.save_every_epochs,
+    )
+    if training_args.do_train:
+        scale_learning_rate(training_args, recipe.base_batch_size)
+    if "validation" not in splits and training_args.eval_strategy != IntervalStrategy.NO:
+        logger.info("no validation list: evaluation during training is off")
+        training_args.eval_strategy = IntervalStrategy.NO
+        training_args.load_best_model_at_end = False
+    card = CardInfo(
+        entry=entry,
+        dataset_name=data_args.dataset_name or Path(data_args.data_root).resolve().name,
+        finetuned_from=model_args.model_name_or_path,
+        initialisation=initialisation,
+    )
+    trainer = VideoClassificationTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=splits.get("train"),
+        eval_dataset=splits.get("validation"),
+        data_collator=video_data.collate_clips,
+        compute_metrics=build_compute_metrics(topk=tuple(k for k in (1, 5) if k <= len(label_names))),
+        processing_class=processor,
+        recipe=recipe,
+        card=card,
+    )
+
+    results: dict = {}
+    if training_args.do_train:
+        checkpoint = training_args.resume_from_checkpoint or last_checkpoint(training_args.output_dir)
+        if checkpoint:
+            logger.info("resuming from %s", checkpoint)
+        train_result = trainer.train(resume_from_checkpoint=checkpoint)
+        trainer.save_model()
+        trainer.log_metrics("train", train_result.metrics)
+        trainer.save_metrics("train", train_result.metrics)
+        trainer.save_state()
+        results.update(train_result.metrics)
+
+    if training_args.do_eval:
+        metrics = trainer.evaluate()
+        trainer.log_metrics("eval", metrics)
+        trainer.save_metrics("eval", metrics)
+        logger.info("[rank %d/%d] eval metrics: %s", rank, world, json.dumps(metrics, sort_keys=True))
+        card.results["validation"] = {k.removeprefix("eval_"): v for k, v in metrics.items()}
+        card.protocols["validation"] = {"views": 1, "clips": 1, "crops": 1, "crop_size": settings.crop_size}
+        results.update(metrics)
+
+    if training_args.do_predict:
+        average = model_args.average_clips or model.config.average_clips
+        protocol = {**evaluation_protocol(entry), "averaging": average}
+        result = evaluate_multiview(
+            trainer.model,
+            splits["test"],
+            average=average,
+            max_views_per_batch=model_args.max_views_per_batch,
+            num_workers=training_args.dataloader_num_workers,
+            protocol=protocol,
+        )
+        metrics = {f"test_{k}": v for k, v in result.metrics.items()}
+        out = Path(data_args.out or Path(training_args.output_dir) / "result.json")
+        if trainer.is_world_process_zero():
+            write_results_json(out, result, videos["test"], label_names)
+        trainer.log_metrics("test", metrics)
+        trainer.save_metrics("test", metrics)
+        logger.info("[rank %d/%d] test metrics: %s", rank, world, json.dumps(metrics, sort_keys=True))
+        card.results["test"] = result.metrics
+        card.protocols["test"] = protocol
+        results.update(metrics)
+
+    if training_args.push_to_hub:
+        trainer.push_to_hub(commit_message="End of training")
+    elif training_args.do_train:
+        trainer.create_model_card()
+    trainer.accelerator.end_training()
+    return results
+
+
+def _required(value: str | None, flag: str, mode: str) -> str:
+    if not value:
+        raise SystemExit(f"{mode} needs {flag}")
+    return value
+
+
+if __name__ == "__main__":
+    main()
