@@ -5,7 +5,8 @@ imports nothing but the standard library and torch. Library output (mmengine, wa
 ``run.py`` sends to a log file; stdout carries only the protocol, one JSON object per line:
 
     worker -> {"ready": true, "setup_s": ..., "versions": {...}}
-    run N  -> {"times": [N seconds]}          one call of the case's step each, timed with perf_counter
+    run N  -> {"times": [N seconds], "cpu": [N seconds]}   one call of the step each: wall (perf_counter) and
+                                                           process CPU time (user + system, all threads)
     check  -> {"saved": path}                 the step's check tensors, saved with torch.save
     memory -> {"peak_rss_mib": ..., "setup_rss_mib": ...}
     quit   -> (exit)
@@ -44,6 +45,20 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def keep_freed_memory() -> bool:
+    """The same glibc ``mallopt`` setting as ``hf_i3d.inference.keep_freed_memory`` (copied so that the reference
+    side, which must not import hf_i3d, can run with it too): large blocks from the heap, heap never trimmed."""
+    import ctypes
+
+    libc = ctypes.CDLL("libc.so.6")
+    return bool(libc.mallopt(-4, 0)) and bool(libc.mallopt(-1, 2**31 - 1))  # M_MMAP_MAX, M_TRIM_THRESHOLD
+
+
+def process_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def serve(build: Callable[[dict], tuple[Callable[[], object], Callable[[], dict]]], versions: dict) -> None:
     """Build the step with ``build(spec)`` -> ``(step, check)``, then answer ``run.py`` until it says quit.
 
@@ -74,12 +89,13 @@ def serve(build: Callable[[dict], tuple[Callable[[], object], Callable[[], dict]
         command, *rest = line.split()
         try:
             if command == "run":
-                times = []
+                times, cpu = [], []
                 for _ in range(int(rest[0])):
-                    start = time.perf_counter()
+                    start, start_cpu = time.perf_counter(), process_cpu_s()
                     step()
                     times.append(time.perf_counter() - start)
-                send({"times": times})
+                    cpu.append(process_cpu_s() - start_cpu)
+                send({"times": times, "cpu": cpu})
             elif command == "check":
                 path = Path(spec["files"]["outdir"]) / f"{spec['label']}.pt"
                 torch.save(check(), path)

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _protocol import serve  # noqa: E402
+from _protocol import keep_freed_memory, serve  # noqa: E402
 
 SGD_ARGS = dict(lr=0.01, momentum=0.9, weight_decay=1e-4)
 # The 2020 I3D-R50 of the model zoo (i3d_r50_32x2x1_100e_kinetics400_rgb), with mmaction2 1.x's names.
@@ -88,10 +88,12 @@ def import_mmaction() -> tuple:
 
 
 def build(spec: dict):
-    if spec["model"] != "i3d_r50" or spec["variant"] != "eager":
+    if spec["model"] != "i3d_r50" or spec["variant"] not in ("eager", "eager+malloc"):
         raise ValueError(
             f"the mmaction2 side has only the eager I3D-R50, not {spec['model']}/{spec['variant']}"
         )
+    if spec["variant"] == "eager+malloc":  # the allocator setting of our '+malloc' variants, for comparison
+        assert keep_freed_memory()
     model = MODELS.build(dict(type="Recognizer3D", backbone=dict(BACKBONE), cls_head=dict(CLS_HEAD)))
     checkpoint = torch.load(spec["files"]["weights"], map_location="cpu", weights_only=True)
     model.load_state_dict(checkpoint["state_dict"], strict=True)

@@ -38,6 +38,11 @@ def load_model(spec: dict) -> torch.nn.Module:
 
 def build(spec: dict):
     variant = spec["variant"]
+    if variant.endswith("+malloc"):
+        from hf_i3d.inference import keep_freed_memory
+
+        assert keep_freed_memory()
+        variant = variant.removesuffix("+malloc")
     model = load_model(spec)
     # The shared input is NCTHW (mmaction2's layout); ours takes (batch, frames, channels, height, width), as the
     # video processor returns it.
@@ -75,8 +80,11 @@ def build_train_step(model: torch.nn.Module, pixel_values: torch.Tensor, labels:
     model.train()
     if variant == "eager":
         optimizer = torch.optim.SGD(model.parameters(), **SGD_ARGS)
-    elif variant == "fast":
+    elif variant == "fast":  # torch's fused SGD kernel: one pass over each parameter, the same arithmetic
         optimizer = torch.optim.SGD(model.parameters(), **SGD_ARGS, fused=True)
+    elif variant == "compiled":  # + torch.compile of the model (forward and backward), first step compiles
+        optimizer = torch.optim.SGD(model.parameters(), **SGD_ARGS, fused=True)
+        model.compile()
     else:
         raise ValueError(f"unknown train-step variant {variant!r}")
     first = {}

@@ -40,21 +40,26 @@ SEED = 20240607
 
 @dataclass(frozen=True)
 class Case:
-    """One benchmark: a model, a task ('forward' or 'train_step') and an NCTHW input shape."""
+    """One benchmark: a model, a task ('forward' or 'train_step'), an NCTHW input shape and the variants to time.
+
+    Our variants are built by ``ours_side.py``, the reference's by ``mmaction_side.py``; a ``+malloc`` suffix runs
+    the variant with ``keep_freed_memory`` (the glibc allocator setting), so its share of a speed-up shows apart.
+    """
 
     name: str
     title: str
     model: str  # "i3d_r50" | "inception_i3d"
     task: str  # "forward" | "train_step"
     shape: tuple[int, int, int, int, int]  # (batch, channels, frames, height, width), mmaction2's NCTHW
-    variants: tuple[str, ...]  # our variants (see ours_side.py)
-    reference: bool  # mmaction2 has this model
-    target: float | None = None  # required speed-up of ours 'fast' over mmaction2 eager, if any
+    variants: tuple[str, ...]  # ours
+    reference_variants: tuple[str, ...] = ()  # mmaction2's (none: the model is ours only)
+    target: float | None = None  # required speed-up of ours over mmaction2 eager (the issue's targets)
     quick: bool = False  # part of --quick
-    extra_variants: tuple[str, ...] = field(default=())  # only with --compile
+    compile_variants: tuple[str, ...] = field(default=())  # ours, only with --compile (minutes of compiling)
 
 
-FORWARD_VARIANTS = ("eager", "fast", "fast_bf16")
+FORWARD = ("eager", "fast", "fast+malloc", "fast_bf16")
+REFERENCE = ("eager", "eager+malloc")
 CASES: dict[str, Case] = {
     case.name: case
     for case in (
@@ -64,11 +69,11 @@ CASES: dict[str, Case] = {
             "i3d_r50",
             "forward",
             (1, 3, 32, 224, 224),
-            FORWARD_VARIANTS,
-            reference=True,
+            FORWARD,
+            REFERENCE,
             target=1.5,
             quick=True,
-            extra_variants=("compiled",),
+            compile_variants=("compiled",),
         ),
         Case(
             "r50_forward_8x8x112",
@@ -76,9 +81,9 @@ CASES: dict[str, Case] = {
             "i3d_r50",
             "forward",
             (8, 3, 8, 112, 112),
-            FORWARD_VARIANTS,
-            reference=True,
-            extra_variants=("compiled",),
+            FORWARD,
+            REFERENCE,
+            compile_variants=("compiled",),
         ),
         Case(
             "r50_train_2x8x112",
@@ -86,10 +91,11 @@ CASES: dict[str, Case] = {
             "i3d_r50",
             "train_step",
             (2, 3, 8, 112, 112),
-            ("eager", "fast"),
-            reference=True,
+            ("eager", "fast", "fast+malloc"),
+            REFERENCE,
             target=1.2,
             quick=True,
+            compile_variants=("compiled+malloc",),
         ),
         Case(
             "inception_forward_1x64x224",
@@ -97,9 +103,8 @@ CASES: dict[str, Case] = {
             "inception_i3d",
             "forward",
             (1, 3, 64, 224, 224),
-            FORWARD_VARIANTS,
-            reference=False,
-            extra_variants=("compiled",),
+            FORWARD,
+            compile_variants=("compiled",),
         ),
     )
 }
@@ -226,6 +231,7 @@ class Worker:
         )
         self.info: dict = {}
         self.times: list[float] = []
+        self.cpu: list[float] = []
 
     def receive(self) -> dict:
         line = self.process.stdout.readline()
@@ -266,20 +272,20 @@ def run_case(case: Case, args, files: dict, references: list[str], workdir: Path
     import torch
 
     specs = []
-    variants = [
-        v for v in case.variants + (case.extra_variants if args.compile else ()) if v in args.variants
-    ]
-    for variant in variants:
-        specs.append((f"ours:{variant}", sys.executable, "ours_side.py", variant))
-    if case.reference:
-        for index, python in enumerate(references):
-            specs.append((f"ref{index}", python, "mmaction_side.py", "eager"))
+    for variant in case.variants + (case.compile_variants if args.compile else ()):
+        if variant in args.variants:
+            specs.append((f"ours:{variant}", sys.executable, "ours_side.py", variant))
+    for index, python in enumerate(references):
+        # every reference env runs mmaction2 eager; the first (the same-torch one, by default) also '+malloc'
+        for variant in case.reference_variants if index == 0 else case.reference_variants[:1]:
+            if variant in args.reference_variants:
+                specs.append((f"ref{index}:{variant}", python, "mmaction_side.py", variant))
     workers = []
     try:
         for label, python, script, variant in specs:
             spec = dict(
                 case=case.name,
-                label=label.replace(":", "_"),
+                label=re.sub(r"[^A-Za-z0-9]+", "_", label),
                 model=case.model,
                 task=case.task,
                 shape=case.shape,
@@ -299,15 +305,18 @@ def run_case(case: Case, args, files: dict, references: list[str], workdir: Path
         for worker in workers:  # setups overlap (imports, weights); timing starts when all are ready
             worker.info = worker.receive()
             if worker.label.startswith("ref"):
-                worker.label = f"mmaction2 (torch {worker.info['versions']['torch']})"
+                suffix = "+malloc" if worker.label.endswith("+malloc") else ""
+                worker.label = f"mmaction2{suffix} (torch {worker.info['versions']['torch']})"
         for worker in workers:
-            worker.info["first_s"] = worker.ask("run 1")["times"][0]
+            worker.info["first_s"] = worker.ask("run 1")["times"][0]  # oneDNN primitive creation, compiling
             if args.warmup > 1:
                 worker.ask(f"run {args.warmup - 1}")
         for round_index in range(args.repeats):
             shift = round_index % len(workers)
             for worker in workers[shift:] + workers[:shift]:
-                worker.times += worker.ask("run 1")["times"]
+                answer = worker.ask("run 1")
+                worker.times += answer["times"]
+                worker.cpu += answer["cpu"]
             print(f"  {case.name}: round {round_index + 1}/{args.repeats}", file=sys.stderr, flush=True)
         checks = {}
         for worker in workers:
@@ -320,8 +329,11 @@ def run_case(case: Case, args, files: dict, references: list[str], workdir: Path
 
 
 def summarise(case: Case, workers: list, checks: dict) -> dict:
-    """Medians, spreads, paired ratios and output differences of one case."""
-    our_torch = None
+    """Medians, spreads, paired ratios and output differences of one case.
+
+    The headline reference is mmaction2 eager under our torch version (else the first one); outputs are compared
+    with it, or with our eager model where there is no reference.
+    """
     rows = {}
     for worker in workers:
         times = worker.times
@@ -331,27 +343,27 @@ def summarise(case: Case, workers: list, checks: dict) -> dict:
             setup_s=worker.info["setup_s"],
             first_s=worker.info["first_s"],
             times_s=times,
+            cpu_s=worker.cpu,
             median_s=statistics.median(times),
             min_s=min(times),
+            median_cpu_s=statistics.median(worker.cpu),
             spread=(quartiles[2] - quartiles[0]) / statistics.median(times),
             peak_rss_mib=worker.info["peak_rss_mib"],
             setup_rss_mib=worker.info["setup_rss_mib"],
         )
-        if worker.label.startswith("ours"):
-            our_torch = worker.info["versions"]["torch"]
-    references = [w for w in workers if not w.label.startswith("ours")]
-    same = [
-        w
-        for w in references
-        if our_torch and base_version(w.info["versions"]["torch"]) == base_version(our_torch)
-    ]
-    headline = (same or references or [None])[0]
-    baseline = headline or next((w for w in workers if w.label == "ours:eager"), None)
+    ours = [w for w in workers if w.label.startswith("ours:")]
+    references = [w for w in workers if not w.label.startswith("ours:")]
+    our_torch = base_version(ours[0].info["versions"]["torch"]) if ours else None
+    eager_refs = [w for w in references if "+malloc" not in w.label]
+    same = [w for w in eager_refs if base_version(w.info["versions"]["torch"]) == our_torch]
+    headline = (same or eager_refs or [None])[0]
+    baseline = headline or next((w for w in ours if w.label == "ours:eager"), None)
+    our_eager = [w for w in ours if w.label == "ours:eager"]
     for worker in workers:
         row = rows[worker.label]
         row["ratios"] = {
             other.label: statistics.median(a / b for a, b in zip(worker.times, other.times))
-            for other in [*references, *(w for w in workers if w.label == "ours:eager")]
+            for other in references + our_eager
         }
         if baseline is not None:
             row["differences"] = compare(checks[worker.label], checks[baseline.label])
@@ -405,18 +417,23 @@ def format_table(results: dict) -> str:
 
 
 def format_targets(results: dict) -> str:
+    """The issue's targets: ours (every fast variant) against mmaction2 eager under the same torch, and, for the
+    attribution of the allocator setting, '+malloc' against mmaction2 with the same setting."""
     lines = []
     for name, case in results["cases"].items():
         target, headline = case["target_speedup"], case["headline_reference"]
-        fast = case["rows"].get("ours:fast")
-        if target is None or headline is None or fast is None:
+        if target is None or headline is None:
             continue
-        speedup = 1 / fast["ratios"][headline]
-        status = "met" if speedup >= target else "NOT met"
-        lines.append(f"target {name}: ours:fast {speedup:.2f}x vs {headline} (target {target}x): {status}")
-        for other, ratio in fast["ratios"].items():
-            if other not in (headline, "ours:eager"):
-                lines.append(f"  also {1 / ratio:.2f}x vs {other}")
+        for label, row in case["rows"].items():
+            if not label.startswith("ours:") or label == "ours:eager":
+                continue
+            speedup = 1 / row["ratios"][headline]
+            status = "met" if speedup >= target else "NOT met"
+            line = f"{name}: {label} {speedup:.2f}x faster than {headline} (target {target}x: {status})"
+            same_setting = headline.replace("mmaction2 ", "mmaction2+malloc ")
+            if label.endswith("+malloc") and same_setting in row["ratios"]:
+                line += f"; {1 / row['ratios'][same_setting]:.2f}x vs {same_setting}"
+            lines.append(line)
     return "\n".join(lines)
 
 
@@ -467,7 +484,16 @@ def main(argv: list[str] | None = None) -> dict:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--cases", default=None, help=f"comma-separated subset of: {', '.join(CASES)}")
-    parser.add_argument("--variants", default="eager,fast,fast_bf16,compiled", help="our variants to run")
+    parser.add_argument(
+        "--variants",
+        default="eager,fast,fast+malloc,fast_bf16,compiled,compiled+malloc",
+        help="our variants to run (those a case has)",
+    )
+    parser.add_argument(
+        "--reference-variants",
+        default="eager,eager+malloc",
+        help="mmaction2 variants to run (eager, eager+malloc)",
+    )
     parser.add_argument(
         "--quick", action="store_true", help="sanity run: quick cases, eager+fast, 3 rounds, 1 ref"
     )
@@ -497,9 +523,11 @@ def main(argv: list[str] | None = None) -> dict:
     if unknown:
         parser.error(f"unknown case(s) {unknown}; known: {', '.join(CASES)}")
     args.variants = args.variants.split(",")
+    args.reference_variants = args.reference_variants.split(",")
     references = find_references(args)
     if args.quick:
         args.variants = [v for v in args.variants if v in ("eager", "fast")]
+        args.reference_variants = ["eager"]
         args.warmup = min(args.warmup, 1)
         references = references[:1]
     args.repeats = args.repeats or (3 if args.quick else 11)

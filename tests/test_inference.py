@@ -24,6 +24,7 @@ from hf_i3d import (
 )
 from hf_i3d.convert.mmaction import convert_mmaction_state_dict, load_mmaction_checkpoint
 from hf_i3d.inference import FoldedConv3d, FusedResidualBlock, SameMaxPool3d, optimize_for_inference
+from hf_i3d.modeling_i3d import I3DConv3d
 from hf_i3d.modeling_inception_i3d import InceptionI3DMaxPool3d, InceptionI3DUnit3D
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mmaction"
@@ -238,3 +239,54 @@ def test_same_max_pool_without_a_padded_copy_is_exact(size, kernel, stride):
     torch.testing.assert_close(SameMaxPool3d(*shape)(x), InceptionI3DMaxPool3d(*shape)(x), rtol=0, atol=0)
     shape = ((kernel, kernel, 1), (stride, 1, stride))
     torch.testing.assert_close(SameMaxPool3d(*shape)(x), InceptionI3DMaxPool3d(*shape)(x), rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_compiled_fast_path_gives_the_plain_outputs():
+    # compile=True folds the BatchNorms and hands plain convolutions to torch.compile (inductor with frozen
+    # weights); a small conv -> BN -> ReLU -> conv -> BN stack keeps the compile short.
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv3d(3, 8, 3, padding=1, bias=False),
+        nn.BatchNorm3d(8),
+        nn.ReLU(),
+        nn.Conv3d(8, 4, 1, bias=False),
+        nn.BatchNorm3d(4),
+    )
+    with torch.no_grad():
+        for norm in (model[1], model[4]):
+            norm.weight.uniform_(0.5, 1.5)
+            norm.bias.normal_()
+            norm.running_mean.normal_()
+            norm.running_var.uniform_(0.5, 1.5)
+    model.eval()
+    fast = optimize_for_inference(model, compile=True, example_shape=(1, 3, 4, 8, 8))
+    folded = [m for m in fast.modules() if isinstance(m, FoldedConv3d)]
+    assert len(folded) == 2 and not any(m.use_onednn for m in folded)  # inductor packs and fuses itself
+    x = torch.randn(2, 3, 4, 8, 8)
+    with torch.inference_mode():
+        torch.testing.assert_close(fast(x), model(x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kernel, padding", [((3, 1, 1), (1, 0, 0)), ((3, 3, 3), (1, 1, 1)), ((5, 1, 1), (2, 0, 0))]
+)
+def test_one_frame_convolutions_skip_the_taps_that_meet_padding(kernel, padding):
+    # I3DConv3d (the model's conv, training included) and FoldedConv3d run a one-frame input with the centre slice of
+    # the temporal kernel; outputs and weight gradients equal nn.Conv3d's (the other taps only ever see zeros).
+    torch.manual_seed(0)
+    reference = nn.Conv3d(8, 6, kernel, padding=padding, bias=False)
+    trimmed = I3DConv3d(8, 6, kernel, padding=padding, bias=False)
+    trimmed.load_state_dict(reference.state_dict())
+    x = torch.randn(2, 8, 1, 5, 5)
+    torch.testing.assert_close(trimmed(x), reference(x), rtol=1e-5, atol=1e-6)
+    reference(x).square().sum().backward()
+    trimmed(x).square().sum().backward()
+    torch.testing.assert_close(trimmed.weight.grad, reference.weight.grad, rtol=1e-5, atol=1e-5)
+    assert trimmed.weight.grad[:, :, : kernel[0] // 2].abs().max() == 0
+    folded = optimize_for_inference(nn.Sequential(reference).eval(), example_shape=(2, 8, 1, 5, 5))[0]
+    assert isinstance(folded, FoldedConv3d)
+    with torch.inference_mode():
+        torch.testing.assert_close(folded(x), reference(x), rtol=1e-5, atol=1e-6)
+        x3 = torch.randn(2, 8, 3, 5, 5)  # more frames: the whole kernel, packed separately
+        torch.testing.assert_close(folded(x3), reference(x3), rtol=1e-5, atol=1e-5)
