@@ -4,16 +4,20 @@ packed once, ReLU and residual additions fused into the convolutions, channels-l
 Why it is faster than the eager model (and mmaction2's, which runs the same PyTorch ops):
 
 * PyTorch's eager ``conv3d`` sends batch-1 inputs with ``N*C*T*H <= 20480`` to its reference kernel
-  ``slow_conv3d`` (``use_mkldnn`` in ``aten/src/ATen/native/Convolution.cpp``): for a 1x32x224x224 clip that is every
-  convolution of stages 2-4 after the first block (25 of the 53), several times slower than oneDNN's;
+  ``slow_conv3d`` (``use_mkldnn`` in ``aten/src/ATen/native/Convolution.cpp``): for a 1x32x224x224 clip that is 23
+  of the 53 convolutions of an I3D-R50 (most of stages 2-4), several times slower than oneDNN's;
 * every eager oneDNN call reorders the weight into oneDNN's blocked layout; here each weight is packed once;
 * BatchNorm (``y = (x - mean) / sqrt(var + eps) * gamma + beta``) is folded into the preceding convolution exactly:
   ``w' = w * gamma / sqrt(var + eps)`` per output channel and ``b' = beta - mean * gamma / sqrt(var + eps)``, and
   the ReLU (and, in ResNet blocks, the residual addition) runs inside the convolution's output loop instead of as
   separate passes over memory.
 
-The arithmetic is the plain model's up to float rounding (``tests/test_inference.py``: logits within 1e-4 in
-float32). ``dtype=torch.bfloat16`` runs the convolutions in bfloat16 (faster on CPUs with AVX512-BF16/AMX, about
+On a one-frame input (8-frame clips from stage 2 on) a temporal kernel whose other taps meet only zero padding runs
+as its centre slice, as ``modeling_i3d.I3DConv3d`` does. ``keep_freed_memory`` is a separate, process-wide allocator
+setting that saves the page faults of fresh activation memory on every call (inference and training).
+
+The arithmetic is the plain model's up to float rounding (``tests/test_inference.py``: float32 logits within 1e-4,
+relative to the logit scale where that exceeds 1; 3.1e-5 on the full-size R50 of ``benchmarks/``). ``dtype=torch.bfloat16`` runs the convolutions in bfloat16 (faster on CPUs with AVX512-BF16/AMX, about
 three significant digits); ``compile=True`` hands the folded model to ``torch.compile`` (inductor with weight
 freezing), which pays only after a long first call.
 """
