@@ -45,6 +45,7 @@ from hf_i3d.training import (
     data_settings,
     evaluate_multiview,
     last_checkpoint,
+    load_clip_datasets,
     parse_arguments,
     resolve_entry,
     scale_learning_rate,
@@ -202,33 +203,19 @@ def main(argv: list[str] | None = None) -> dict:
             "nothing to do: pass --do_train, --do_eval and/or --do_predict with annotation lists"
         )
     with training_args.main_process_first(desc="reading annotation lists"):
-        splits = video_data.load_video_dataset(
+        data = load_clip_datasets(
             data_args.data_root,
             ann_files,
-            modality=settings.modality,
-            label_names=data_args.label_file,
+            settings,
+            label_file=data_args.label_file,
+            seed=training_args.data_seed if training_args.data_seed is not None else training_args.seed,
+            backend=data_args.video_backend,
+            train_overrides={} if data_args.flip_ratio is None else {"flip_ratio": data_args.flip_ratio},
             filename_tmpl=data_args.filename_tmpl,
             start_index=data_args.start_index,
             with_offset=data_args.with_offset,
         )
-    label_names = (
-        video_data.read_label_names(data_args.label_file)
-        if data_args.label_file
-        else list(next(iter(splits.values())).features["label"].names)
-    )
-    videos = {split: list(dataset["path"]) for split, dataset in splits.items()}
-    transform_overrides = {} if data_args.flip_ratio is None else {"flip_ratio": data_args.flip_ratio}
-    seed = training_args.data_seed if training_args.data_seed is not None else training_args.seed
-    modes = {"train": "train", "validation": "val", "test": "test"}
-    for split, dataset in list(splits.items()):
-        splits[split] = video_data.set_clip_transform(
-            dataset,
-            settings,
-            modes[split],
-            seed=seed,
-            backend=data_args.video_backend,
-            **(transform_overrides if split == "train" else {}),
-        )
+    splits, label_names = data.splits, data.label_names
 
     # seed before the model is built: its random initialisation is part of the run
     if training_args.full_determinism:
@@ -311,7 +298,7 @@ def main(argv: list[str] | None = None) -> dict:
         metrics = {f"test_{k}": v for k, v in result.metrics.items()}
         out = Path(data_args.out or Path(training_args.output_dir) / "result.json")
         if trainer.is_world_process_zero():
-            write_results_json(out, result, videos["test"], label_names)
+            write_results_json(out, result, data.videos["test"], label_names)
         trainer.log_metrics("test", metrics)
         trainer.save_metrics("test", metrics)
         logger.info("[rank %d/%d] test metrics: %s", rank, world, json.dumps(metrics, sort_keys=True))

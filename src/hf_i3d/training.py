@@ -365,6 +365,61 @@ def resolve_entry(preset: str | None, model_name_or_path: str | None) -> ZooEntr
     return get_entry("i3d-r50-kinetics400")
 
 
+SPLIT_MODES = {"train": "train", "validation": "val", "test": "test"}
+
+
+@dataclass
+class ClipDatasets:
+    """The splits with their clip transforms, the class names, and each split's video paths (in list order)."""
+
+    splits: dict[str, Any]
+    label_names: list[str]
+    videos: dict[str, list[str]]
+
+
+def load_clip_datasets(
+    data_root: str | os.PathLike,
+    ann_files: dict[str, str | os.PathLike],
+    settings: DataSettings,
+    *,
+    label_file: str | os.PathLike | None = None,
+    seed: int | None = None,
+    backend: str | None = None,
+    train_overrides: dict[str, Any] | None = None,
+    **load_kwargs: Any,
+) -> ClipDatasets:
+    """Read the annotation lists (``hf_i3d.data.load_video_dataset``; split names ``train``, ``validation``,
+    ``test``) and give each split the clip pipeline of its mode under ``settings`` (train: random crops seeded by
+    ``seed``, epoch and list line; validation: one centred clip; test: the multi-view protocol).
+    ``train_overrides`` (e.g. ``flip_ratio``) apply to the train pipeline only; ``load_kwargs`` go to
+    ``load_video_dataset`` (``filename_tmpl``, ``start_index``, ``with_offset``, ...)."""
+    from . import data as video_data
+
+    unknown = sorted(set(ann_files) - set(SPLIT_MODES))
+    if unknown:
+        raise ValueError(f"unknown split(s) {unknown}; use {sorted(SPLIT_MODES)}")
+    raw = video_data.load_video_dataset(
+        data_root, dict(ann_files), modality=settings.modality, label_names=label_file, **load_kwargs
+    )
+    label_names = (
+        video_data.read_label_names(label_file)
+        if label_file
+        else list(next(iter(raw.values())).features["label"].names)
+    )
+    splits, videos = {}, {}
+    for split, dataset in raw.items():
+        videos[split] = list(dataset["path"])
+        splits[split] = video_data.set_clip_transform(
+            dataset,
+            settings,
+            SPLIT_MODES[split],
+            seed=seed,
+            backend=backend,
+            **((train_overrides or {}) if split == "train" else {}),
+        )
+    return ClipDatasets(splits=splits, label_names=label_names, videos=videos)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The multi-view test
 # ---------------------------------------------------------------------------------------------------------------
@@ -595,6 +650,7 @@ __all__ = [
     "BASE_BATCH_SIZE",
     "SEED_RECIPE",
     "CardInfo",
+    "ClipDatasets",
     "EpochIntervalCallback",
     "MultiViewResult",
     "Recipe",
@@ -606,6 +662,7 @@ __all__ = [
     "evaluate_multiview",
     "global_batch_size",
     "last_checkpoint",
+    "load_clip_datasets",
     "parse_arguments",
     "resolve_entry",
     "scale_learning_rate",
