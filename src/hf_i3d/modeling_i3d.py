@@ -21,7 +21,7 @@ from transformers.modeling_outputs import (
 )
 
 from .configuration_i3d import BLOCK_EXPANSION, I3DConfig
-from .multiview import merge_view_logits
+from .multiview import merge_model_views
 from .zoo import resolve_pretrained_name
 
 
@@ -409,11 +409,7 @@ class I3DForVideoClassification(I3DPreTrainedModel):
         outputs = self.i3d(pixel_values, output_hidden_states=output_hidden_states, return_dict=True)
         logits = self.classifier(self.dropout(outputs.pooler_output))
         if num_views is not None:
-            logits = merge_view_logits(
-                logits.view(-1, num_views, logits.shape[-1]),
-                mode=self.config.average_clips,
-                multi_label=self.config.problem_type == "multi_label_classification",
-            )
+            logits = merge_model_views(logits, num_views, self.config)
         loss = None
         if labels is not None:
             loss = self.loss_function(labels, logits, self.config, **kwargs)

@@ -31,7 +31,7 @@ from transformers.modeling_outputs import (
 )
 
 from .configuration_inception_i3d import ENDPOINT_NAMES, InceptionI3DConfig
-from .multiview import merge_view_logits
+from .multiview import merge_model_views
 from .zoo import resolve_pretrained_name
 
 # Mixed_5c is (T/8, H/32, W/32) (rounded up) and the logits pool is a VALID (2, 7, 7) window.
@@ -335,11 +335,7 @@ class InceptionI3DForVideoClassification(InceptionI3DPreTrainedModel):
         windows = self.inception_i3d.pooler(outputs.last_hidden_state)
         logits = self.classifier(self.dropout(windows)).flatten(2).mean(dim=2)
         if num_views is not None:
-            logits = merge_view_logits(
-                logits.view(-1, num_views, logits.shape[-1]),
-                mode=self.config.average_clips,
-                multi_label=self.config.problem_type == "multi_label_classification",
-            )
+            logits = merge_model_views(logits, num_views, self.config)
         loss = None
         if labels is not None:
             loss = self.loss_function(labels, logits, self.config, **kwargs)

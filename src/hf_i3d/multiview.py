@@ -83,6 +83,16 @@ def merge_view_logits(view_logits: torch.Tensor, mode: str = "prob", *, multi_la
     return merged.to(view_logits.dtype)
 
 
+def merge_model_views(logits: torch.Tensor, num_views: int, config) -> torch.Tensor:
+    """:func:`merge_view_logits` for a classifier's ``[B*V, K]`` logits, with the averaging (``config.average_clips``)
+    and the activation (multi-label or not) its config says; what both model families do with 6-D inputs."""
+    return merge_view_logits(
+        logits.view(-1, num_views, logits.shape[-1]),
+        mode=config.average_clips,
+        multi_label=config.problem_type == "multi_label_classification",
+    )
+
+
 def _device_and_dtype(model: nn.Module) -> tuple[torch.device | None, torch.dtype | None]:
     """Where the model's weights live and their float dtype (None, None for a parameter-less module)."""
     for param in model.parameters():
