@@ -10,7 +10,7 @@ from torch import nn
 from transformers.modeling_outputs import ImageClassifierOutputWithNoAttention
 
 from hf_i3d import I3DConfig, I3DForVideoClassification
-from hf_i3d.multiview import average_view_scores, predict_views
+from hf_i3d.multiview import average_view_scores, predict_view_batches, predict_views
 
 LN3, LN4 = math.log(3.0), math.log(4.0)
 # Two videos x two views x two classes. softmax([0, ln 3]) = [1/4, 3/4], softmax([ln 4, 0]) = [4/5, 1/5],
@@ -269,3 +269,36 @@ class WrongBatch(nn.Module):
 def test_predict_views_errors(model, pixel_values, kwargs, error, message):
     with pytest.raises(error, match=re.escape(message)):
         predict_views(model, pixel_values, **kwargs)
+
+
+def test_predict_view_batches_puts_views_back_in_order():
+    # Views arriving out of order and in uneven batches give the scores of predict_views on the whole tensor.
+    torch.manual_seed(0)
+    model = DummyClassifier(4 * 3 * 5 * 5, 6)
+    pixel_values = _views()  # (2, 3, ...): 6 views
+    views = pixel_values.flatten(0, 1)
+    order = [[4, 0], [5], [3, 1, 2]]
+    batches = ((index, views[index]) for index in order)
+    for average in ("prob", "score", None):
+        batches = ((index, views[index]) for index in order)
+        torch.testing.assert_close(
+            predict_view_batches(model, batches, 6, num_views=3, average=average),
+            predict_views(model, pixel_values, average=average),
+        )
+
+
+@pytest.mark.parametrize(
+    "order, message",
+    [
+        ([[0, 1], [1, 2]], "views [1] came twice"),
+        ([[0, 1], [2]], "views [3] of 4 never came"),
+        ([[0, 4], [1, 2]], "a batch of 2 views came with view indices [0, 4] (expected 2 indices in 0..3)"),
+        ([], "views [0, 1, 2, 3] of 4 never came"),
+    ],
+)
+def test_predict_view_batches_errors(order, message):
+    model = DummyClassifier(4 * 3 * 5 * 5, 6)
+    views = _views(batch=1, views=4).flatten(0, 1)
+    batches = ((index, views[[i % 4 for i in index]]) for index in order)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        predict_view_batches(model, batches, 4, num_views=4)

@@ -146,3 +146,23 @@ def test_thirty_views_need_crops_spanning_the_short_side(inception_dir, capsys):
         "the 30-view test takes 3 crops spanning the short side (256), but this model's test crop is 224x224"
         in (capsys.readouterr().err)
     )
+
+
+def test_predict_runs_the_optimized_model_unless_told_not_to(tiny_resnet_dir, capsys):
+    from hf_i3d.predict import classify_video, load_classifier
+
+    fast = load_classifier(str(tiny_resnet_dir))
+    plain = load_classifier(str(tiny_resnet_dir), optimize=False)
+    assert fast.optimized and not plain.optimized
+    assert isinstance(plain.model, I3DForVideoClassification)
+    with pytest.raises(RuntimeError, match="optimize_for_inference"):
+        fast.model.train()  # the eval-only copy with folded BatchNorm
+    # streamed views (2 clips x 3 crops a batch) on the fast model = all 30 views at once on the plain model
+    streamed = classify_video(fast, BIKES, views="30", top_k=5)
+    whole = classify_video(plain, BIKES, views="30", top_k=5, max_views_per_batch=None)
+    assert streamed.num_views == whole.num_views == 30
+    assert_same_top5([{"label": label, "score": score} for label, score in streamed.labels], whole.labels)
+    assert cli_main(["predict", BIKES, "--model", str(tiny_resnet_dir), "--views", "30", "--no-optimize"]) == 0
+    out = capsys.readouterr().out
+    for rank, (label, score) in enumerate(whole.labels, 1):
+        assert f"{rank:>2}. {label:<40} {score:8.4f}" in out

@@ -180,3 +180,29 @@ def test_bad_arguments_are_explained(call, message):
     with pytest.raises((TypeError, ValueError)) as error:
         call(processor)
     assert message in str(error.value)
+
+
+@pytest.mark.parametrize("max_views_per_batch", [None, 1, 3, 7, 30])
+def test_view_batches_are_the_views_of_preprocess(max_views_per_batch):
+    # Streaming views a few clips at a time gives preprocess's views bit for bit, each at its own index.
+    frames = synthetic_frames(48, width=340, height=256)
+    processor = I3DVideoProcessor.from_zoo_entry("i3d-r50-kinetics400", num_frames=4)
+    whole = processor(frames, views="multi")["pixel_values"][0]
+    assert processor.num_views(views="multi") == 30 and processor.num_views() == 1
+    seen = []
+    for indices, pixel_values in processor.iter_view_batches(frames, max_views_per_batch, views="multi"):
+        # whole clips with all three crops per batch: at most max(3, max_views_per_batch) views
+        assert len(indices) == pixel_values.shape[0] <= max(3, max_views_per_batch or 30)
+        assert len(indices) % 3 == 0 and pixel_values.dtype == torch.float32
+        np.testing.assert_array_equal(pixel_values.numpy(), whole[indices])
+        seen += indices.tolist()
+    assert sorted(seen) == list(range(30))
+    [(indices, single)] = processor.iter_view_batches(frames, max_views_per_batch)
+    assert indices.tolist() == [0]
+    np.testing.assert_array_equal(single.numpy(), processor(frames)["pixel_values"])
+
+
+def test_view_batches_check_their_size():
+    processor = I3DVideoProcessor.from_zoo_entry("i3d-r50-kinetics400", num_frames=4)
+    with pytest.raises(ValueError, match="max_views_per_batch must be a positive int or None, got 0"):
+        next(processor.iter_view_batches(synthetic_frames(8), 0))

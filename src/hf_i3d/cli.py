@@ -42,7 +42,7 @@ def _predict(args: argparse.Namespace) -> int:
 
     from .predict import classify_videos, format_table, load_classifier
 
-    classifier = load_classifier(args.model, video_backend=args.backend)
+    classifier = load_classifier(args.model, optimize=args.optimize, video_backend=args.backend)
     predictions = classify_videos(
         classifier,
         args.videos,
@@ -178,6 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("--backend", choices=("decord", "pyav"), default="decord", help="video decoder")
     predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    predict.add_argument(
+        "--no-optimize",
+        dest="optimize",
+        action="store_false",
+        help="run the plain model instead of hf_i3d.inference.optimize_for_inference's fast CPU copy",
+    )
     predict.set_defaults(func=_predict)
 
     file_list = commands.add_parser(

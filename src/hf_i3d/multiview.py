@@ -8,6 +8,8 @@ video since PR #184): 'prob' = softmax over classes, then mean over views (the u
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 import torch
 from torch import nn
 
@@ -67,7 +69,9 @@ def average_view_scores(
     return logits.mean(dim=1)
 
 
-def merge_view_logits(view_logits: torch.Tensor, mode: str = "prob", *, multi_label: bool = False) -> torch.Tensor:
+def merge_view_logits(
+    view_logits: torch.Tensor, mode: str = "prob", *, multi_label: bool = False
+) -> torch.Tensor:
     """Per-video logits ``[B, K]`` from per-view logits ``[B, V, K]`` such that the usual activation of the result
     gives :func:`average_view_scores`: for ``'prob'`` the log of the averaged softmax (``softmax(log p) = p`` as
     ``p`` sums to 1), or the logit of the averaged sigmoid for multi-label; for ``'score'`` the mean logits.
@@ -128,45 +132,88 @@ def predict_views(
             "pixel_values must be (B, V, T, C, H, W) or (B, T, C, H, W) for one view, "
             f"got shape {tuple(pixel_values.shape)}"
         )
+    check_max_views_per_batch(max_views_per_batch)
+    batch_size, num_views = pixel_values.shape[:2]
+    views = pixel_values.reshape(batch_size * num_views, *pixel_values.shape[2:])
+    chunk = max_views_per_batch or views.shape[0]
+    batches = (
+        (torch.arange(start, min(start + chunk, len(views))), views[start : start + chunk])
+        for start in range(0, len(views), chunk)
+    )
+    return predict_view_batches(
+        model, batches, batch_size * num_views, num_views=num_views, average=average, multi_label=multi_label
+    )
+
+
+def predict_view_batches(
+    model: nn.Module,
+    batches: Iterable[tuple[Sequence[int] | torch.Tensor, torch.Tensor]],
+    total_views: int,
+    *,
+    num_views: int,
+    average: str | None = "prob",
+    multi_label: bool | None = None,
+) -> torch.Tensor:
+    """:func:`predict_views` for views that arrive in batches, e.g. made one batch at a time from decoded frames
+    (``I3DVideoProcessor.iter_view_batches``) so that all of them never sit in memory at once.
+
+    ``batches`` yields ``(view_indices, pixel_values)``: the positions, in ``0 .. total_views - 1`` and in the
+    ``[B*V]`` order of :func:`average_view_scores`, of the ``(n, T, C, H, W)`` views it carries. Every position must
+    come exactly once; the logits are put back in order before averaging, so the scores do not depend on how the
+    views were batched (beyond the model's own float rounding per batch size).
+    """
     if average not in AVERAGE_MODES:
         raise ValueError(f"average must be one of 'prob', 'score' or None, got {average!r}")
+    if multi_label is None:
+        problem_type = getattr(getattr(model, "config", None), "problem_type", None)
+        multi_label = problem_type == "multi_label_classification"
+    device, dtype = _device_and_dtype(model)
+    was_training = model.training
+    model.eval()
+    logits = None
+    seen = torch.zeros(total_views, dtype=torch.bool)
+    try:
+        with torch.inference_mode():
+            for indices, inputs in batches:
+                indices = torch.as_tensor(indices, dtype=torch.long)
+                if device is not None:
+                    inputs = inputs.to(device=device, dtype=dtype if inputs.is_floating_point() else None)
+                outputs = model(pixel_values=inputs)
+                chunk_logits = getattr(outputs, "logits", None)
+                if not isinstance(chunk_logits, torch.Tensor):
+                    raise TypeError(
+                        f"model output {type(outputs).__name__} has no tensor .logits; predict_views needs a "
+                        "classifier returning a ModelOutput with logits (return_dict=True)"
+                    )
+                if chunk_logits.dim() != 2 or chunk_logits.shape[0] != inputs.shape[0]:
+                    raise ValueError(
+                        f"model returned logits of shape {tuple(chunk_logits.shape)} for {inputs.shape[0]} views; "
+                        "expected (views, num_classes)"
+                    )
+                if len(indices) != inputs.shape[0] or bool(((indices < 0) | (indices >= total_views)).any()):
+                    raise ValueError(
+                        f"a batch of {inputs.shape[0]} views came with view indices {indices.tolist()} "
+                        f"(expected {inputs.shape[0]} indices in 0..{total_views - 1})"
+                    )
+                if bool(seen[indices].any()):
+                    raise ValueError(f"views {indices[seen[indices]].tolist()} came twice")
+                seen[indices] = True
+                if logits is None:
+                    logits = chunk_logits.new_empty(total_views, chunk_logits.shape[1])
+                logits[indices.to(chunk_logits.device)] = chunk_logits
+    finally:
+        model.train(was_training)
+    if logits is None or not bool(seen.all()):
+        missing = (~seen).nonzero().flatten().tolist()
+        raise ValueError(f"views {missing} of {total_views} never came")
+    return average_view_scores(logits, num_views=num_views, mode=average, multi_label=multi_label)
+
+
+def check_max_views_per_batch(max_views_per_batch: int | None) -> None:
+    """Raise a ValueError unless ``max_views_per_batch`` is a positive int or None."""
     if max_views_per_batch is not None and (
         isinstance(max_views_per_batch, bool)
         or not isinstance(max_views_per_batch, int)
         or max_views_per_batch < 1
     ):
         raise ValueError(f"max_views_per_batch must be a positive int or None, got {max_views_per_batch!r}")
-    if multi_label is None:
-        problem_type = getattr(getattr(model, "config", None), "problem_type", None)
-        multi_label = problem_type == "multi_label_classification"
-
-    batch_size, num_views = pixel_values.shape[:2]
-    views = pixel_values.reshape(batch_size * num_views, *pixel_values.shape[2:])
-    chunk = max_views_per_batch or views.shape[0]
-    device, dtype = _device_and_dtype(model)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            chunk_logits = []
-            for start in range(0, views.shape[0], chunk):
-                inputs = views[start : start + chunk]
-                if device is not None:
-                    inputs = inputs.to(device=device, dtype=dtype if inputs.is_floating_point() else None)
-                outputs = model(pixel_values=inputs)
-                logits = getattr(outputs, "logits", None)
-                if not isinstance(logits, torch.Tensor):
-                    raise TypeError(
-                        f"model output {type(outputs).__name__} has no tensor .logits; predict_views needs a "
-                        "classifier returning a ModelOutput with logits (return_dict=True)"
-                    )
-                if logits.dim() != 2 or logits.shape[0] != inputs.shape[0]:
-                    raise ValueError(
-                        f"model returned logits of shape {tuple(logits.shape)} for {inputs.shape[0]} views; "
-                        "expected (views, num_classes)"
-                    )
-                chunk_logits.append(logits)
-            logits = torch.cat(chunk_logits)
-    finally:
-        model.train(was_training)
-    return average_view_scores(logits, num_views=num_views, mode=average, multi_label=multi_label)

@@ -2,6 +2,12 @@
 
 Single view (one centred clip, centre crop) or the model's multi-view test protocol (10 clips x 3 crops for the
 mmaction2 models), with views averaged by ``hf_i3d.multiview`` as mmaction2 does ('prob' by default).
+
+By default the model runs through ``hf_i3d.inference.optimize_for_inference`` on CPU (BatchNorm folded, oneDNN
+kernels; float32 logits within 1e-4 of the plain model, ``tests/test_inference.py``) and the views of a video are
+made a few clips at a time from the decoded frames (``I3DVideoProcessor.iter_view_batches``), so the 30 float32
+views never sit in memory at once; ``benchmarks/run.py`` case ``r50_test_30view`` times this path against mmaction2's
+``inference_recognizer``.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ class Classifier:
     model: Any
     processor: Any
     name: str
+    optimized: bool = False
 
 
 @dataclass
@@ -43,10 +50,14 @@ class Prediction:
         }
 
 
-def load_classifier(name_or_path: str = DEFAULT_MODEL, **processor_kwargs: Any) -> Classifier:
+def load_classifier(
+    name_or_path: str = DEFAULT_MODEL, *, optimize: bool = True, **processor_kwargs: Any
+) -> Classifier:
     """Load a zoo name, a local folder or a Hub id (see ``hf_i3d.resolve_model``) with its video processor.
 
     A folder without a processor config gets the processor of the zoo entry its config names, else the defaults.
+    ``optimize=True`` runs the model through ``hf_i3d.inference.optimize_for_inference`` (an eval-only CPU copy
+    with BatchNorm folded; the same logits up to float rounding) when oneDNN is available.
     """
     from transformers import AutoModelForVideoClassification
 
@@ -64,7 +75,12 @@ def load_classifier(name_or_path: str = DEFAULT_MODEL, **processor_kwargs: Any) 
             if zoo_name
             else I3DVideoProcessor(num_frames=model.config.num_frames, **processor_kwargs)
         )
-    return Classifier(model=model, processor=processor, name=str(name_or_path))
+    optimized = bool(optimize and torch.backends.mkldnn.is_available())
+    if optimized:
+        from .inference import optimize_for_inference
+
+        model = optimize_for_inference(model)
+    return Classifier(model=model, processor=processor, name=str(name_or_path), optimized=optimized)
 
 
 def thirty_view_settings(processor: Any) -> dict[str, Any]:
@@ -90,14 +106,25 @@ def classify_video(
     average: str = "prob",
     max_views_per_batch: int | None = 6,
 ) -> Prediction:
-    """Top-k (label, score) of one video; 'prob' scores are averaged softmax probabilities, 'score' mean logits."""
-    from .multiview import predict_views
+    """Top-k (label, score) of one video; 'prob' scores are averaged softmax probabilities, 'score' mean logits.
+
+    The frames are decoded once and the views made and classified ``max_views_per_batch`` at a time (rounded to
+    whole clips; None: all at once).
+    """
+    from .multiview import predict_view_batches
 
     processor, model = classifier.processor, classifier.model
     settings = thirty_view_settings(processor) if views == "30" else {"views": "single"}
-    pixel_values = processor(os.fspath(video), return_tensors="pt", **settings)["pixel_values"]
-    num_views = pixel_values.shape[1] if pixel_values.dim() == 6 else 1
-    scores = predict_views(model, pixel_values, max_views_per_batch=max_views_per_batch, average=average)[0]
+    num_views = processor.num_views(**settings)
+    batches = processor.iter_view_batches(os.fspath(video), max_views_per_batch, **settings)
+    scores = predict_view_batches(
+        model,
+        batches,
+        num_views,
+        num_views=num_views,
+        average=average,
+        multi_label=model.config.problem_type == "multi_label_classification",
+    )[0]
     top = torch.topk(scores.float(), k=min(top_k, scores.shape[-1]))
     labels = [(model.config.id2label[int(i)], float(s)) for s, i in zip(top.values, top.indices)]
     return Prediction(video=os.fspath(video), labels=labels, num_views=num_views)
@@ -136,4 +163,11 @@ def format_table(predictions: list[Prediction], model_name: str) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["DEFAULT_MODEL", "Classifier", "Prediction", "classify_video", "classify_videos", "load_classifier"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "Classifier",
+    "Prediction",
+    "classify_video",
+    "classify_videos",
+    "load_classifier",
+]

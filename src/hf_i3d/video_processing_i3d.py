@@ -17,14 +17,17 @@ DeepMind model). Videos are decoded with decord (default) or PyAV, reading only 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+import torch
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.processing_utils import VideosKwargs
 from transformers.video_processing_utils import BaseVideoProcessor
 
 from .decoding import count_video_frames, read_video
+from .multiview import check_max_views_per_batch
 from .sampling import ClipSampler
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, ClipTransform
 from .zoo import get_entry, resolve_pretrained_name
@@ -102,7 +105,9 @@ class I3DVideoProcessor(BaseVideoProcessor):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
         """``from_pretrained`` that also takes zoo names (see ``hf_i3d.hub.resolve_model``)."""
-        return super().from_pretrained(resolve_pretrained_name(pretrained_model_name_or_path), *args, **kwargs)
+        return super().from_pretrained(
+            resolve_pretrained_name(pretrained_model_name_or_path), *args, **kwargs
+        )
 
     # -- settings ------------------------------------------------------------------------------------------------
     def _settings(self, **overrides: Any) -> dict[str, Any]:
@@ -187,6 +192,40 @@ class I3DVideoProcessor(BaseVideoProcessor):
             batch.append(views[0] if settings["views"] == "single" else views)
         pixel_values = np.stack(batch)
         return BatchFeature(data={"pixel_values": pixel_values}, tensor_type=return_tensors)
+
+    def num_views(self, **kwargs: Any) -> int:
+        """Views per video with these settings (1 for ``views='single'``; clips x crops for ``'multi'``)."""
+        settings = self._settings(**kwargs)
+        self._check_settings(settings)
+        clips = self.sampler_for(settings).num_output_clips
+        return clips * self.transform_for(settings).crops_per_clip
+
+    def iter_view_batches(
+        self, video: Any, max_views_per_batch: int | None = None, **kwargs: Any
+    ) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+        """The views of one video, made a few clips at a time: yields ``(view_indices, pixel_values)`` with float32
+        ``pixel_values`` ``(n, T, C, H, W)`` and their positions in the ``(V, ...)`` order :meth:`preprocess` gives.
+
+        The frames are decoded once (uint8); each batch holds whole clips with all their crops (at most
+        ``max_views_per_batch`` views, but at least one clip), transformed as :meth:`preprocess` would, so the views
+        are the same numbers while only one batch of float32 views exists at a time (30 views of 32x256x256 are
+        755 MB as one tensor). Use with ``hf_i3d.multiview.predict_view_batches``.
+        """
+        settings = self._settings(**kwargs)
+        self._check_settings(settings)
+        check_max_views_per_batch(max_views_per_batch)
+        transform = self.transform_for(settings)
+        frames, num_clips = self.load_clips(video, settings)
+        params = transform.sample_params(frames.shape[1], frames.shape[2])
+        crops = len(params.boxes)
+        clip_len = len(frames) // num_clips
+        clips_per_batch = max(1, (max_views_per_batch or crops * num_clips) // crops)
+        for first in range(0, num_clips, clips_per_batch):
+            count = min(clips_per_batch, num_clips - first)
+            views = transform.apply(frames[first * clip_len : (first + count) * clip_len], params, count)
+            # crop-major within the batch (crop k of clip first + j at k * count + j), as in the whole video
+            indices = np.array([k * num_clips + first + j for k in range(crops) for j in range(count)])
+            yield indices, torch.from_numpy(views)
 
 
 def _square_side(crop_size: Any) -> int:
