@@ -4,11 +4,13 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 from _isolation import run_without_hf_i3d
 from transformers import AutoConfig, AutoModel, AutoModelForVideoClassification
 
-from hf_i3d import I3DConfig, I3DForVideoClassification, I3DModel
+from hf_i3d import I3DConfig, I3DForVideoClassification, I3DModel, modeling_i3d
 from hf_i3d.convert import prepare_for_remote_code
+from hf_i3d.modeling_i3d import I3DConv3d
 from hf_i3d.zoo import ZOO, get_entry
 
 
@@ -264,3 +266,146 @@ def test_zoo_entries_build_models():
         assert entry.model_type == "i3d"
     with pytest.raises(KeyError, match="Unknown zoo name 'i3d-r18'"):
         get_entry("i3d-r18")
+
+
+# --- I3DConv3d: weight gradient as one GEMM for convolutions with few output positions ---
+
+GEMM_BACKWARD = "_Conv3dGemmWeightGradBackward"
+
+
+def conv_and_reference_gradients(conv, pixel_values, weight, padding):
+    """Gradients of ``conv`` and of plain ``F.conv3d`` autograd with ``weight`` (the weight or its trimmed slice)."""
+    output = conv(pixel_values)
+    grad_output = torch.randn(output.shape, dtype=output.dtype, generator=torch.Generator().manual_seed(2))
+    inputs = (pixel_values, conv.weight) + ((conv.bias,) if conv.bias is not None else ())
+    got = torch.autograd.grad(output, inputs, grad_output)
+    reference = F.conv3d(pixel_values, weight, conv.bias, conv.stride, padding)
+    torch.testing.assert_close(output, reference, rtol=0, atol=0)
+    expected = torch.autograd.grad(reference, inputs, grad_output)
+    return output, got, expected
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
+@pytest.mark.parametrize(
+    "kernel, stride, padding, input_shape, bias, trimmed",
+    [
+        ((1, 3, 3), (1, 2, 2), (0, 1, 1), (2, 6, 1, 7, 7), False, False),  # strided, padded: 2x1x4x4 outputs
+        ((1, 1, 1), (1, 1, 1), (0, 0, 0), (2, 6, 2, 4, 4), True, False),  # 1x1x1 (no unfold copy) with a bias
+        ((1, 1, 1), (1, 2, 2), (0, 0, 0), (2, 6, 1, 7, 7), False, False),  # strided 1x1x1 projection
+        (
+            (3, 3, 3),
+            (1, 1, 1),
+            (1, 1, 1),
+            (2, 6, 1, 4, 4),
+            False,
+            True,
+        ),  # one frame: runs as the centre 1x3x3 slice
+        ((3, 1, 1), (1, 1, 1), (1, 0, 0), (2, 6, 2, 3, 3), False, False),  # temporal kernel over two frames
+        (
+            (3, 3, 3),
+            (2, 2, 2),
+            (1, 1, 1),
+            (1, 6, 4, 5, 5),
+            True,
+            False,
+        ),  # full 3-D kernel, strided in time too
+    ],
+)
+def test_gemm_weight_gradient_equals_conv3d_autograd(
+    kernel, stride, padding, input_shape, bias, trimmed, dtype, tolerance
+):
+    torch.manual_seed(0)
+    conv = I3DConv3d(6, 5, kernel, stride, padding, bias=bias).to(dtype)
+    pixel_values = torch.randn(input_shape, dtype=dtype, requires_grad=True)
+    weight, reference_padding = conv.weight, padding
+    if trimmed:
+        weight, reference_padding = conv.weight[:, :, 1:2], (0, *padding[1:])
+    output, got, expected = conv_and_reference_gradients(conv, pixel_values, weight, reference_padding)
+    assert type(output.grad_fn).__name__ == GEMM_BACKWARD
+    for name, value, reference in zip(("input", "weight", "bias"), got, expected):
+        torch.testing.assert_close(value, reference, rtol=tolerance, atol=tolerance, msg=name)
+    if trimmed:  # only the centre temporal tap meets data; the outer taps get exact zeros, as with F.conv3d
+        assert got[1][:, :, [0, 2]].abs().max() == 0
+
+
+def backward_name(conv, input_shape, **kwargs):
+    return type(conv(torch.randn(input_shape, **kwargs)).grad_fn).__name__
+
+
+def test_gemm_weight_gradient_routing(monkeypatch):
+    spatial = I3DConv3d(4, 4, (3, 3, 3), padding=1)  # trimmed to 1x3x3 on one frame
+    pointwise = I3DConv3d(4, 4, 1)
+    # the limits are output positions batch * frames * height * width: 64 for spatial kernels, 128 for 1x1x1
+    assert backward_name(spatial, (1, 4, 1, 8, 8)) == GEMM_BACKWARD  # 64 positions
+    assert backward_name(spatial, (1, 4, 1, 5, 13)) == "ConvolutionBackward0"  # 65
+    assert (
+        backward_name(spatial, (2, 4, 1, 7, 7)) == "ConvolutionBackward0"
+    )  # 98, stage 3 at 112 px: oneDNN wins
+    assert backward_name(pointwise, (2, 4, 1, 8, 8)) == GEMM_BACKWARD  # 128
+    assert backward_name(pointwise, (2, 4, 1, 7, 7)) == GEMM_BACKWARD  # 98
+    assert backward_name(pointwise, (2, 4, 1, 5, 13)) == "ConvolutionBackward0"  # 130
+    assert backward_name(pointwise, (2, 4, 4, 7, 7)) == "ConvolutionBackward0"  # 392, stage 4 at 2x32x224x224
+    # no weight gradient needed, autocast, float16 and grouped convolutions keep F.conv3d's own backward
+    with torch.no_grad():
+        assert spatial(torch.randn(1, 4, 1, 4, 4)).grad_fn is None
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert backward_name(spatial, (1, 4, 1, 4, 4)) == "ConvolutionBackward0"
+    assert backward_name(I3DConv3d(4, 4, 1, groups=2), (1, 4, 1, 4, 4)) == "ConvolutionBackward0"
+    assert (
+        backward_name(I3DConv3d(4, 4, 1, padding_mode="reflect"), (1, 4, 1, 4, 4)) == "ConvolutionBackward0"
+    )
+    spatial.weight.requires_grad_(False)
+    assert backward_name(spatial, (1, 4, 1, 4, 4), requires_grad=True) == "ConvolutionBackward0"
+    monkeypatch.setattr(modeling_i3d, "GEMM_WEIGHT_GRAD_MAX_POSITIONS_1X1X1", 0)
+    assert backward_name(pointwise, (1, 4, 1, 1, 1)) == "ConvolutionBackward0"
+
+
+def test_gemm_weight_gradient_refuses_double_backward():
+    conv = I3DConv3d(4, 4, (1, 3, 3), padding=(0, 1, 1))
+    pixel_values = torch.randn(1, 4, 1, 4, 4, requires_grad=True)
+    (grad_weight,) = torch.autograd.grad(conv(pixel_values).square().sum(), conv.weight, create_graph=True)
+    with pytest.raises(RuntimeError, match="marked with @once_differentiable"):
+        grad_weight.sum().backward()
+
+
+def training_gradients(model, pixel_values, labels):
+    """Parameter gradients of one training step, and how many convolutions took the GEMM weight gradient."""
+    taken = []
+    hooks = [
+        module.register_forward_hook(
+            lambda m, i, out: taken.append(type(out.grad_fn).__name__ == GEMM_BACKWARD)
+        )
+        for module in model.modules()
+        if isinstance(module, I3DConv3d)
+    ]
+    model.zero_grad(set_to_none=True)
+    model(pixel_values, labels=labels).loss.backward()
+    for hook in hooks:
+        hook.remove()
+    return {n: p.grad.clone() for n, p in model.named_parameters()}, sum(taken)
+
+
+@pytest.mark.parametrize(
+    "checkpointing, gemm_calls",
+    [
+        (None, 42),
+        ({"use_reentrant": False}, 84),  # the forward and the recomputation of every block
+        ({"use_reentrant": True}, 42),  # the no-grad forward takes the plain path, the recomputation the GEMM
+    ],
+)
+def test_tiny_model_gradients_equal_with_the_gemm_weight_gradient_off(monkeypatch, checkpointing, gemm_calls):
+    # float64, so that the only difference, the summation order inside the weight gradients, stays near 1e-15
+    torch.manual_seed(0)
+    model = I3DForVideoClassification(tiny_config()).double().train()
+    pixel_values, labels = torch.randn(2, 8, 3, 32, 32, dtype=torch.float64), torch.tensor([0, 4])
+    if checkpointing is not None:
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=checkpointing)
+    gemm, gemm_convs = training_gradients(model, pixel_values, labels)
+    monkeypatch.setattr(modeling_i3d, "GEMM_WEIGHT_GRAD_MAX_POSITIONS", 0)
+    monkeypatch.setattr(modeling_i3d, "GEMM_WEIGHT_GRAD_MAX_POSITIONS_1X1X1", 0)
+    plain, plain_convs = training_gradients(model, pixel_values, labels)
+    # 32x32 px: 42 of the 53 convolutions (stages 2-4: 2x1x4x4 outputs and fewer, and stage 1's 1x1x1 projection at
+    # 2x2x8x8 = 128) take the GEMM; the stem (2x4x16x16) and the rest of stage 1 (256 positions) keep oneDNN's
+    assert (gemm_convs, plain_convs) == (gemm_calls, 0)
+    for name, reference in plain.items():
+        torch.testing.assert_close(gemm[name], reference, rtol=1e-10, atol=1e-12, msg=name)
