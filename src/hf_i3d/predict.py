@@ -97,16 +97,16 @@ def thirty_view_settings(processor: Any) -> dict[str, Any]:
     return settings
 
 
-def classify_video(
+def video_scores(
     classifier: Classifier,
     video: str | os.PathLike,
     *,
     views: str = "single",
-    top_k: int = 5,
     average: str = "prob",
     max_views_per_batch: int | None = 6,
-) -> Prediction:
-    """Top-k (label, score) of one video; 'prob' scores are averaged softmax probabilities, 'score' mean logits.
+) -> tuple[torch.Tensor, int]:
+    """Per-class scores ``(K,)`` of one video and its number of views: 'prob' averages the softmax of every view
+    (mmaction2's ``average_clips='prob'``), 'score' the logits.
 
     The frames are decoded once and the views made and classified ``max_views_per_batch`` at a time (rounded to
     whole clips; None: all at once).
@@ -124,9 +124,26 @@ def classify_video(
         num_views=num_views,
         average=average,
         multi_label=model.config.problem_type == "multi_label_classification",
-    )[0]
+    )
+    return scores[0], num_views
+
+
+def classify_video(
+    classifier: Classifier,
+    video: str | os.PathLike,
+    *,
+    views: str = "single",
+    top_k: int = 5,
+    average: str = "prob",
+    max_views_per_batch: int | None = 6,
+) -> Prediction:
+    """Top-k (label, score) of one video (see :func:`video_scores`)."""
+    scores, num_views = video_scores(
+        classifier, video, views=views, average=average, max_views_per_batch=max_views_per_batch
+    )
     top = torch.topk(scores.float(), k=min(top_k, scores.shape[-1]))
-    labels = [(model.config.id2label[int(i)], float(s)) for s, i in zip(top.values, top.indices)]
+    id2label = classifier.model.config.id2label
+    labels = [(id2label[int(i)], float(s)) for s, i in zip(top.values, top.indices)]
     return Prediction(video=os.fspath(video), labels=labels, num_views=num_views)
 
 
@@ -170,4 +187,5 @@ __all__ = [
     "classify_video",
     "classify_videos",
     "load_classifier",
+    "video_scores",
 ]

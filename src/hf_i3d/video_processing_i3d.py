@@ -16,6 +16,7 @@ DeepMind model). Videos are decoded with decord (default) or PyAV, reading only 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -26,10 +27,10 @@ from transformers.feature_extraction_utils import BatchFeature
 from transformers.processing_utils import VideosKwargs
 from transformers.video_processing_utils import BaseVideoProcessor
 
-from .decoding import count_video_frames, read_video
+from .decoding import read_video_sampled
 from .multiview import check_max_views_per_batch
 from .sampling import ClipSampler
-from .transforms import IMAGENET_MEAN, IMAGENET_STD, ClipTransform
+from .transforms import IMAGENET_MEAN, IMAGENET_STD, ClipTransform, resize_clip
 from .zoo import get_entry, resolve_pretrained_name
 
 VIEWS = ("single", "multi")
@@ -159,19 +160,36 @@ class I3DVideoProcessor(BaseVideoProcessor):
         settings = self._settings(**kwargs)
         return self.sampler_for(settings)(int(total_frames))
 
-    def load_clips(self, video: Any, settings: dict[str, Any]) -> tuple[np.ndarray, int]:
-        """Decode (or index) the sampled frames of one video: uint8 ``(clips * T, H, W, 3)`` and the clip count."""
+    def decode(
+        self, video: Any, settings: dict[str, Any], num_threads: int = 1
+    ) -> tuple[np.ndarray, np.ndarray, int]:
+        """Decode (or index) the sampled frames of one video, each frame once: uint8 ``(F, H, W, 3)`` in frame
+        order, the position in it of every sampled index (clip-major, ``clips * T``), and the clip count.
+
+        Files are opened once (``decoding.read_video_sampled``); ``num_threads`` is the decoder's thread count
+        (1, as mmaction2's ``DecordInit``; the frames are the same with more).
+        """
         sampler = self.sampler_for(settings)
         if isinstance(video, (str, os.PathLike)):
-            path = os.fspath(video)
-            total = count_video_frames(path, backend=settings["video_backend"])
-            indices = sampler(total)
-            frames = read_video(path, indices, backend=settings["video_backend"])
+            frames, indices = read_video_sampled(
+                os.fspath(video),
+                sampler,
+                backend=settings["video_backend"],
+                num_threads=num_threads,
+                expand=False,
+            )
+            _, positions = np.unique(indices, return_inverse=True)
         else:
             frames_all = _as_frames(video)
             indices = sampler(len(frames_all))
-            frames = frames_all[indices]
-        return frames, len(indices) // settings["num_frames"]
+            unique, positions = np.unique(indices, return_inverse=True)
+            frames = frames_all[unique]
+        return frames, positions.reshape(-1), len(indices) // settings["num_frames"]
+
+    def load_clips(self, video: Any, settings: dict[str, Any]) -> tuple[np.ndarray, int]:
+        """Decode (or index) the sampled frames of one video: uint8 ``(clips * T, H, W, 3)`` and the clip count."""
+        frames, positions, num_clips = self.decode(video, settings)
+        return frames[positions], num_clips
 
     def preprocess(self, videos: Any, **kwargs: Any) -> BatchFeature:
         """``pixel_values`` for one video or a list of videos (paths or decoded ``(T, H, W, 3)`` uint8 frames).
@@ -206,7 +224,8 @@ class I3DVideoProcessor(BaseVideoProcessor):
         """The views of one video, made a few clips at a time: yields ``(view_indices, pixel_values)`` with float32
         ``pixel_values`` ``(n, T, C, H, W)`` and their positions in the ``(V, ...)`` order :meth:`preprocess` gives.
 
-        The frames are decoded once (uint8); each batch holds whole clips with all their crops (at most
+        The sampled frames are decoded once (with ``torch.get_num_threads()`` decoder threads) and each resized
+        once, even where clips share it; each batch holds whole clips with all their crops (at most
         ``max_views_per_batch`` views, but at least one clip), transformed as :meth:`preprocess` would, so the views
         are the same numbers while only one batch of float32 views exists at a time (30 views of 32x256x256 are
         755 MB as one tensor). Use with ``hf_i3d.multiview.predict_view_batches``.
@@ -215,14 +234,18 @@ class I3DVideoProcessor(BaseVideoProcessor):
         self._check_settings(settings)
         check_max_views_per_batch(max_views_per_batch)
         transform = self.transform_for(settings)
-        frames, num_clips = self.load_clips(video, settings)
+        frames, positions, num_clips = self.decode(video, settings, num_threads=torch.get_num_threads())
         params = transform.sample_params(frames.shape[1], frames.shape[2])
+        if params.resize is not None:  # each decoded frame resized once, even when clips share it
+            frames = resize_clip(frames, *params.resize)
+            params = dataclasses.replace(params, resize=None)
         crops = len(params.boxes)
-        clip_len = len(frames) // num_clips
+        clip_len = len(positions) // num_clips
         clips_per_batch = max(1, (max_views_per_batch or crops * num_clips) // crops)
         for first in range(0, num_clips, clips_per_batch):
             count = min(clips_per_batch, num_clips - first)
-            views = transform.apply(frames[first * clip_len : (first + count) * clip_len], params, count)
+            clips = frames[positions[first * clip_len : (first + count) * clip_len]]
+            views = transform.apply(clips, params, count)
             # crop-major within the batch (crop k of clip first + j at k * count + j), as in the whole video
             indices = np.array([k * num_clips + first + j for k in range(crops) for j in range(count)])
             yield indices, torch.from_numpy(views)
