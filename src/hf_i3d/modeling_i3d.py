@@ -32,14 +32,12 @@ def _triple(value: int | tuple[int, int, int]) -> tuple[int, int, int]:
 
 # Largest number of output positions (batch * frames * height * width of the convolution's output) for which
 # I3DConv3d computes the weight gradient as one GEMM instead of with oneDNN's backward-weights kernel. Measured on
-# torch 2.14.1 CPU (2 threads, AMD EPYC with AVX-512) in the I3D-R50 training step at 2x8x112x112, path on and off
-# in alternation in one process: the backward of stage 4 (2x1x4x4 = 32 positions, 512-2048 channels, 9 of the 53
-# convolutions) takes 5-8.5 ms (10-17%) less; most of it from the 1x1x1 convolutions (the 2048x1024 strided
-# projection: 7.4 ms for both gradients from oneDNN, 2.7 ms for the input gradient alone + 1.8 ms GEMM), least from
-# the 3x3 ones (~2.2 ms oneDNN vs 1.5 ms GEMM + 0.3 ms im2col). Stage 3 (98 positions) gains nothing with the GEMM
-# (its time 1.00-1.06x, although the GEMM alone beats oneDNN's weight gradient there in isolation), and at 196-392
-# positions (stage 4 of 32x224x224 clips) the GEMM alone is even with oneDNN for 1x1x1 kernels and 1.2-2x slower for
-# 3x3 and 3x1x1 ones. Set to 0 to turn the path off.
+# torch 2.14.1 CPU (2 threads, AMD EPYC with AVX-512) in the I3D-R50 training step at 2 x 8 x 112x112, profiling the
+# step with the GEMM on and off in alternation: stage 4 (2x1x4x4 = 32 positions, 512-2048 channels) runs its forward
+# + backward in 0.81-0.91x the time (e.g. the 2048x1024 strided projection: 7.4 ms for both gradients from oneDNN,
+# 2.7 ms input gradient + 1.8 ms GEMM); stage 3 (98 positions) gains nothing (1.00-1.06x, 1x1x1 kernels included,
+# although the GEMM alone wins there in isolation) and at 196-392 positions (stage 4 of 32x224x224 clips) the GEMM
+# is even with oneDNN for 1x1x1 kernels and 1.2-2x slower for 3x3 and 3x1x1 ones. Set to 0 to turn the path off.
 GEMM_WEIGHT_GRAD_MAX_POSITIONS = 64
 
 
@@ -119,9 +117,9 @@ class I3DConv3d(nn.Conv3d):
     the unfolded input (im2col) instead of with oneDNN's backward-weights kernel, which is slow for few positions and
     many channels: on stage 4 of the R50 training step at 2x8x112x112 (2x1x4x4 = 32 positions, 512-2048 channels)
     oneDNN takes 7.4 ms for both gradients of the 2048x1024 strided projection, its input gradient alone 2.7 ms and
-    the GEMM 1.8 ms (numbers behind the limit at ``GEMM_WEIGHT_GRAD_MAX_POSITIONS``). oneDNN still computes the
-    forward and the input gradient. Only float32/float64 CPU convolutions without groups, dilation or autocast take
-    this path; it supports one backward (no double backward).
+    the GEMM 1.8 ms (isolated, oneDNN's weight gradient of a 512x512x1x3x3 convolution there takes 8-10 ms, the GEMM
+    1.3-2.7 ms). oneDNN still computes the forward and the input gradient. Only float32/float64 CPU convolutions
+    without groups, dilation or autocast take this path; it supports one backward (no double backward).
     """
 
     def _conv_forward(
