@@ -31,14 +31,14 @@ def _triple(value: int | tuple[int, int, int]) -> tuple[int, int, int]:
 
 
 # Largest number of output positions (batch * frames * height * width of the convolution's output) for which
-# I3DConv3d computes the weight gradient as one GEMM instead of with oneDNN's backward-weights kernel. Measured on
-# torch 2.14.1 CPU (2 threads, AMD EPYC with AVX-512) in the I3D-R50 training step at 2 x 8 x 112x112, profiling the
-# step with the GEMM on and off in alternation: stage 4 (2x1x4x4 = 32 positions, 512-2048 channels) runs its forward
-# + backward in 0.81-0.91x the time (e.g. the 2048x1024 strided projection: 7.4 ms for both gradients from oneDNN,
-# 2.7 ms input gradient + 1.8 ms GEMM); stage 3 (98 positions) gains nothing (1.00-1.06x, 1x1x1 kernels included,
-# although the GEMM alone wins there in isolation) and at 196-392 positions (stage 4 of 32x224x224 clips) the GEMM
-# is even with oneDNN for 1x1x1 kernels and 1.2-2x slower for 3x3 and 3x1x1 ones. Set to 0 to turn the path off.
+# I3DConv3d computes the weight gradient as one GEMM instead of with oneDNN's backward-weights kernel: 64 for
+# kernels with spatial or temporal extent, 128 for 1x1x1 kernels. Measured on torch 2.14.1 CPU, 2 threads, on the
+# convolutions of the I3D-R50 training step at batch 2 x 8 x 112x112 (stage 4: 32 positions, stage 3: 98): at 32
+# positions the GEMM takes 0.10-0.6x oneDNN's time for every kernel; at 98 it wins for 1x1x1 kernels (0.3-0.9x) but
+# loses for 3x3 ones (1.2-1.3x); at 196-392 positions (stage 4 of 32x224x224 clips) it is even or loses for 1x1x1 and
+# loses 1.2-2x for 3x3 and 3x1x1. Set both to 0 to always use ``F.conv3d``'s own backward.
 GEMM_WEIGHT_GRAD_MAX_POSITIONS = 64
+GEMM_WEIGHT_GRAD_MAX_POSITIONS_1X1X1 = 128
 
 
 def _conv3d_weight_grad_gemm(
@@ -113,13 +113,13 @@ class I3DConv3d(nn.Conv3d):
     Gradients reach only the centre slice, as before.
 
     GEMM weight gradient: when autograd needs the weight gradient of a convolution with few output positions (at most
-    ``GEMM_WEIGHT_GRAD_MAX_POSITIONS``), the backward computes it as one matrix product of the output gradient with
-    the unfolded input (im2col) instead of with oneDNN's backward-weights kernel, which is slow for few positions and
-    many channels: on stage 4 of the R50 training step at 2x8x112x112 (2x1x4x4 = 32 positions, 512-2048 channels)
-    oneDNN takes 7.4 ms for both gradients of the 2048x1024 strided projection, its input gradient alone 2.7 ms and
-    the GEMM 1.8 ms (isolated, oneDNN's weight gradient of a 512x512x1x3x3 convolution there takes 8-10 ms, the GEMM
-    1.3-2.7 ms). oneDNN still computes the forward and the input gradient. Only float32/float64 CPU convolutions
-    without groups, dilation or autocast take this path; it supports one backward (no double backward).
+    ``GEMM_WEIGHT_GRAD_MAX_POSITIONS``, or ``GEMM_WEIGHT_GRAD_MAX_POSITIONS_1X1X1`` for 1x1x1 kernels), the backward
+    computes it as one matrix product of the output gradient with the unfolded input (im2col) instead of with oneDNN's
+    backward-weights kernel, which is slow there: on stage 4 of the R50 training step at 2x8x112x112 (2x1x4x4 = 32
+    output positions, 512-2048 channels) oneDNN takes 8-10 ms for a 512x512x1x3x3 weight gradient and 4-10 ms for
+    the 2048x1024 strided projection where the GEMM takes 1.1-2.7 ms. oneDNN still computes the forward and the input
+    gradient. Only float32/float64 CPU convolutions without groups, dilation or autocast take this path; it supports
+    one backward (no double backward).
     """
 
     def _conv_forward(
@@ -163,6 +163,8 @@ class I3DConv3d(nn.Conv3d):
         positions = input.shape[0]
         for size, kernel, stride, pad in zip(input.shape[2:], weight.shape[2:], self.stride, padding):
             positions *= (size + 2 * pad - kernel) // stride + 1
+        if tuple(weight.shape[2:]) == (1, 1, 1):
+            return positions <= GEMM_WEIGHT_GRAD_MAX_POSITIONS_1X1X1
         return positions <= GEMM_WEIGHT_GRAD_MAX_POSITIONS
 
 
