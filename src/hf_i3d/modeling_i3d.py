@@ -12,7 +12,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.autograd.function import once_differentiable
 from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
@@ -30,106 +29,20 @@ def _triple(value: int | tuple[int, int, int]) -> tuple[int, int, int]:
     return tuple(value) if isinstance(value, (tuple, list)) else (value, value, value)
 
 
-# Largest number of output positions (batch * frames * height * width of the convolution's output) for which
-# I3DConv3d computes the weight gradient as one GEMM instead of with oneDNN's backward-weights kernel: 64 for
-# kernels with spatial or temporal extent, 128 for 1x1x1 kernels. Measured on torch 2.14.1 CPU, 2 threads, on the
-# convolutions of the I3D-R50 training step at batch 2 x 8 x 112x112 (stage 4: 32 positions, stage 3: 98): at 32
-# positions the GEMM takes 0.10-0.6x oneDNN's time for every kernel; at 98 it wins for 1x1x1 kernels (0.3-0.9x) but
-# loses for 3x3 ones (1.2-1.3x); at 196-392 positions (stage 4 of 32x224x224 clips) it is even or loses for 1x1x1 and
-# loses 1.2-2x for 3x3 and 3x1x1. Set both to 0 to always use ``F.conv3d``'s own backward.
-GEMM_WEIGHT_GRAD_MAX_POSITIONS = 64
-GEMM_WEIGHT_GRAD_MAX_POSITIONS_1X1X1 = 128
-
-
-def _conv3d_weight_grad_gemm(
-    input: torch.Tensor,
-    grad_output: torch.Tensor,
-    kernel_size: tuple[int, int, int],
-    stride: tuple[int, int, int],
-    padding: tuple[int, int, int],
-) -> torch.Tensor:
-    """Weight gradient of ``F.conv3d(input, weight, stride=stride, padding=padding)`` (no groups, no dilation) as
-    ``grad_output_rows.T @ im2col(input)``: one row per output position, one column per (in channel, tap)."""
-    pad_t, pad_h, pad_w = padding
-    if pad_t or pad_h or pad_w:
-        input = F.pad(input, (pad_w, pad_w, pad_h, pad_h, pad_t, pad_t))
-    kernel_t, kernel_h, kernel_w = kernel_size
-    # (B, C, T_out, H_out, W_out, kt, kh, kw) windows; a view, copied once by the reshape below (not at all for a
-    # 1x1x1 kernel with stride 1 on one clip)
-    windows = (
-        input.unfold(2, kernel_t, stride[0]).unfold(3, kernel_h, stride[1]).unfold(4, kernel_w, stride[2])
-    )
-    columns = windows.permute(0, 2, 3, 4, 1, 5, 6, 7).reshape(
-        -1, input.shape[1] * kernel_t * kernel_h * kernel_w
-    )
-    rows = grad_output.permute(0, 2, 3, 4, 1).reshape(-1, grad_output.shape[1])
-    return torch.mm(rows.t(), columns).view(grad_output.shape[1], input.shape[1], *kernel_size)
-
-
-class _Conv3dGemmWeightGrad(torch.autograd.Function):
-    """``F.conv3d`` whose backward gets the input gradient from oneDNN (``aten.convolution_backward`` asked for
-    that gradient alone) and the weight gradient from ``_conv3d_weight_grad_gemm``."""
-
-    @staticmethod
-    def forward(ctx, input, weight, bias, stride, padding):
-        ctx.save_for_backward(input, weight)
-        ctx.stride, ctx.padding = stride, padding
-        return F.conv3d(input, weight, bias, stride, padding)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_output):
-        input, weight = ctx.saved_tensors
-        grad_input = grad_weight = grad_bias = None
-        if ctx.needs_input_grad[0]:
-            grad_input = torch.ops.aten.convolution_backward(
-                grad_output,
-                input,
-                weight,
-                None,
-                ctx.stride,
-                ctx.padding,
-                (1, 1, 1),
-                False,
-                (0, 0, 0),
-                1,
-                (True, False, False),
-            )[0]
-        if ctx.needs_input_grad[1]:
-            grad_weight = _conv3d_weight_grad_gemm(
-                input, grad_output, weight.shape[2:], ctx.stride, ctx.padding
-            )
-        if ctx.needs_input_grad[2]:
-            grad_bias = grad_output.sum((0, 2, 3, 4))
-        return grad_input, grad_weight, grad_bias, None, None
-
-
 class I3DConv3d(nn.Conv3d):
-    """``nn.Conv3d`` with two CPU shortcuts that compute the same convolution up to float summation order.
-
-    Temporal trim: on a one-frame input a (3, k, k) kernel with temporal padding 1 reads real data with its centre tap
-    only, so it runs as (1, k, k) with the centre slice of the weight (the skipped products are exact zeros) for a
-    third of the work. With the 2020 stem that is every inflated convolution of stages 2-4 on 8-frame clips.
+    """``nn.Conv3d`` that skips the temporal taps which can only meet zero padding: on a one-frame input a
+    (3, k, k) kernel with temporal padding 1 reads real data with its centre tap only, so it runs as (1, k, k) with
+    the centre slice of the weight: the same numbers up to float rounding (the skipped products are exact zeros) for
+    a third of the work. With the 2020 stem that is every inflated convolution of stages 2-4 on 8-frame clips.
     Gradients reach only the centre slice, as before.
-
-    GEMM weight gradient: when autograd needs the weight gradient of a convolution with few output positions (at most
-    ``GEMM_WEIGHT_GRAD_MAX_POSITIONS``, or ``GEMM_WEIGHT_GRAD_MAX_POSITIONS_1X1X1`` for 1x1x1 kernels), the backward
-    computes it as one matrix product of the output gradient with the unfolded input (im2col) instead of with oneDNN's
-    backward-weights kernel, which is slow there: on stage 4 of the R50 training step at 2x8x112x112 (2x1x4x4 = 32
-    output positions, 512-2048 channels) oneDNN takes 8-10 ms for a 512x512x1x3x3 weight gradient and 4-10 ms for
-    the 2048x1024 strided projection where the GEMM takes 1.1-2.7 ms. oneDNN still computes the forward and the input
-    gradient. Only float32/float64 CPU convolutions without groups, dilation or autocast take this path; it supports
-    one backward (no double backward).
     """
 
     def _conv_forward(
         self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     ) -> torch.Tensor:
         kernel_t = self.kernel_size[0]
-        padding = self.padding
         if (
-            input.dim() == 5
-            and input.shape[2] == 1
+            input.shape[2] == 1
             and kernel_t % 2 == 1
             and kernel_t > 1
             and self.padding[0] == kernel_t // 2
@@ -137,35 +50,10 @@ class I3DConv3d(nn.Conv3d):
             and self.dilation[0] == 1
             and self.padding_mode == "zeros"
         ):
-            weight = weight[:, :, kernel_t // 2 : kernel_t // 2 + 1]
+            centre = weight[:, :, kernel_t // 2 : kernel_t // 2 + 1]
             padding = (0, *self.padding[1:])
-        elif self.padding_mode != "zeros":
-            return super()._conv_forward(input, weight, bias)
-        if self._wants_gemm_weight_grad(input, weight, padding):
-            return _Conv3dGemmWeightGrad.apply(input, weight, bias, self.stride, padding)
-        return F.conv3d(input, weight, bias, self.stride, padding, self.dilation, self.groups)
-
-    def _wants_gemm_weight_grad(
-        self, input: torch.Tensor, weight: torch.Tensor, padding: tuple[int, int, int] | str
-    ) -> bool:
-        if not (torch.is_grad_enabled() and weight.requires_grad):
-            return False
-        if (
-            input.dim() != 5
-            or input.device.type != "cpu"
-            or input.dtype not in (torch.float32, torch.float64)
-            or torch.is_autocast_enabled(input.device.type)
-            or isinstance(padding, str)
-            or self.groups != 1
-            or self.dilation != (1, 1, 1)
-        ):
-            return False
-        positions = input.shape[0]
-        for size, kernel, stride, pad in zip(input.shape[2:], weight.shape[2:], self.stride, padding):
-            positions *= (size + 2 * pad - kernel) // stride + 1
-        if tuple(weight.shape[2:]) == (1, 1, 1):
-            return positions <= GEMM_WEIGHT_GRAD_MAX_POSITIONS_1X1X1
-        return positions <= GEMM_WEIGHT_GRAD_MAX_POSITIONS
+            return F.conv3d(input, centre, bias, self.stride, padding, self.dilation, self.groups)
+        return super()._conv_forward(input, weight, bias)
 
 
 class I3DConvLayer(nn.Module):
