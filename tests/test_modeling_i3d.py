@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 from _isolation import run_without_hf_i3d
 from transformers import AutoConfig, AutoModel, AutoModelForVideoClassification
 
@@ -264,3 +265,15 @@ def test_zoo_entries_build_models():
         assert entry.model_type == "i3d"
     with pytest.raises(KeyError, match="Unknown zoo name 'i3d-r18'"):
         get_entry("i3d-r18")
+
+
+def test_temporal_trim_reads_frames_not_height_on_unbatched_input():
+    # nn.Conv3d takes unbatched (C, T, H, W) input; there dim 2 is the height, and a one-pixel-high input with
+    # several frames must keep every temporal tap.
+    from hf_i3d.modeling_i3d import I3DConv3d
+
+    torch.manual_seed(0)
+    conv = I3DConv3d(2, 3, (3, 1, 1), padding=(1, 0, 0), bias=False)
+    unbatched = torch.randn(2, 4, 1, 5)
+    expected = F.conv3d(unbatched.unsqueeze(0), conv.weight, None, 1, (1, 0, 0))[0]
+    torch.testing.assert_close(conv(unbatched), expected)

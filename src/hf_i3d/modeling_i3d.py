@@ -42,7 +42,8 @@ class I3DConv3d(nn.Conv3d):
     ) -> torch.Tensor:
         kernel_t = self.kernel_size[0]
         if (
-            input.shape[2] == 1
+            input.dim() == 5  # (C, T, H, W) unbatched input has its frames at dim 1
+            and input.shape[2] == 1
             and kernel_t % 2 == 1
             and kernel_t > 1
             and self.padding[0] == kernel_t // 2
