@@ -249,7 +249,12 @@ def test_killed_and_resumed_run_ends_like_an_uninterrupted_one(synthetic, tmp_pa
         "--dataloader_num_workers", "2",
     )  # fmt: skip
     straight = tmp_path / "straight"
-    run_example(script_args(synthetic, straight, *extra, train_list=train_list), tmp_path)
+    # the uninterrupted run leaves the allocator alone, the resumed one keeps freed memory (the default on CPU):
+    # the setting must not change the numbers
+    result = run_example(
+        script_args(synthetic, straight, *extra, "--keep_freed_memory", "False", train_list=train_list), tmp_path
+    )
+    assert "freed memory is kept" not in result.stdout + result.stderr
 
     resumed = tmp_path / "resumed"
     arguments = script_args(synthetic, resumed, *extra, train_list=train_list)
@@ -273,6 +278,7 @@ def test_killed_and_resumed_run_ends_like_an_uninterrupted_one(synthetic, tmp_pa
 
     result = run_example(arguments, tmp_path)
     assert f"resuming from {killed_at}" in result.stdout + result.stderr
+    assert "CPU run: freed memory is kept in the process for reuse" in result.stdout + result.stderr
     weights_straight = load_file(straight / "model.safetensors")
     weights_resumed = load_file(resumed / "model.safetensors")
     assert weights_straight.keys() == weights_resumed.keys()

@@ -42,6 +42,10 @@ def _predict(args: argparse.Namespace) -> int:
 
     from .predict import classify_videos, format_table, load_classifier
 
+    if args.optimize:
+        from .inference import keep_freed_memory
+
+        keep_freed_memory()  # this process only classifies: reuse activation memory across views and videos
     classifier = load_classifier(args.model, optimize=args.optimize, video_backend=args.backend)
     predictions = classify_videos(
         classifier,
@@ -182,7 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-optimize",
         dest="optimize",
         action="store_false",
-        help="run the plain model instead of hf_i3d.inference.optimize_for_inference's fast CPU copy",
+        help="run the plain model instead of hf_i3d.inference.optimize_for_inference's fast CPU copy (and leave "
+        "the memory allocator alone; by default freed memory is kept for reuse, inference.keep_freed_memory)",
     )
     predict.set_defaults(func=_predict)
 
