@@ -14,6 +14,7 @@ Never imported by hf_i3d or its tests; it runs only in the reference environment
 
 from __future__ import annotations
 
+import os
 import sys
 import types
 from pathlib import Path
@@ -130,6 +131,22 @@ def build_video_test(spec: dict):
     return step, lambda: {"scores": scores["last"]}
 
 
+def build_train_clips(videos: list[str]):
+    """16 training clips through mmaction2's own pipeline (``bench_data_pipeline._mmaction``)."""
+    from bench_data_pipeline import _limit_threads, _mmaction
+
+    _limit_threads()
+    read_clip = _mmaction(videos)
+    done = [0]
+
+    def step():
+        for _ in range(16):
+            read_clip(done[0])
+            done[0] += 1
+
+    return step, dict
+
+
 def build(spec: dict):
     if spec["model"] != "i3d_r50" or spec["variant"] not in ("eager", "eager+malloc"):
         raise ValueError(
@@ -139,6 +156,8 @@ def build(spec: dict):
         assert keep_freed_memory()
     if spec["task"] == "video_test":
         return build_video_test(spec)
+    if spec["task"] == "train_clips":
+        return build_train_clips(spec["files"]["input"].split(os.pathsep))
     model = build_model(spec)
     inputs = torch.load(spec["files"]["input"], weights_only=True).contiguous()  # NCTHW
     if spec["task"] == "forward":

@@ -3,6 +3,7 @@ weights and input files and times one variant of the case's step (see ``serve`` 
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -43,6 +44,8 @@ def build(spec: dict):
 
         assert keep_freed_memory()
         variant = variant.removesuffix("+malloc")
+    if spec["task"] == "train_clips":
+        return build_train_clips(spec["files"]["input"].split(os.pathsep), variant)
     model = load_model(spec)
     if spec["task"] == "video_test":
         return build_video_test(model, spec["files"]["input"], variant)
@@ -103,6 +106,22 @@ def build_video_test(model: torch.nn.Module, video: str, variant: str):
         scores["last"], _ = video_scores(classifier, video, views="30", max_views_per_batch=per_batch)
 
     return step, lambda: {"scores": scores["last"]}
+
+
+def build_train_clips(videos: list[str], backend: str):
+    """16 training clips through ``hf_i3d.data`` (``bench_data_pipeline._ours``) with the ``backend`` decoder."""
+    from bench_data_pipeline import _limit_threads, _ours
+
+    _limit_threads()
+    read_clip = _ours(videos, backend)
+    done = [0]
+
+    def step():
+        for _ in range(16):
+            read_clip(done[0])
+            done[0] += 1
+
+    return step, dict
 
 
 def build_train_step(model: torch.nn.Module, pixel_values: torch.Tensor, labels: torch.Tensor, variant: str):

