@@ -499,6 +499,18 @@ def test_sgd_decays_every_parameter_and_steps_by_epoch(tmp_path):
     group = optimizer.param_groups[0]
     assert (group["momentum"], group["weight_decay"], group["lr"]) == (0.9, 1e-4, 0.1)
     assert len(group["params"]) == len(list(model.parameters()))
+    assert group["fused"]  # torch's fused kernel: the for-loop SGD's update up to FMA rounding (below)
+    reference = torch.optim.SGD(
+        [p.detach().clone().requires_grad_() for p in group["params"]], lr=0.1, momentum=0.9, weight_decay=1e-4
+    )
+    for step in range(3):
+        for fused_param, plain_param in zip(group["params"], reference.param_groups[0]["params"]):
+            grad = torch.randn(fused_param.shape, generator=torch.Generator().manual_seed(step))
+            fused_param.grad, plain_param.grad = grad.clone(), grad.clone()
+        optimizer.step()
+        reference.step()
+    for fused_param, plain_param in zip(group["params"], reference.param_groups[0]["params"]):
+        torch.testing.assert_close(fused_param.detach(), plain_param.detach(), rtol=1e-6, atol=1e-7)
     scheduler = trainer.create_scheduler(num_training_steps=20)
     lrs = []
     for _ in range(20):
