@@ -186,11 +186,6 @@ class I3DVideoProcessor(BaseVideoProcessor):
             frames = frames_all[unique]
         return frames, positions.reshape(-1), len(indices) // settings["num_frames"]
 
-    def load_clips(self, video: Any, settings: dict[str, Any]) -> tuple[np.ndarray, int]:
-        """Decode (or index) the sampled frames of one video: uint8 ``(clips * T, H, W, 3)`` and the clip count."""
-        frames, positions, num_clips = self.decode(video, settings)
-        return frames[positions], num_clips
-
     def preprocess(self, videos: Any, **kwargs: Any) -> BatchFeature:
         """``pixel_values`` for one video or a list of videos (paths or decoded ``(T, H, W, 3)`` uint8 frames).
 
@@ -201,13 +196,13 @@ class I3DVideoProcessor(BaseVideoProcessor):
         kwargs.pop("do_sample_frames", None)  # frames are always sampled (the pipeline passes True)
         settings = self._settings(**kwargs)
         self._check_settings(settings)
-        transform = self.transform_for(settings)
         single = not isinstance(videos, (list, tuple))
         batch = []
         for video in [videos] if single else videos:
-            frames, num_clips = self.load_clips(video, settings)
-            views = transform(frames, num_clips=num_clips)  # (V, T, C, H, W)
-            batch.append(views[0] if settings["views"] == "single" else views)
+            [(_, views)] = self.iter_view_batches(
+                video, None, **kwargs
+            )  # all views, in order: (V, T, C, H, W)
+            batch.append(views[0].numpy() if settings["views"] == "single" else views.numpy())
         pixel_values = np.stack(batch)
         return BatchFeature(data={"pixel_values": pixel_values}, tensor_type=return_tensors)
 
@@ -226,9 +221,9 @@ class I3DVideoProcessor(BaseVideoProcessor):
 
         The sampled frames are decoded once (with ``torch.get_num_threads()`` decoder threads) and each resized
         once, even where clips share it; each batch holds whole clips with all their crops (at most
-        ``max_views_per_batch`` views, but at least one clip), transformed as :meth:`preprocess` would, so the views
-        are the same numbers while only one batch of float32 views exists at a time (30 views of 32x256x256 are
-        755 MB as one tensor). Use with ``hf_i3d.multiview.predict_view_batches``.
+        ``max_views_per_batch`` views, but at least one clip; None: every view in one batch, what :meth:`preprocess`
+        takes), so only one batch of float32 views exists at a time (30 views of 32x256x256 are 755 MB as one
+        tensor). Use with ``hf_i3d.multiview.predict_view_batches``.
         """
         settings = self._settings(**kwargs)
         self._check_settings(settings)
