@@ -105,6 +105,22 @@ def _mmaction(videos: list[str]):
     return step
 
 
+def clips_step(make_reader, clips_per_call: int = 16):
+    """``run.py``'s step for its ``r50_train_clips`` case: single-threaded, ``clips_per_call`` clips a call from
+    the reader ``make_reader()`` builds (``_ours`` or ``_mmaction``), going on through the videos. No check."""
+    _limit_threads()
+    read_clip = make_reader()
+    done = 0
+
+    def step():
+        nonlocal done
+        for _ in range(clips_per_call):
+            read_clip(done)
+            done += 1
+
+    return step, dict
+
+
 def worker(side: str, videos: list[str]) -> None:
     # the protocol gets its own copy of stdout; anything the libraries print goes to stderr
     protocol = os.fdopen(os.dup(1), "w")

@@ -133,18 +133,9 @@ def build_video_test(spec: dict):
 
 def build_train_clips(videos: list[str]):
     """16 training clips through mmaction2's own pipeline (``bench_data_pipeline._mmaction``)."""
-    from bench_data_pipeline import _limit_threads, _mmaction
+    from bench_data_pipeline import _mmaction, clips_step
 
-    _limit_threads()
-    read_clip = _mmaction(videos)
-    done = [0]
-
-    def step():
-        for _ in range(16):
-            read_clip(done[0])
-            done[0] += 1
-
-    return step, dict
+    return clips_step(lambda: _mmaction(videos))
 
 
 def build(spec: dict):

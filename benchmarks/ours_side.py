@@ -110,18 +110,9 @@ def build_video_test(model: torch.nn.Module, video: str, variant: str):
 
 def build_train_clips(videos: list[str], backend: str):
     """16 training clips through ``hf_i3d.data`` (``bench_data_pipeline._ours``) with the ``backend`` decoder."""
-    from bench_data_pipeline import _limit_threads, _ours
+    from bench_data_pipeline import _ours, clips_step
 
-    _limit_threads()
-    read_clip = _ours(videos, backend)
-    done = [0]
-
-    def step():
-        for _ in range(16):
-            read_clip(done[0])
-            done[0] += 1
-
-    return step, dict
+    return clips_step(lambda: _ours(videos, backend))
 
 
 def build_train_step(model: torch.nn.Module, pixel_values: torch.Tensor, labels: torch.Tensor, variant: str):
