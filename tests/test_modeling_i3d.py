@@ -14,7 +14,7 @@ from hf_i3d.zoo import ZOO, get_entry
 
 
 def tiny_config(**kwargs) -> I3DConfig:
-    defaults = dict(base_channels=4, num_labels=5, dropout_ratio=0.0)
+    defaults = dict(base_channels=4, num_labels=5, dropout_prob=0.0)
     defaults.update(kwargs)
     return I3DConfig(**defaults)
 
@@ -103,7 +103,7 @@ def test_inflate_style_sets_the_temporal_kernel():
             "I3DConfig.spatial_strides needs one entry per stage (4), got 2: [1, 2]",
         ),
         (
-            {"depth": 101},
+            {"depth": 101, "inflate": ((1, 1, 1), (1, 0, 1, 0), (1, 0, 1, 0, 1, 0), (0, 1, 0))},
             "I3DConfig.inflate[2] has 6 entries but stage 3 of a depth-101 ResNet3d has 23 blocks",
         ),
     ],
@@ -277,3 +277,30 @@ def test_temporal_trim_reads_frames_not_height_on_unbatched_input():
     unbatched = torch.randn(2, 4, 1, 5)
     expected = F.conv3d(unbatched.unsqueeze(0), conv.weight, None, 1, (1, 0, 0))[0]
     torch.testing.assert_close(conv(unbatched), expected)
+
+
+@pytest.mark.parametrize(
+    "depth, expected",
+    [
+        (18, [[1, 1], [1, 1], [1, 1], [1, 1]]),
+        (34, [[1] * 3, [1] * 4, [1] * 6, [1] * 3]),
+        (50, [[1, 1, 1], [1, 0, 1, 0], [1, 0, 1, 0, 1, 0], [0, 1, 0]]),  # the published I3D-R50 map
+        (101, [[1] * 3, [1] * 4, [1] * 23, [1] * 3]),
+        (152, [[1] * 3, [1] * 8, [1] * 36, [1] * 3]),
+    ],
+)
+def test_every_documented_depth_has_a_default_inflation(depth, expected):
+    config = I3DConfig(depth=depth)
+    assert config.inflate == expected
+    assert [len(stage) for stage in config.inflate] == config.stage_blocks
+
+
+def test_mmaction_head_names_of_old_configs_still_load(tmp_path):
+    """Configs saved before 0.2 used mmaction2's ``dropout_ratio`` / ``init_std``; they load as the new names."""
+    (tmp_path / "config.json").write_text(
+        json.dumps({"model_type": "i3d", "depth": 18, "dropout_ratio": 0.3, "init_std": 0.05})
+    )
+    config = I3DConfig.from_pretrained(tmp_path)
+    assert (config.dropout_prob, config.initializer_range) == (0.3, 0.05)
+    saved = config.to_dict()
+    assert "dropout_ratio" not in saved and "init_std" not in saved

@@ -2,15 +2,21 @@
 
 Importing the package registers its configs, models and video processor with the transformers ``Auto*`` classes,
 so ``AutoModelForVideoClassification.from_pretrained(folder)`` and ``pipeline("video-classification", model=folder)``
-work for folders this package wrote. Folders saved by the package also carry their code, so they load with
-``trust_remote_code=True`` where ``hf_i3d`` is not installed.
+work for folders this package wrote, and installs the zoo-name resolver (``hub.resolve_pretrained_name``) on the
+config and processor classes, so ``I3DForVideoClassification.from_pretrained("i3d-r50-kinetics400")`` works. Every
+saved folder carries its model's code, so it loads with ``trust_remote_code=True`` where ``hf_i3d`` is not
+installed; that code takes paths and Hub ids only.
+
+This module is the top of the package's import graph for the model classes: the models and configurations import
+nothing from ``hf_i3d`` but each other, and name resolution (which needs the hub and the converters, which need the
+models) is handed to them here.
 """
 
 from transformers import AutoConfig, AutoModel, AutoModelForVideoClassification
 
 from .configuration_i3d import I3DConfig
 from .configuration_inception_i3d import InceptionI3DConfig
-from .hub import resolve_model
+from .hub import resolve_model, resolve_pretrained_name
 from .modeling_i3d import I3DForVideoClassification, I3DModel, I3DPreTrainedModel
 from .modeling_inception_i3d import (
     InceptionI3DForVideoClassification,
@@ -28,6 +34,7 @@ for _config, _base, _classifier in (
     AutoConfig.register(_config.model_type, _config, exist_ok=True)
     AutoModel.register(_config, _base, exist_ok=True)
     AutoModelForVideoClassification.register(_config, _classifier, exist_ok=True)
+    _config.name_resolver = staticmethod(resolve_pretrained_name)
 
 try:  # the processor needs the `video` extra (Pillow, torchvision, decoders); the models need torch only
     from transformers import AutoVideoProcessor
@@ -38,6 +45,7 @@ except ImportError:  # pragma: no cover - exercised only without the video extra
 else:
     AutoVideoProcessor.register(I3DConfig, I3DVideoProcessor, exist_ok=True)
     AutoVideoProcessor.register(InceptionI3DConfig, I3DVideoProcessor, exist_ok=True)
+    I3DVideoProcessor.name_resolver = staticmethod(resolve_pretrained_name)
 
 __all__ = [
     "ZOO",

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from transformers import PreTrainedConfig
+from collections.abc import Callable
+from typing import ClassVar
 
-from .zoo import resolve_pretrained_name
+from transformers import PreTrainedConfig
 
 # Block type and number of blocks per stage for each supported depth (mmaction2 ``ResNet3d.arch_settings``).
 DEPTH_SETTINGS: dict[int, tuple[str, tuple[int, ...]]] = {
@@ -15,6 +16,11 @@ DEPTH_SETTINGS: dict[int, tuple[str, tuple[int, ...]]] = {
     152: ("bottleneck", (3, 8, 36, 3)),
 }
 BLOCK_EXPANSION = {"basic": 1, "bottleneck": 4}
+# Default inflation per depth: the I3D map of mmaction2's 2020 R50 configs (which block of each stage gets a
+# temporal kernel); every other depth inflates all blocks, as mmaction2's ``ResNet3d`` default ``inflate=(1, 1, 1, 1)``.
+DEFAULT_INFLATE: dict[int, int | tuple] = {50: ((1, 1, 1), (1, 0, 1, 0), (1, 0, 1, 0, 1, 0), (0, 1, 0))}
+# Field names of configs saved before 0.2 (mmaction2's ``I3DHead`` names), read as their current names.
+RENAMED_FIELDS = {"dropout_ratio": "dropout_prob", "init_std": "initializer_range"}
 INFLATE_STYLES = ("3x1x1", "3x3x3")
 
 
@@ -36,15 +42,18 @@ class I3DConfig(PreTrainedConfig):
         with_pool2: apply a (2, 1, 1) temporal max-pool after the first stage.
         spatial_strides / temporal_strides / dilations: per stage, applied by the first block of the stage.
         inflate: which blocks get a temporal kernel; an int for all blocks, or one entry per stage, each an int for
-            all its blocks or one 0/1 per block. Stored normalised as one list of 0/1 per stage.
+            all its blocks or one 0/1 per block. Stored normalised as one list of 0/1 per stage. ``None`` (default):
+            the I3D map of the published R50 models for depth 50, every block for the other depths.
         inflate_style: '3x1x1' (temporal kernel on the first 1x1 of a bottleneck) or '3x3x3' (on its 3x3);
             BasicBlocks always inflate both convolutions to 3x3x3, as in mmaction2.
         frozen_stages: stages to freeze during training (-1: none, 0: the stem, k: the stem and stages 1..k).
         norm_eval: keep every BatchNorm in eval mode during training.
         zero_init_residual: initialise the last BatchNorm of each block to zero (only for training from scratch).
         bn_eps / bn_momentum: BatchNorm epsilon and momentum (PyTorch convention; mmcv's BN3d defaults).
-        dropout_ratio: dropout before the classifier (``I3DHead.dropout_ratio``).
-        init_std: std of the normal initialisation of the classifier (``I3DHead.init_std``).
+        dropout_prob: dropout before the classifier (mmaction2 ``I3DHead.dropout_ratio``; configs saved with that
+            name still load).
+        initializer_range: std of the normal initialisation of the classifier (mmaction2 ``I3DHead.init_std``;
+            likewise).
         num_frames: clip length the model expects (read by the video-classification pipeline).
         image_size: training crop size (test crops may be larger: the network is fully convolutional).
         average_clips: how the classifier merges several views of a video, as mmaction2's ``average_clips``:
@@ -53,6 +62,9 @@ class I3DConfig(PreTrainedConfig):
     """
 
     model_type = "i3d"
+    # Maps a name given to ``from_pretrained`` (e.g. a zoo name) to what to load; installed by ``hf_i3d`` (its
+    # ``hub.resolve_pretrained_name``), None where this file runs as a saved folder's remote code.
+    name_resolver: ClassVar[Callable | None] = None
 
     depth: int = 50
     num_channels: int = 3
@@ -65,21 +77,24 @@ class I3DConfig(PreTrainedConfig):
     spatial_strides: list[int] | tuple[int, ...] = (1, 2, 2, 2)
     temporal_strides: list[int] | tuple[int, ...] = (1, 1, 1, 1)
     dilations: list[int] | tuple[int, ...] = (1, 1, 1, 1)
-    inflate: int | list | tuple = ((1, 1, 1), (1, 0, 1, 0), (1, 0, 1, 0, 1, 0), (0, 1, 0))
+    inflate: int | list | tuple | None = None
     inflate_style: str = "3x1x1"
     frozen_stages: int = -1
     norm_eval: bool = False
     zero_init_residual: bool = False
     bn_eps: float = 1e-5
     bn_momentum: float = 0.1
-    dropout_ratio: float = 0.5
-    init_std: float = 0.01
+    dropout_prob: float = 0.5
+    initializer_range: float = 0.01
     num_frames: int = 32
     image_size: int = 224
     average_clips: str = "prob"
     zoo_name: str | None = None
 
     def __post_init__(self, **kwargs):
+        for old, new in RENAMED_FIELDS.items():
+            if old in kwargs:
+                setattr(self, new, kwargs.pop(old))
         if self.depth not in DEPTH_SETTINGS:
             raise ValueError(f"I3DConfig.depth must be one of {sorted(DEPTH_SETTINGS)}, got {self.depth!r}")
         if not 1 <= self.num_stages <= 4:
@@ -102,6 +117,8 @@ class I3DConfig(PreTrainedConfig):
             setattr(self, name, values)
         if self.average_clips not in ("prob", "score"):
             raise ValueError(f"I3DConfig.average_clips must be 'prob' or 'score', got {self.average_clips!r}")
+        if self.inflate is None:
+            self.inflate = DEFAULT_INFLATE.get(self.depth, 1)
         self.inflate = self._normalise_inflate(self.inflate)
         super().__post_init__(**kwargs)
 
@@ -128,8 +145,10 @@ class I3DConfig(PreTrainedConfig):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-        """``PreTrainedConfig.from_pretrained`` that also takes zoo names (see ``hf_i3d.hub.resolve_model``)."""
-        return super().from_pretrained(resolve_pretrained_name(pretrained_model_name_or_path), *args, **kwargs)
+        """``PreTrainedConfig.from_pretrained`` that also takes zoo names where ``name_resolver`` is installed."""
+        if cls.name_resolver is not None:
+            pretrained_model_name_or_path = cls.name_resolver(pretrained_model_name_or_path)
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
 
     @property
     def block_type(self) -> str:
@@ -152,5 +171,7 @@ class I3DConfig(PreTrainedConfig):
         """Channels of the final feature map (the pooled clip feature size)."""
         return self.hidden_sizes[-1]
 
+
+I3DConfig.register_for_auto_class()  # a saved config carries this file and an ``auto_map`` entry for it
 
 __all__ = ["I3DConfig"]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import field
+from typing import ClassVar
 
 from transformers import PreTrainedConfig
-
-from .zoo import resolve_pretrained_name
 
 # The named endpoints of DeepMind's ``InceptionI3d`` (kinetics-i3d ``i3d.py``, ``VALID_ENDPOINTS``), in order, up to
 # Mixed_5c; ``InceptionI3DModel`` returns one hidden state per name with ``output_hidden_states=True``.
@@ -68,6 +68,9 @@ class InceptionI3DConfig(PreTrainedConfig):
     """
 
     model_type = "inception_i3d"
+    # Maps a name given to ``from_pretrained`` (e.g. a zoo name) to what to load; installed by ``hf_i3d`` (its
+    # ``hub.resolve_pretrained_name``), None where this file runs as a saved folder's remote code.
+    name_resolver: ClassVar[Callable | None] = None
     endpoint_names = ENDPOINT_NAMES
 
     num_channels: int = 3
@@ -85,10 +88,10 @@ class InceptionI3DConfig(PreTrainedConfig):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-        """``PreTrainedConfig.from_pretrained`` that also takes zoo names (see ``hf_i3d.hub.resolve_model``)."""
-        return super().from_pretrained(
-            resolve_pretrained_name(pretrained_model_name_or_path), *args, **kwargs
-        )
+        """``PreTrainedConfig.from_pretrained`` that also takes zoo names where ``name_resolver`` is installed."""
+        if cls.name_resolver is not None:
+            pretrained_model_name_or_path = cls.name_resolver(pretrained_model_name_or_path)
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
 
     def __post_init__(self, **kwargs):
         if self.average_clips not in ("prob", "score"):
@@ -118,5 +121,7 @@ class InceptionI3DConfig(PreTrainedConfig):
         b0, _, b1, _, b2, b3 = self.mixed_channels["Mixed_5c"]
         return b0 + b1 + b2 + b3
 
+
+InceptionI3DConfig.register_for_auto_class()  # a saved config carries this file and an ``auto_map`` entry for it
 
 __all__ = ["InceptionI3DConfig", "ENDPOINT_NAMES", "MIXED_CHANNELS"]

@@ -37,7 +37,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
-from .modeling_i3d import I3DBasicLayer, I3DBottleneckLayer
+from .modeling_i3d import I3DBasicLayer, I3DBottleneckLayer, centre_tap, centre_tap_only
 from .modeling_inception_i3d import InceptionI3DMaxPool3d, InceptionI3DUnit3D, _same_padding
 
 __all__ = [
@@ -117,21 +117,15 @@ class FoldedConv3d(nn.Module):
     def _centre_only(self, hidden_state: torch.Tensor) -> bool:
         """On a one-frame input an odd temporal kernel with 'same' temporal padding reads data with its centre tap
         only (the rest meet zero padding): run it as a 1-frame kernel (``modeling_i3d.I3DConv3d`` does the same)."""
-        kernel_t = self.weight.shape[2]
-        return (
-            hidden_state.shape[2] == 1
-            and kernel_t > 1
-            and kernel_t % 2 == 1
-            and self.padding[0] == kernel_t // 2
-            and self.stride[0] == 1
-            and self.dilation[0] == 1
+        return centre_tap_only(
+            hidden_state.shape[2], self.weight.shape[2], self.stride[0], self.padding[0], self.dilation[0]
         )
 
     def _weight_and_padding(self, centre: bool) -> tuple[torch.Tensor, list[int]]:
         if not centre:
             return self.weight, self.padding
-        kernel_t = self.weight.shape[2]
-        return self.weight[:, :, kernel_t // 2 : kernel_t // 2 + 1], [0, *self.padding[1:]]
+        weight, padding = centre_tap(self.weight, self.padding)
+        return weight, list(padding)
 
     def _onednn_weight(self, sizes: list[int], centre: bool) -> tuple[torch.Tensor, list[int]]:
         # oneDNN's blocked layout for this weight, made once per kernel (it is valid for any input shape).

@@ -9,6 +9,8 @@ blocks -> stage -> stem -> pretrained base -> ``I3DModel`` -> ``I3DForVideoClass
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -21,12 +23,40 @@ from transformers.modeling_outputs import (
 )
 
 from .configuration_i3d import BLOCK_EXPANSION, I3DConfig
-from .multiview import merge_model_views
-from .zoo import resolve_pretrained_name
 
 
 def _triple(value: int | tuple[int, int, int]) -> tuple[int, int, int]:
     return tuple(value) if isinstance(value, (tuple, list)) else (value, value, value)
+
+
+def centre_tap_only(frames: int, kernel_t: int, stride_t: int, padding_t: int, dilation_t: int) -> bool:
+    """Whether a temporal kernel reads real data with its centre tap only: on a one-frame input an odd kernel with
+    'same' temporal padding (stride and dilation 1) meets zero padding with every other tap."""
+    return (
+        frames == 1
+        and kernel_t > 1
+        and kernel_t % 2 == 1
+        and padding_t == kernel_t // 2
+        and stride_t == 1
+        and dilation_t == 1
+    )
+
+
+def centre_tap(weight: torch.Tensor, padding: tuple[int, ...]) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """The (1, k, k) kernel and padding that compute what ``weight`` computes where :func:`centre_tap_only` holds."""
+    kernel_t = weight.shape[2]
+    return weight[:, :, kernel_t // 2 : kernel_t // 2 + 1], (0, *padding[1:])
+
+
+def merge_view_logits(view_logits: torch.Tensor, mode: str = "prob", *, multi_label: bool = False) -> torch.Tensor:
+    """Per-video logits ``(B, K)`` from per-view logits ``(B, V, K)``, as mmaction2 ``BaseHead.average_clip`` averages
+    views: 'score' is the mean logits; 'prob' the log of the mean softmax (or the logit of the mean sigmoid for
+    multi-label), so the usual activation of the result gives mmaction2's averaged probabilities."""
+    if mode == "score":
+        return view_logits.float().mean(dim=1).to(view_logits.dtype)
+    scores = (torch.sigmoid if multi_label else partial(torch.softmax, dim=2))(view_logits.float()).mean(dim=1)
+    merged = torch.logit(scores, eps=1e-7) if multi_label else scores.clamp_min(torch.finfo(scores.dtype).tiny).log()
+    return merged.to(view_logits.dtype)
 
 
 class I3DConv3d(nn.Conv3d):
@@ -40,19 +70,14 @@ class I3DConv3d(nn.Conv3d):
     def _conv_forward(
         self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     ) -> torch.Tensor:
-        kernel_t = self.kernel_size[0]
         if (
             input.dim() == 5  # (C, T, H, W) unbatched input has its frames at dim 1
-            and input.shape[2] == 1
-            and kernel_t % 2 == 1
-            and kernel_t > 1
-            and self.padding[0] == kernel_t // 2
-            and self.stride[0] == 1
-            and self.dilation[0] == 1
             and self.padding_mode == "zeros"
+            and centre_tap_only(
+                input.shape[2], self.kernel_size[0], self.stride[0], self.padding[0], self.dilation[0]
+            )
         ):
-            centre = weight[:, :, kernel_t // 2 : kernel_t // 2 + 1]
-            padding = (0, *self.padding[1:])
+            centre, padding = centre_tap(weight, self.padding)
             return F.conv3d(input, centre, bias, self.stride, padding, self.dilation, self.groups)
         return super()._conv_forward(input, weight, bias)
 
@@ -259,14 +284,24 @@ class I3DPreTrainedModel(PreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-        """``PreTrainedModel.from_pretrained`` that also takes zoo names (``"i3d-r50-kinetics400"``, aliases):
-        a local folder of that name, the zoo's Hub repo, or the original checkpoint converted once into the cache."""
-        return super().from_pretrained(resolve_pretrained_name(pretrained_model_name_or_path), *args, **kwargs)
+        """``PreTrainedModel.from_pretrained`` that also takes zoo names (``"i3d-r50-kinetics400"``, aliases) where
+        ``hf_i3d`` installed ``I3DConfig.name_resolver``: a local folder of that name, the zoo's Hub repo, or the
+        original checkpoint converted once into the cache."""
+        if cls.config_class.name_resolver is not None:
+            pretrained_model_name_or_path = cls.config_class.name_resolver(pretrained_model_name_or_path)
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """``PreTrainedModel.save_pretrained``; a folder saved with its code also maps ``AutoModel`` to the backbone,
+        since transformers writes only the saved class into ``auto_map``."""
+        if self._auto_class is not None:
+            self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), "AutoModel": "modeling_i3d.I3DModel"}
+        return super().save_pretrained(save_directory, *args, **kwargs)
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         """mmaction2 initialisation from scratch: Kaiming-normal (fan_out) convolutions, BN weight 1 / bias 0 (0 / 0 for
-        the last BN of a block when ``zero_init_residual``), and N(0, ``init_std``) classifier with zero bias."""
+        the last BN of a block when ``zero_init_residual``), and N(0, ``initializer_range``) classifier with zero bias."""
         if isinstance(module, nn.Conv3d):
             init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
         elif isinstance(module, nn.BatchNorm3d):
@@ -280,7 +315,7 @@ class I3DPreTrainedModel(PreTrainedModel):
             if module.num_batches_tracked is not None:
                 init.zeros_(module.num_batches_tracked)
         elif isinstance(module, nn.Linear):
-            init.normal_(module.weight, mean=0.0, std=self.config.init_std)
+            init.normal_(module.weight, mean=0.0, std=self.config.initializer_range)
             if module.bias is not None:
                 init.zeros_(module.bias)
 
@@ -382,7 +417,7 @@ class I3DForVideoClassification(I3DPreTrainedModel):
     def __init__(self, config: I3DConfig):
         super().__init__(config)
         self.i3d = I3DModel(config)
-        self.dropout = nn.Dropout(p=config.dropout_ratio) if config.dropout_ratio > 0 else nn.Identity()
+        self.dropout = nn.Dropout(p=config.dropout_prob) if config.dropout_prob > 0 else nn.Identity()
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
@@ -399,7 +434,7 @@ class I3DForVideoClassification(I3DPreTrainedModel):
             Normalised clips, as produced by `I3DVideoProcessor`. With several views per video,
             `(batch_size, num_views, num_frames, num_channels, height, width)`: the views' logits are merged as
             `config.average_clips` says ('prob': log of the averaged softmax, 'score': mean logits; see
-            `hf_i3d.multiview.merge_view_logits`) and `hidden_states` are per view.
+            `merge_view_logits`) and `hidden_states` are per view.
         labels (`torch.LongTensor` of shape `(batch_size,)` or `torch.FloatTensor` of shape `(batch_size, num_labels)`):
             Class indices (cross-entropy) or multi-hot targets (binary cross-entropy), the transformers way.
         """
@@ -410,7 +445,11 @@ class I3DForVideoClassification(I3DPreTrainedModel):
         outputs = self.i3d(pixel_values, output_hidden_states=output_hidden_states, return_dict=True)
         logits = self.classifier(self.dropout(outputs.pooler_output))
         if num_views is not None:
-            logits = merge_model_views(logits, num_views, self.config)
+            logits = merge_view_logits(
+                logits.view(-1, num_views, logits.shape[-1]),
+                self.config.average_clips,
+                multi_label=self.config.problem_type == "multi_label_classification",
+            )
         loss = None
         if labels is not None:
             loss = self.loss_function(labels, logits, self.config, **kwargs)
@@ -422,4 +461,9 @@ class I3DForVideoClassification(I3DPreTrainedModel):
         )
 
 
-__all__ = ["I3DPreTrainedModel", "I3DModel", "I3DForVideoClassification"]
+# Saved models carry this file (and their config's) with ``auto_map`` entries, so a folder written by a plain
+# ``save_pretrained`` / ``push_to_hub`` loads with ``trust_remote_code=True`` where hf_i3d is not installed.
+I3DModel.register_for_auto_class("AutoModel")
+I3DForVideoClassification.register_for_auto_class("AutoModelForVideoClassification")
+
+__all__ = ["I3DPreTrainedModel", "I3DModel", "I3DForVideoClassification", "merge_view_logits"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -31,8 +32,17 @@ from transformers.modeling_outputs import (
 )
 
 from .configuration_inception_i3d import ENDPOINT_NAMES, InceptionI3DConfig
-from .multiview import merge_model_views
-from .zoo import resolve_pretrained_name
+
+
+def merge_view_logits(view_logits: torch.Tensor, mode: str = "prob", *, multi_label: bool = False) -> torch.Tensor:
+    """Per-video logits ``(B, K)`` from per-view logits ``(B, V, K)`` as mmaction2 ``BaseHead.average_clip`` averages
+    views; the same function as ``modeling_i3d.merge_view_logits``, repeated because a saved folder carries one model
+    file (tests check the two agree)."""
+    if mode == "score":
+        return view_logits.float().mean(dim=1).to(view_logits.dtype)
+    scores = (torch.sigmoid if multi_label else partial(torch.softmax, dim=2))(view_logits.float()).mean(dim=1)
+    merged = torch.logit(scores, eps=1e-7) if multi_label else scores.clamp_min(torch.finfo(scores.dtype).tiny).log()
+    return merged.to(view_logits.dtype)
 
 # Mixed_5c is (T/8, H/32, W/32) (rounded up) and the logits pool is a VALID (2, 7, 7) window.
 LOGITS_POOL = (2, 7, 7)
@@ -210,11 +220,22 @@ class InceptionI3DPreTrainedModel(PreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-        """``PreTrainedModel.from_pretrained`` that also takes zoo names (``"i3d-inception-kinetics400"``): a local
-        folder of that name, the zoo's Hub repo, or DeepMind's weights converted once into the cache."""
-        return super().from_pretrained(
-            resolve_pretrained_name(pretrained_model_name_or_path), *args, **kwargs
-        )
+        """``PreTrainedModel.from_pretrained`` that also takes zoo names (``"i3d-inception-kinetics400"``) where
+        ``hf_i3d`` installed ``InceptionI3DConfig.name_resolver``: a local folder of that name, the zoo's Hub repo,
+        or DeepMind's weights converted once into the cache."""
+        if cls.config_class.name_resolver is not None:
+            pretrained_model_name_or_path = cls.config_class.name_resolver(pretrained_model_name_or_path)
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """``PreTrainedModel.save_pretrained``; a folder saved with its code also maps ``AutoModel`` to the backbone,
+        since transformers writes only the saved class into ``auto_map``."""
+        if self._auto_class is not None:
+            self.config.auto_map = {
+                **(getattr(self.config, "auto_map", None) or {}),
+                "AutoModel": "modeling_inception_i3d.InceptionI3DModel",
+            }
+        return super().save_pretrained(save_directory, *args, **kwargs)
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
@@ -321,7 +342,7 @@ class InceptionI3DForVideoClassification(InceptionI3DPreTrainedModel):
         pixel_values (`torch.FloatTensor` of shape `(batch_size, num_frames, num_channels, height, width)`):
             RGB clips scaled to [-1, 1] (`x / 127.5 - 1`), at least 9 frames of 193..224 pixels (224 normally).
             With several views per video, `(batch_size, num_views, num_frames, num_channels, height, width)`: the
-            views' logits are merged as `config.average_clips` says (see `hf_i3d.multiview.merge_view_logits`).
+            views' logits are merged as `config.average_clips` says (see `merge_view_logits`).
         labels (`torch.LongTensor` of shape `(batch_size,)` or `torch.FloatTensor` of shape `(batch_size, num_labels)`):
             Class indices (cross-entropy) or multi-hot targets (binary cross-entropy), the transformers way.
         """
@@ -335,7 +356,11 @@ class InceptionI3DForVideoClassification(InceptionI3DPreTrainedModel):
         windows = self.inception_i3d.pooler(outputs.last_hidden_state)
         logits = self.classifier(self.dropout(windows)).flatten(2).mean(dim=2)
         if num_views is not None:
-            logits = merge_model_views(logits, num_views, self.config)
+            logits = merge_view_logits(
+                logits.view(-1, num_views, logits.shape[-1]),
+                self.config.average_clips,
+                multi_label=self.config.problem_type == "multi_label_classification",
+            )
         loss = None
         if labels is not None:
             loss = self.loss_function(labels, logits, self.config, **kwargs)
@@ -346,6 +371,11 @@ class InceptionI3DForVideoClassification(InceptionI3DPreTrainedModel):
             loss=loss, logits=logits, hidden_states=outputs.hidden_states
         )
 
+
+# Saved models carry this file (and their config's) with ``auto_map`` entries, so a folder written by a plain
+# ``save_pretrained`` / ``push_to_hub`` loads with ``trust_remote_code=True`` where hf_i3d is not installed.
+InceptionI3DModel.register_for_auto_class("AutoModel")
+InceptionI3DForVideoClassification.register_for_auto_class("AutoModelForVideoClassification")
 
 __all__ = [
     "InceptionI3DPreTrainedModel",

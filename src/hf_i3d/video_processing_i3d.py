@@ -31,7 +31,7 @@ from .decoding import read_video_sampled
 from .multiview import check_max_views_per_batch
 from .sampling import ClipSampler
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, ClipTransform, resize_clip
-from .zoo import get_entry, resolve_pretrained_name
+from .zoo import get_entry
 
 VIEWS = ("single", "multi")
 
@@ -75,6 +75,8 @@ class I3DVideoProcessor(BaseVideoProcessor):
     video_backend = "decord"
     do_sample_frames = True
     zoo_name = None
+    # Maps a name given to ``from_pretrained`` (e.g. a zoo name) to what to load; installed by ``hf_i3d``.
+    name_resolver = None
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -105,10 +107,10 @@ class I3DVideoProcessor(BaseVideoProcessor):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-        """``from_pretrained`` that also takes zoo names (see ``hf_i3d.hub.resolve_model``)."""
-        return super().from_pretrained(
-            resolve_pretrained_name(pretrained_model_name_or_path), *args, **kwargs
-        )
+        """``from_pretrained`` that also takes zoo names where ``hf_i3d`` installed ``name_resolver``."""
+        if cls.name_resolver is not None:
+            pretrained_model_name_or_path = cls.name_resolver(pretrained_model_name_or_path)
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
 
     # -- settings ------------------------------------------------------------------------------------------------
     def _settings(self, **overrides: Any) -> dict[str, Any]:
@@ -275,5 +277,8 @@ def _as_frames(video: Any) -> np.ndarray:
         raise ValueError("decoded frames: the video has no frames")
     return video
 
+
+# A saved processor carries its code and an ``auto_map`` entry, like the models.
+I3DVideoProcessor.register_for_auto_class()
 
 __all__ = ["I3DVideoProcessor"]

@@ -6,14 +6,15 @@ original weights come from, and the numbers the original authors reported. Every
 converter, the name resolution in ``from_pretrained``, the model cards and the README zoo table) reads this table,
 so a fact lives in exactly one place.
 
+This module is pure data at the bottom of the package: it imports nothing from ``hf_i3d``. Turning a zoo name into
+a model folder (local folder, Hub repo or converted original checkpoint) is ``hf_i3d.hub.resolve_model``.
+
 Sources: mmaction2 configs and READMEs (``configs/recognition/i3d``, 2020-06 to 2020-08, and the 1.x README for
-the heavy model) and the DeepMind ``kinetics-i3d`` README; see ``shared/docs`` of the project for the details.
+the heavy model) and the DeepMind ``kinetics-i3d`` README.
 """
 
 from __future__ import annotations
 
-import importlib
-import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -21,9 +22,6 @@ from typing import Any
 
 MMACTION_URL = "https://download.openmmlab.com/mmaction/recognition/i3d/{config}/{file}"
 MMACTION_V1_URL = "https://download.openmmlab.com/mmaction/v1.0/recognition/i3d/{config}/{file}"
-
-# The I3D inflation map of the 2020 R50 configs: which block of each stage gets a temporal kernel.
-I3D_R50_INFLATE = ((1, 1, 1), (1, 0, 1, 0), (1, 0, 1, 0, 1, 0), (0, 1, 0))
 
 
 @dataclass(frozen=True)
@@ -123,7 +121,7 @@ _register(
         name="i3d-r50-kinetics400",
         model_type="i3d",
         description="I3D ResNet3d-50 (ImageNet-inflated), 32x2x1 clips of 340x256 JPEG frames.",
-        config={"depth": 50, "inflate": I3D_R50_INFLATE},
+        config={"depth": 50},  # I3DConfig's default inflation for depth 50 is the I3D map
         data=DataSettings(),
         checkpoint_url=_mmaction_url("i3d_r50_32x2x1_100e_kinetics400_rgb", "20200614-c25ef9a4"),
         aliases=("i3d_r50_32x2x1_100e_kinetics400_rgb",),
@@ -142,7 +140,7 @@ _register(
         name="i3d-r50-dense-kinetics400",
         model_type="i3d",
         description="I3D ResNet3d-50 trained and tested with dense sampling (DenseSampleFrames, 10 test positions).",
-        config={"depth": 50, "inflate": I3D_R50_INFLATE},
+        config={"depth": 50},  # I3DConfig's default inflation for depth 50 is the I3D map
         data=DataSettings(sampler="dense", num_clips=1),
         checkpoint_url=_mmaction_url("i3d_r50_dense_32x2x1_100e_kinetics400_rgb", "20200616-2bbb4361"),
         aliases=("i3d_r50_dense_32x2x1_100e_kinetics400_rgb",),
@@ -161,7 +159,7 @@ _register(
         name="i3d-r50-fast-kinetics400",
         model_type="i3d",
         description="I3D ResNet3d-50 trained with libjpeg-turbo decoding and fused (lazy) crop/resize/flip.",
-        config={"depth": 50, "inflate": I3D_R50_INFLATE},
+        config={"depth": 50},  # I3DConfig's default inflation for depth 50 is the I3D map
         data=DataSettings(jpeg_backend="turbojpeg", lazy=True),
         checkpoint_url=_mmaction_url("i3d_r50_fast_32x2x1_100e_kinetics400_rgb", "20200612-000e4d2a"),
         aliases=("i3d_r50_fast_32x2x1_100e_kinetics400_rgb", "i3d_r50_lazy_32x2x1_100e_kinetics400_rgb"),
@@ -180,7 +178,7 @@ _register(
         name="i3d-r50-video-kinetics400",
         model_type="i3d",
         description="I3D ResNet3d-50 trained on videos decoded with decord (short side 256).",
-        config={"depth": 50, "inflate": I3D_R50_INFLATE},
+        config={"depth": 50},  # I3DConfig's default inflation for depth 50 is the I3D map
         data=DataSettings(modality="video"),
         checkpoint_url=_mmaction_url("i3d_r50_video_32x2x1_100e_kinetics400_rgb", "20200826-e31c6f52"),
         aliases=("i3d_r50_video_32x2x1_100e_kinetics400_rgb", "i3d_r50_video_3d_32x2x1_100e_kinetics400_rgb"),
@@ -278,25 +276,6 @@ def get_entry(name: str) -> ZooEntry:
     return ZOO[canonical]
 
 
-def resolve_pretrained_name(name_or_path):
-    """What ``from_pretrained`` should load for ``name_or_path``: zoo names become local folders.
-
-    Paths, Hub ids and anything that is not a zoo name pass through unchanged. Zoo names go to
-    ``hf_i3d.hub.resolve_model`` (local folder, Hub repo, or the converted original checkpoint). Where ``hf_i3d``
-    is not installed (a folder loaded as remote code), names pass through unchanged too.
-    """
-    if not isinstance(name_or_path, (str, os.PathLike)):
-        return name_or_path
-    text = os.fspath(name_or_path)
-    if os.path.isdir(text) or canonical_name(text) is None:
-        return name_or_path
-    try:
-        hub = importlib.import_module("hf_i3d.hub")
-    except ImportError:
-        return name_or_path
-    return hub.resolve_model(text)
-
-
 def list_models(model_type: str | None = None) -> list[str]:
     """Names of the zoo, optionally only those of one model family."""
     return [n for n, e in ZOO.items() if model_type is None or e.model_type == model_type]
@@ -324,7 +303,6 @@ __all__ = [
     "DataSettings",
     "ZooEntry",
     "ZOO",
-    "I3D_R50_INFLATE",
     "canonical_name",
     "get_entry",
     "kinetics400_labels",

@@ -14,6 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from huggingface_hub import HfApi
+
+from ..video_processing_i3d import I3DVideoProcessor
+
 
 class ConversionError(ValueError):
     """A checkpoint cannot be converted; the message names the file, keys or shapes at fault."""
@@ -81,8 +85,6 @@ def save_converted(
 
 def push_folder(folder: str | os.PathLike, repo_id: str, commit_message: str) -> str:
     """Upload a converted folder to the Hub repo ``repo_id`` (created if needed); returns the commit URL."""
-    from huggingface_hub import HfApi
-
     api = HfApi()
     api.create_repo(repo_id, exist_ok=True)
     return str(api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=commit_message))
@@ -90,8 +92,6 @@ def push_folder(folder: str | os.PathLike, repo_id: str, commit_message: str) ->
 
 def save_processor(entry: Any, folder: Path) -> None:
     """Save the video processor of zoo ``entry`` (with its code, for remote loading) into ``folder``."""
-    from ..video_processing_i3d import I3DVideoProcessor
-
     processor = I3DVideoProcessor.from_zoo_entry(entry)
     I3DVideoProcessor.register_for_auto_class()
     processor.save_pretrained(folder)

@@ -33,8 +33,9 @@ import numpy as np
 import torch
 
 from ..configuration_inception_i3d import ENDPOINT_NAMES, InceptionI3DConfig
-from ..hub import DownloadError, IntegrityError, sha256_of
-from ..hub import cache_dir as default_cache_dir
+from ..downloads import DownloadError, IntegrityError, sha256_of
+from ..downloads import cache_dir as default_cache_dir
+from ..modelcard import write_model_card
 from ..modeling_inception_i3d import InceptionI3DForVideoClassification
 from ..zoo import get_entry, kinetics400_labels
 from . import ConversionError, push_folder, save_converted, save_processor
@@ -426,8 +427,6 @@ def convert_deepmind(
     entry = get_entry(ZOO_NAME)
 
     def write_extras(folder: Path) -> None:
-        from ..modelcard import write_model_card
-
         save_processor(entry, folder)
         write_model_card(folder, entry, extra_provenance=_provenance(path), repo_id=push_to_hub)
 

@@ -24,6 +24,8 @@ from typing import Any
 import torch
 
 from ..configuration_i3d import I3DConfig
+from ..downloads import download
+from ..modelcard import write_model_card
 from ..modeling_i3d import I3DForVideoClassification
 from ..zoo import ZooEntry, get_entry, kinetics400_labels
 from . import ConversionError, parse_overrides, push_folder, save_converted, save_processor
@@ -205,8 +207,6 @@ def convert_mmaction_checkpoint(
         overrides = parse_overrides(overrides)
     checkpoint = os.fspath(checkpoint)
     if checkpoint.startswith(("http://", "https://")):
-        from ..hub import download
-
         checkpoint = str(download(checkpoint, progress=progress))
     config = build_config(entry, overrides)
     state_dict = convert_mmaction_state_dict(load_mmaction_checkpoint(checkpoint), config, source=checkpoint)
@@ -216,8 +216,6 @@ def convert_mmaction_checkpoint(
 
     def write_extras(folder: Path) -> None:
         save_processor(entry, folder)
-        from ..modelcard import write_model_card
-
         provenance = (
             f"Converted with `hf-i3d convert mmaction` from `{Path(checkpoint).name}` "
             f"(original: {entry.checkpoint_url}; {entry.source}, {entry.source_url}). Logits match mmaction2's "
