@@ -21,9 +21,16 @@ from hf_i3d import (
     I3DForVideoClassification,
     InceptionI3DConfig,
     InceptionI3DForVideoClassification,
+    inference,
 )
 from hf_i3d.convert.mmaction import convert_mmaction_state_dict, load_mmaction_checkpoint
-from hf_i3d.inference import FoldedConv3d, FusedResidualBlock, SameMaxPool3d, optimize_for_inference
+from hf_i3d.inference import (
+    FoldedConv3d,
+    FusedResidualBlock,
+    SameMaxPool3d,
+    optimize_for_inference,
+    plain_forward,
+)
 from hf_i3d.modeling_i3d import I3DConv3d
 from hf_i3d.modeling_inception_i3d import InceptionI3DMaxPool3d, InceptionI3DUnit3D
 
@@ -61,7 +68,8 @@ def within_1e4(fast: torch.Tensor, plain: torch.Tensor) -> bool:
 
 
 def run(model: nn.Module, pixel_values: torch.Tensor = PIXEL_VALUES):
-    with torch.inference_mode():
+    """``model``'s own computation: the plain one for a model, the fused one for an optimize_for_inference copy."""
+    with torch.inference_mode(), plain_forward():
         return model(pixel_values, output_hidden_states=True)
 
 
@@ -290,3 +298,65 @@ def test_one_frame_convolutions_skip_the_taps_that_meet_padding(kernel, padding)
         torch.testing.assert_close(folded(x), reference(x), rtol=1e-5, atol=1e-6)
         x3 = torch.randn(2, 8, 3, 5, 5)  # more frames: the whole kernel, packed separately
         torch.testing.assert_close(folded(x3), reference(x3), rtol=1e-5, atol=1e-5)
+
+
+def test_eval_forward_without_grad_runs_the_fast_copy_with_no_extra_call():
+    """What users call (``model.eval()`` + ``model(pixel_values)`` under no_grad / inference_mode, the pipeline,
+    ``predict``) runs through a cached optimize_for_inference copy: the plain logits within 1e-4."""
+    model = fixture_model("r50")
+    plain = run(model)
+    with torch.no_grad():
+        served = model(PIXEL_VALUES, output_hidden_states=True)
+    fast = inference._ACCELERATED[model][1]
+    assert sum(isinstance(m, FusedResidualBlock) for m in fast.modules()) == sum(model.config.stage_blocks)
+    assert within_1e4(served.logits, plain.logits)
+    assert not torch.equal(served.logits, plain.logits)  # it really is the other computation
+    with torch.no_grad():
+        again = model(PIXEL_VALUES).logits
+        features = model.i3d(PIXEL_VALUES).pooler_output  # the backbone alone is served too
+    assert inference._ACCELERATED[model][1] is fast  # made once, reused
+    torch.testing.assert_close(again, served.logits, rtol=0, atol=0)
+    assert float((features - run(model.i3d).pooler_output).abs().max()) <= 1e-4 * float(features.abs().max())
+    # the copy's own backbone is not optimised a second time
+    assert fast.i3d not in inference._ACCELERATED
+
+
+def test_train_mode_gradients_and_export_see_the_plain_computation():
+    model = fixture_model("r50_heavy")
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        model(PIXEL_VALUES)  # eval: served by the fast copy
+    model.train()
+    torch.manual_seed(0)
+    train_logits = model(PIXEL_VALUES).logits
+    reference = fixture_model("r50_heavy").train()
+    torch.manual_seed(0)
+    torch.testing.assert_close(train_logits, reference(PIXEL_VALUES).logits, rtol=0, atol=0)
+    model.eval()
+    for key, value in model.state_dict().items():  # train-mode BN statistics moved, nothing else changed
+        if "running" not in key and "num_batches" not in key:
+            torch.testing.assert_close(value, state[key], rtol=0, atol=0)
+    # eval with autograd on: plain computation, differentiable
+    logits = model(PIXEL_VALUES).logits
+    assert logits.requires_grad
+    torch.testing.assert_close(logits.detach(), run(model).logits, rtol=0, atol=0)
+    # torch.export under no_grad traces the plain model (no oneDNN pointwise kernels in the graph)
+    with torch.no_grad():
+        program = torch.export.export(model, (PIXEL_VALUES,))
+    assert "mkldnn" not in str(program.graph)
+    torch.testing.assert_close(program.module()(PIXEL_VALUES).logits, run(model).logits, rtol=1e-5, atol=1e-5)
+
+
+def test_changed_weights_are_never_served_stale():
+    model = fixture_model("r34")
+    with torch.no_grad():
+        model(PIXEL_VALUES)
+    other = fixture_model("r34")
+    with torch.no_grad():
+        for param in other.parameters():
+            param.mul_(0.9)
+    model.load_state_dict(other.state_dict())  # in-place copy: same tensors, new versions
+    with torch.no_grad():
+        served = model(PIXEL_VALUES).logits
+    assert within_1e4(served, run(other).logits)
+    assert not within_1e4(served, run(fixture_model("r34")).logits)

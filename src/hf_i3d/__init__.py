@@ -17,6 +17,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForVideoClassification
 from .configuration_i3d import I3DConfig
 from .configuration_inception_i3d import InceptionI3DConfig
 from .hub import resolve_model, resolve_pretrained_name
+from .inference import accelerated_copy
 from .modeling_i3d import I3DForVideoClassification, I3DModel, I3DPreTrainedModel
 from .modeling_inception_i3d import (
     InceptionI3DForVideoClassification,
@@ -35,6 +36,8 @@ for _config, _base, _classifier in (
     AutoModel.register(_config, _base, exist_ok=True)
     AutoModelForVideoClassification.register(_config, _classifier, exist_ok=True)
     _config.name_resolver = staticmethod(resolve_pretrained_name)
+for _pretrained in (I3DPreTrainedModel, InceptionI3DPreTrainedModel):
+    _pretrained.inference_accelerator = staticmethod(accelerated_copy)
 
 try:  # the processor needs the `video` extra (Pillow, torchvision, decoders); the models need torch only
     from transformers import AutoVideoProcessor

@@ -24,10 +24,13 @@ freezing), which pays only after a long first call.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import ctypes
 import sys
+import threading
 import types
+import weakref
 from collections import defaultdict
 from dataclasses import dataclass, fields, is_dataclass
 
@@ -42,6 +45,8 @@ from .modeling_inception_i3d import InceptionI3DMaxPool3d, InceptionI3DUnit3D, _
 
 __all__ = [
     "FoldedConv3d",
+    "accelerated_copy",
+    "plain_forward",
     "FusedResidualBlock",
     "SameMaxPool3d",
     "keep_freed_memory",
@@ -85,8 +90,12 @@ class FoldedConv3d(nn.Module):
         self.groups = groups
         self.relu = relu
         self.channels_last = channels_last
-        # oneDNN computes in float32 and bfloat16 only
-        self.use_onednn = use_onednn and dtype in (torch.float32, torch.bfloat16)
+        # oneDNN computes in float32, and in bfloat16 only on CPUs with the instructions for it (AVX512-BW/VL/DQ or
+        # AVX-NE-CONVERT); elsewhere bfloat16 convolutions run as F.conv3d
+        self.use_onednn = use_onednn and (
+            dtype == torch.float32
+            or (dtype == torch.bfloat16 and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        )
         self._packed: dict[bool, torch.Tensor] | None = None
 
     def extra_repr(self) -> str:
@@ -450,7 +459,59 @@ def optimize_for_inference(
         model.forward = _autocast_forward(model.forward, dtype)
     if compile:
         model.compile(options={"freezing": True})
+    for module in model.modules():  # its sub-models (the backbone of a classifier) are eval-only copies too
+        if hasattr(module, "inference_accelerator"):
+            _OPTIMIZED.add(module)
     return model
+
+
+# Models made by optimize_for_inference (never optimised again), and the cached fast copy of each model that
+# ``accelerated_copy`` served, with the identity and version of every tensor it was made from.
+_OPTIMIZED: weakref.WeakSet[nn.Module] = weakref.WeakSet()
+_ACCELERATED: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, nn.Module]] = weakref.WeakKeyDictionary()
+
+
+_PLAIN = threading.local()
+
+
+@contextlib.contextmanager
+def plain_forward():
+    """Within this block (in this thread) models run their plain computation in eval mode too, e.g. to compare
+    with the fast path or to rule it out while debugging."""
+    _PLAIN.depth = getattr(_PLAIN, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _PLAIN.depth -= 1
+
+
+def accelerated_copy(model: nn.Module) -> nn.Module | None:
+    """The :func:`optimize_for_inference` copy of ``model`` that its eval-mode, no-grad ``forward`` runs through (the
+    models' ``inference_accelerator``, installed by ``hf_i3d``), or None where the plain computation should run.
+
+    Only float32 CPU models are accelerated (oneDNN is a CPU library; other dtypes and devices keep their plain
+    path). The copy is made on the first such call and reused until a parameter or buffer of ``model`` changes: a
+    new tensor, an in-place update (``load_state_dict``, an optimizer step) or a move to another device or dtype
+    makes a fresh copy, so the fast path never serves stale weights.
+    """
+    if model in _OPTIMIZED or getattr(_PLAIN, "depth", 0):
+        return None
+    tensors = [*model.parameters(), *model.buffers()]
+    if not tensors or any(
+        t.device.type != "cpu" or (t.is_floating_point() and t.dtype != torch.float32) for t in tensors
+    ):
+        return None
+    try:
+        key = tuple((t.data_ptr(), t._version) for t in tensors)
+    except RuntimeError:  # tensors made under inference_mode track no version: stay exact, run the plain path
+        return None
+    cached = _ACCELERATED.get(model)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    _ACCELERATED.pop(model, None)  # release the stale copy before making its successor
+    fast = optimize_for_inference(model)
+    _ACCELERATED[model] = (key, fast)
+    return fast
 
 
 def _fuse_residual_blocks(model: nn.Module) -> None:

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Callable
 from functools import partial
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -218,6 +220,24 @@ class InceptionI3DPreTrainedModel(PreTrainedModel):
     supports_gradient_checkpointing = True
     _no_split_modules = ["InceptionI3DMixedBlock"]
 
+    # An eval-only equivalent of a model that computes the same outputs faster (BatchNorm folded into the
+    # convolutions, fused oneDNN kernels): installed by hf_i3d (``inference.accelerated_copy``, which answers None
+    # where it does not apply); None where this file is a saved folder's code. ``forward`` runs through it in eval
+    # mode without autograd, outside tracing and export, so the fast path needs no extra call; training, gradients
+    # and exported graphs always see the plain computation.
+    inference_accelerator: ClassVar[Callable | None] = None
+
+    def _accelerated(self) -> nn.Module | None:
+        if (
+            self.inference_accelerator is None
+            or self.training
+            or torch.is_grad_enabled()
+            or torch.compiler.is_compiling()
+            or torch.jit.is_tracing()
+        ):
+            return None
+        return self.inference_accelerator(self)
+
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
         """``PreTrainedModel.from_pretrained`` that also takes zoo names (``"i3d-inception-kinetics400"``) where
@@ -304,6 +324,9 @@ class InceptionI3DModel(InceptionI3DPreTrainedModel):
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        accelerated = self._accelerated()
+        if accelerated is not None:
+            return accelerated(pixel_values, output_hidden_states=output_hidden_states, return_dict=return_dict)
         _check_pixel_values(pixel_values, self.config)
         hidden_state = pixel_values.permute(0, 2, 1, 3, 4)
         hidden_states = () if output_hidden_states else None
@@ -347,6 +370,11 @@ class InceptionI3DForVideoClassification(InceptionI3DPreTrainedModel):
             Class indices (cross-entropy) or multi-hot targets (binary cross-entropy), the transformers way.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        accelerated = self._accelerated()
+        if accelerated is not None:
+            return accelerated(
+                pixel_values, labels, output_hidden_states=output_hidden_states, return_dict=return_dict, **kwargs
+            )
         num_views = pixel_values.shape[1] if pixel_values.dim() == 6 else None
         if num_views is not None:
             pixel_values = pixel_values.flatten(0, 1)
