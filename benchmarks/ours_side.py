@@ -61,21 +61,28 @@ def build(spec: dict):
 
 
 def build_forward(model: torch.nn.Module, pixel_values: torch.Tensor, variant: str):
-    from hf_i3d.inference import optimize_for_inference
+    """``eager``: the plain computation (``plain_forward``); ``default``: what a user's ``model.eval()`` +
+    ``model(x)`` under inference_mode runs with no extra call (the cached fast copy); ``fast`` / ``fast_bf16`` /
+    ``compiled``: an explicit ``optimize_for_inference`` copy."""
+    import contextlib
+
+    from hf_i3d.inference import optimize_for_inference, plain_forward
 
     model.eval()
     options = {
         "eager": None,
+        "default": None,
         "fast": dict(),
         "fast_bf16": dict(dtype=torch.bfloat16),
         "compiled": dict(compile=True),
     }[variant]
     if options is not None:
         model = optimize_for_inference(model, **options)
+    mode = plain_forward if variant == "eager" else contextlib.nullcontext
     logits = {}
 
     def step():
-        with torch.inference_mode():
+        with torch.inference_mode(), mode():
             logits["last"] = model(pixel_values).logits
 
     return step, lambda: {"logits": logits["last"]}
@@ -88,8 +95,10 @@ def build_video_test(model: torch.nn.Module, video: str, variant: str):
     ``fast``: ``optimize_for_inference`` and views made and classified 6 at a time (``predict``'s defaults).
     Frames are sampled with mmaction2 1.x's test offsets (``offset_rule='1.x'``), as the reference samples them.
     """
+    import contextlib
+
     from hf_i3d import I3DVideoProcessor
-    from hf_i3d.inference import optimize_for_inference
+    from hf_i3d.inference import optimize_for_inference, plain_forward
     from hf_i3d.predict import Classifier, video_scores
 
     processor = I3DVideoProcessor.from_zoo_entry("i3d-r50-kinetics400", offset_rule="1.x")
@@ -103,7 +112,8 @@ def build_video_test(model: torch.nn.Module, video: str, variant: str):
     scores = {}
 
     def step():
-        scores["last"], _ = video_scores(classifier, video, views="30", max_views_per_batch=per_batch)
+        with plain_forward() if variant == "eager" else contextlib.nullcontext():
+            scores["last"], _ = video_scores(classifier, video, views="30", max_views_per_batch=per_batch)
 
     return step, lambda: {"scores": scores["last"]}
 
