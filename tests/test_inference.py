@@ -360,3 +360,19 @@ def test_changed_weights_are_never_served_stale():
         served = model(PIXEL_VALUES).logits
     assert within_1e4(served, run(other).logits)
     assert not within_1e4(served, run(fixture_model("r34")).logits)
+
+
+def test_forward_hooks_see_the_plain_layers_run():
+    """Feature extraction through hooks keeps working: a hooked model is not served by the fast copy."""
+    model = fixture_model("r50")
+    with torch.no_grad():
+        model(PIXEL_VALUES)  # a fast copy exists now
+    captured = []
+    hook = model.i3d.stages[1].register_forward_hook(lambda module, args, output: captured.append(output))
+    try:
+        with torch.no_grad():
+            logits = model(PIXEL_VALUES).logits
+    finally:
+        hook.remove()
+    assert len(captured) == 1
+    torch.testing.assert_close(logits, run(model).logits, rtol=0, atol=0)

@@ -485,6 +485,13 @@ def plain_forward():
         _PLAIN.depth -= 1
 
 
+def _has_hooks(model: nn.Module) -> bool:
+    """Whether any forward hook (global, or on ``model`` or one of its modules) would run during its forward."""
+    if nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks:
+        return True
+    return any(module._forward_hooks or module._forward_pre_hooks for module in model.modules())
+
+
 def accelerated_copy(model: nn.Module) -> nn.Module | None:
     """The :func:`optimize_for_inference` copy of ``model`` that its eval-mode, no-grad ``forward`` runs through (the
     models' ``inference_accelerator``, installed by ``hf_i3d``), or None where the plain computation should run.
@@ -492,9 +499,12 @@ def accelerated_copy(model: nn.Module) -> nn.Module | None:
     Only float32 CPU models are accelerated (oneDNN is a CPU library; other dtypes and devices keep their plain
     path). The copy is made on the first such call and reused until a parameter or buffer of ``model`` changes: a
     new tensor, an in-place update (``load_state_dict``, an optimizer step) or a move to another device or dtype
-    makes a fresh copy, so the fast path never serves stale weights.
+    makes a fresh copy, so the fast path never serves stale weights. A model with forward hooks (on itself or any
+    layer, or global ones) runs plain, so every hook sees its layer run.
     """
     if model in _OPTIMIZED or getattr(_PLAIN, "depth", 0):
+        return None
+    if _has_hooks(model):  # a hook on the model or a layer expects to see that layer run: stay plain
         return None
     tensors = [*model.parameters(), *model.buffers()]
     if not tensors or any(
