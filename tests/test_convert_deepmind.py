@@ -415,12 +415,12 @@ def test_existing_output_is_kept_and_errors_leave_nothing_behind(converted, deep
         convert_deepmind(str(deepmind_checkpoint), existing)
     assert [p.name for p in existing.iterdir()] == ["keep.txt"]
 
-    with mock.patch("hf_i3d.modelcard.write_model_card", side_effect=RuntimeError("card failed")):
+    with mock.patch("hf_i3d.convert.deepmind.write_model_card", side_effect=RuntimeError("card failed")):
         with pytest.raises(RuntimeError, match="card failed"):
             convert_deepmind(str(deepmind_checkpoint), tmp_path / "new")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["existing"]  # no output, no temporary folder
 
-    with mock.patch("huggingface_hub.HfApi") as api:
+    with mock.patch("hf_i3d.convert.HfApi") as api:
         folder = convert_deepmind(str(deepmind_checkpoint), existing, overwrite=True, push_to_hub="me/i3d")
     assert folder == existing and not (existing / "keep.txt").exists()
     assert (existing / "model.safetensors").read_bytes() == (converted[0] / "model.safetensors").read_bytes()

@@ -485,11 +485,14 @@ def plain_forward():
         _PLAIN.depth -= 1
 
 
-def _has_hooks(model: nn.Module) -> bool:
-    """Whether any forward hook (global, or on ``model`` or one of its modules) would run during its forward."""
+def _needs_plain_forward(model: nn.Module) -> bool:
+    """Whether a forward hook would run (global, or on ``model`` or one of its modules) or a module is in training
+    mode (e.g. dropout switched on alone): both need the plain layers to run."""
     if nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks:
         return True
-    return any(module._forward_hooks or module._forward_pre_hooks for module in model.modules())
+    return any(
+        module.training or module._forward_hooks or module._forward_pre_hooks for module in model.modules()
+    )
 
 
 def accelerated_copy(model: nn.Module) -> nn.Module | None:
@@ -500,11 +503,12 @@ def accelerated_copy(model: nn.Module) -> nn.Module | None:
     path). The copy is made on the first such call and reused until a parameter or buffer of ``model`` changes: a
     new tensor, an in-place update (``load_state_dict``, an optimizer step) or a move to another device or dtype
     makes a fresh copy, so the fast path never serves stale weights. A model with forward hooks (on itself or any
-    layer, or global ones) runs plain, so every hook sees its layer run.
+    layer, or global ones) or a module in training mode runs plain, so every hook sees its layer run and a layer
+    switched to training alone (dropout for MC sampling, say) acts as it should.
     """
     if model in _OPTIMIZED or getattr(_PLAIN, "depth", 0):
         return None
-    if _has_hooks(model):  # a hook on the model or a layer expects to see that layer run: stay plain
+    if _needs_plain_forward(model):
         return None
     tensors = [*model.parameters(), *model.buffers()]
     if not tensors or any(
