@@ -1,7 +1,7 @@
-"""hf_i3d.data: a Kinetics-style tree (class folders, real H.264 videos and JPEG frame folders, lists written by
-build_file_list) loads into the expected splits and labels; the clips hold the frames mmaction2's samplers pick
-(read back from the synthetic frames' grey levels); label files of every format; every bad input named, under
-on_error='raise' and 'skip'; seeded, multi-worker, iterable and distributed loading."""
+"""hf_i3d.data and hf_i3d.annotations: a Kinetics-style tree (class folders, real H.264 videos and JPEG frame
+folders, lists written by build_file_list) loads into the expected splits and labels; the clips hold the frames
+mmaction2's samplers pick (read back from the synthetic frames' grey levels); label files of every format; every bad
+input named, under on_error='raise' and 'skip'; seeded, multi-worker, iterable and distributed loading."""
 
 import logging
 import re
@@ -14,21 +14,19 @@ import torch
 from _video_utils import write_class_tree, write_frame_folder, write_garbage_video, write_video
 from datasets.distributed import split_dataset_by_node
 
+from hf_i3d.annotations import AnnotationError, parse_annotation_list, read_label_names
 from hf_i3d.data import (
-    AnnotationError,
-    ClipEpochCallback,
     ClipLoadError,
     collate_clips,
     find_clip_transform,
     load_video_dataset,
-    parse_annotation_list,
-    read_label_names,
     set_clip_transform,
     set_epoch,
     skip_stats,
     to_iterable_clips,
 )
 from hf_i3d.filelists import build_file_list
+from hf_i3d.training import ClipEpochCallback
 from hf_i3d.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 CLASSES = ["abseiling", "air_drumming", "zumba"]

@@ -308,3 +308,10 @@ __all__ = [
     "kinetics400_labels",
     "list_models",
 ]
+
+
+def label_maps(names: list[str] | tuple[str, ...]) -> dict[str, dict]:
+    """``{"id2label": {0: name, ...}, "label2id": {name: 0, ...}}`` of class names in label-id order: the two
+    config fields every model built from a label list needs, from one place (``Config(**label_maps(names))``)."""
+    names = list(names)
+    return {"id2label": dict(enumerate(names)), "label2id": {name: i for i, name in enumerate(names)}}
