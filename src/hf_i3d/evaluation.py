@@ -2,7 +2,7 @@
 ``examples/run_video_classification.py --do_predict`` runs, kept here so a user can reuse it.
 
 * :func:`evaluate_multiview` scores every video of a test split (10 clips x 3 crops for the zoo presets, 'prob' or
-  'score' averaging: docs/mmaction2-port.md §6), spread over the processes of a distributed launch and gathered,
+  'score' averaging: docs/mmaction2-port.md §7), spread over the processes of a distributed launch and gathered,
   and computes mmaction2's metrics (:mod:`hf_i3d.metrics`).
 * :func:`write_results_json` writes the per-video scores with the metrics and the protocol.
 
