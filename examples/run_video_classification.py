@@ -33,7 +33,7 @@ from transformers import HfArgumentParser, TrainingArguments, enable_full_determ
 from transformers.trainer_utils import IntervalStrategy
 
 from hf_i3d.convert import parse_overrides
-from hf_i3d.data import collate_clips
+from hf_i3d.data import collate_clips, load_clip_datasets
 from hf_i3d.evaluation import evaluate_multiview, write_results_json
 from hf_i3d.inference import keep_freed_memory
 from hf_i3d.metrics import build_compute_metrics
@@ -46,7 +46,6 @@ from hf_i3d.training import (
     build_processor,
     data_settings,
     last_checkpoint,
-    load_clip_datasets,
     parse_arguments,
     resolve_entry,
     scale_learning_rate,

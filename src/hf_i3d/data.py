@@ -11,6 +11,8 @@
   processor uses for its val/test views.
 * :func:`to_iterable_clips` does the same for an ``IterableDataset`` (lists of hundreds of thousands of videos,
   ``datasets.distributed.split_dataset_by_node``); :func:`collate_clips` batches items.
+* :func:`load_clip_datasets` does both for the train / validation / test splits of a run under one zoo preset's
+  data settings (what ``examples/run_video_classification.py`` trains and tests on).
 
 Randomness (train crops, offsets, flips): with ``seed=None`` the draws come from the global ``np.random``, as in
 mmaction2; ``transformers.Trainer`` seeds every DataLoader worker (``seed_worker``), so runs repeat for a fixed
@@ -36,7 +38,7 @@ import multiprocessing
 import os
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import fields, replace
+from dataclasses import dataclass, fields, replace
 from multiprocessing.context import get_spawning_popen
 from typing import Any
 
@@ -647,12 +649,69 @@ def collate_clips(batch: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return out
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# The splits of a training / test run
+# ---------------------------------------------------------------------------------------------------------------
+SPLIT_MODES = {"train": "train", "validation": "val", "test": "test"}
+
+
+@dataclass
+class ClipDatasets:
+    """The splits with their clip transforms, the class names, and each split's video paths (in list order)."""
+
+    splits: dict[str, Any]
+    label_names: list[str]
+    videos: dict[str, list[str]]
+
+
+def load_clip_datasets(
+    data_root: str | os.PathLike,
+    ann_files: dict[str, str | os.PathLike],
+    settings: DataSettings,
+    *,
+    label_file: str | os.PathLike | None = None,
+    seed: int | None = None,
+    backend: str | None = None,
+    train_overrides: dict[str, Any] | None = None,
+    **load_kwargs: Any,
+) -> ClipDatasets:
+    """Read the annotation lists (:func:`load_video_dataset`; split names ``train``, ``validation``,
+    ``test``) and give each split the clip pipeline of its mode under ``settings`` (train: random crops seeded by
+    ``seed``, epoch and list line; validation: one centred clip; test: the multi-view protocol).
+    ``train_overrides`` (e.g. ``flip_ratio``) apply to the train pipeline only; ``load_kwargs`` go to
+    ``load_video_dataset`` (``filename_tmpl``, ``start_index``, ``with_offset``, ...)."""
+    unknown = sorted(set(ann_files) - set(SPLIT_MODES))
+    if unknown:
+        raise ValueError(f"unknown split(s) {unknown}; use {sorted(SPLIT_MODES)}")
+    raw = load_video_dataset(
+        data_root, dict(ann_files), modality=settings.modality, label_names=label_file, **load_kwargs
+    )
+    label_names = (
+        read_label_names(label_file) if label_file else list(next(iter(raw.values())).features["label"].names)
+    )
+    splits, videos = {}, {}
+    for split, dataset in raw.items():
+        videos[split] = list(dataset["path"])
+        splits[split] = set_clip_transform(
+            dataset,
+            settings,
+            SPLIT_MODES[split],
+            seed=seed,
+            backend=backend,
+            **((train_overrides or {}) if split == "train" else {}),
+        )
+    return ClipDatasets(splits=splits, label_names=label_names, videos=videos)
+
+
 __all__ = [
+    "SPLIT_MODES",
     "ClipDatasetTransform",
+    "ClipDatasets",
     "ClipLoadError",
     "build_dataset_transform",
     "collate_clips",
     "find_clip_transform",
+    "load_clip_datasets",
     "load_video_dataset",
     "set_clip_transform",
     "set_epoch",

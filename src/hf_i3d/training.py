@@ -9,8 +9,8 @@ kept here so a user can reuse it (the multi-view test and ``result.json`` are in
   the 5-epoch interval.
 * Models: a zoo preset from scratch, optionally initialised from 2D ImageNet ResNet weights (mmaction2
   ``pretrained2d=True``), or a converted checkpoint / Hub id fine-tuned with a new head (:func:`build_model`).
-* Data: the annotation lists of the splits with the clip pipeline of each split's mode
-  (:func:`load_clip_datasets`), and :class:`ClipEpochCallback`, which tells the seeded train transform the epoch.
+* :class:`ClipEpochCallback` tells the seeded train transform of the data (``hf_i3d.data.load_clip_datasets``)
+  the epoch.
 * A model card whose ``model-index`` carries the measured top-1 / top-5 (``hf_i3d.modelcard.build_model_card`` of
   a :class:`~hf_i3d.modelcard.CardInfo`), which the Trainer's automatic card cannot express;
   :class:`VideoClassificationTrainer` writes it when it pushes.
@@ -33,8 +33,7 @@ from typing import Any
 import torch
 from transformers import AutoModelForVideoClassification, Trainer, TrainerCallback, TrainingArguments
 
-from . import data as video_data
-from .annotations import read_label_names
+from .data import find_clip_transform
 from .configuration_i3d import I3DConfig
 from .configuration_inception_i3d import InceptionI3DConfig
 from .convert import prepare_for_remote_code
@@ -170,7 +169,7 @@ class ClipEpochCallback(TrainerCallback):
     map-style datasets), so a fixed ``seed`` gives new, reproducible augmentation every epoch."""
 
     def on_epoch_begin(self, args, state, control, train_dataloader=None, **kwargs):
-        transform = video_data.find_clip_transform(getattr(train_dataloader, "dataset", None))
+        transform = find_clip_transform(getattr(train_dataloader, "dataset", None))
         if transform is not None:
             transform.set_epoch(int(math.floor((state.epoch or 0) + 1e-6)))
 
@@ -363,61 +362,9 @@ def resolve_entry(preset: str | None, model_name_or_path: str | None) -> ZooEntr
     return get_entry("i3d-r50-kinetics400")
 
 
-SPLIT_MODES = {"train": "train", "validation": "val", "test": "test"}
-
-
-@dataclass
-class ClipDatasets:
-    """The splits with their clip transforms, the class names, and each split's video paths (in list order)."""
-
-    splits: dict[str, Any]
-    label_names: list[str]
-    videos: dict[str, list[str]]
-
-
-def load_clip_datasets(
-    data_root: str | os.PathLike,
-    ann_files: dict[str, str | os.PathLike],
-    settings: DataSettings,
-    *,
-    label_file: str | os.PathLike | None = None,
-    seed: int | None = None,
-    backend: str | None = None,
-    train_overrides: dict[str, Any] | None = None,
-    **load_kwargs: Any,
-) -> ClipDatasets:
-    """Read the annotation lists (``hf_i3d.data.load_video_dataset``; split names ``train``, ``validation``,
-    ``test``) and give each split the clip pipeline of its mode under ``settings`` (train: random crops seeded by
-    ``seed``, epoch and list line; validation: one centred clip; test: the multi-view protocol).
-    ``train_overrides`` (e.g. ``flip_ratio``) apply to the train pipeline only; ``load_kwargs`` go to
-    ``load_video_dataset`` (``filename_tmpl``, ``start_index``, ``with_offset``, ...)."""
-    unknown = sorted(set(ann_files) - set(SPLIT_MODES))
-    if unknown:
-        raise ValueError(f"unknown split(s) {unknown}; use {sorted(SPLIT_MODES)}")
-    raw = video_data.load_video_dataset(
-        data_root, dict(ann_files), modality=settings.modality, label_names=label_file, **load_kwargs
-    )
-    label_names = (
-        read_label_names(label_file) if label_file else list(next(iter(raw.values())).features["label"].names)
-    )
-    splits, videos = {}, {}
-    for split, dataset in raw.items():
-        videos[split] = list(dataset["path"])
-        splits[split] = video_data.set_clip_transform(
-            dataset,
-            settings,
-            SPLIT_MODES[split],
-            seed=seed,
-            backend=backend,
-            **((train_overrides or {}) if split == "train" else {}),
-        )
-    return ClipDatasets(splits=splits, label_names=label_names, videos=videos)
-
-
 __all__ = [
     "BASE_BATCH_SIZE",
     "SEED_RECIPE",
-    "ClipDatasets",
     "ClipEpochCallback",
     "EpochIntervalCallback",
     "Recipe",
@@ -427,7 +374,6 @@ __all__ = [
     "data_settings",
     "global_batch_size",
     "last_checkpoint",
-    "load_clip_datasets",
     "parse_arguments",
     "recipe_summary",
     "resolve_entry",
