@@ -33,11 +33,11 @@ from typing import Any
 import torch
 from transformers import AutoModelForVideoClassification, Trainer, TrainerCallback, TrainingArguments
 
-from .data import find_clip_transform
 from .configuration_i3d import I3DConfig
 from .configuration_inception_i3d import InceptionI3DConfig
 from .convert import prepare_for_remote_code
 from .convert.inflate import inflate_2d_weights
+from .data import find_clip_transform
 from .hub import resolve_model
 from .modelcard import CardInfo, build_model_card
 from .video_processing_i3d import I3DVideoProcessor
