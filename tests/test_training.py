@@ -608,6 +608,16 @@ def test_trained_model_card_parses_strictly_with_every_measured_metric(tmp_path)
         "| test (multi-view test) | 62.50 | 100.00 | 60.00 | 10 clips x 3 crops of 256, 'prob' averaging |"
         in loaded.text
     )
+    # one builder: the metadata, usage and citation of a zoo card, the numbers and body of a trained checkpoint
+    zoo_card = build_model_card(entry)
+    assert (loaded.data.tags, loaded.data.license, loaded.data.library_name) == (
+        zoo_card.data.tags, zoo_card.data.license, zoo_card.data.library_name,
+    )  # fmt: skip
+    assert 'pipeline("video-classification", model="me/my-i3d")' in loaded.text
+    assert "## Citation" in loaded.text and "carreira2017quo" in loaded.text
+    assert "not trained here (evaluated only)" in loaded.text
+    with pytest.raises(TypeError, match="the card of a trained checkpoint needs its model"):
+        build_model_card(info, repo_id="me/my-i3d")
 
 
 def test_write_results_json_checks_lengths(tmp_path):
