@@ -3,7 +3,7 @@
 Builds the unmodified ``Recognizer3D`` (``ResNet3d`` + ``I3DHead``) through mmaction2's registry, loads the shared
 mmaction2-format weights strictly, and times the case's step in plain eager PyTorch as mmaction2 runs it:
 
-* forward: ``cls_head(backbone(x))`` in eval mode under ``torch.inference_mode`` (the raw logits, docs §12);
+* forward: ``cls_head(backbone(x))`` in eval mode under ``torch.inference_mode`` (the raw logits, docs/mmaction2-port.md §9);
 * train step: ``Recognizer3D.loss`` (backbone, head, ``CrossEntropyLoss``) -> ``backward`` -> ``SGD.step`` ->
   ``zero_grad``, with the SGD of the I3D configs (lr 0.01, momentum 0.9, weight decay 1e-4) as mmengine's
   ``OptimWrapper`` builds it (``torch.optim.SGD`` with default options). Gradient clipping of the configs is left
@@ -52,7 +52,7 @@ CLS_HEAD = dict(
 
 
 def import_mmaction() -> tuple:
-    """Import mmaction2 1.2.0 with the stubs its wheel needs (tests/fixtures/mmaction/README.md, docs §12)."""
+    """Import mmaction2 1.2.0 with the stubs its wheel needs (tests/fixtures/mmaction/README.md, docs/mmaction2-port.md §9)."""
     drn = types.ModuleType("mmaction.models.localizers.drn")
     drn_drn = types.ModuleType("mmaction.models.localizers.drn.drn")
 

@@ -13,7 +13,8 @@
 Defaults follow the mmaction2 I3D recipe (``hf_i3d.training.SEED_RECIPE``): SGD, lr 0.01 per 64 clips scaled
 linearly to the global batch, momentum 0.9, weight decay 1e-4, gradient clipping at 40, lr x 0.1 at epochs 40 and
 80 of 100, validation and a checkpoint every 5 epochs. ``--do_predict`` runs the multi-view test of the preset
-(10 clips x 3 crops for the mmaction2 models) and writes per-video scores to ``--out`` (``result.json``).
+(10 clips x 3 crops for the mmaction2 models; ``hf_i3d.evaluation``) and writes per-video scores to ``--out``
+(``result.json``).
 Training resumes from the newest complete checkpoint in ``--output_dir`` unless ``--resume_from_checkpoint``
 names one.
 """
@@ -31,26 +32,23 @@ import transformers
 from transformers import HfArgumentParser, TrainingArguments, enable_full_determinism, set_seed
 from transformers.trainer_utils import IntervalStrategy
 
-from hf_i3d import data as video_data
 from hf_i3d.convert import parse_overrides
+from hf_i3d.data import collate_clips, load_clip_datasets
+from hf_i3d.evaluation import evaluate_multiview, write_results_json
 from hf_i3d.inference import keep_freed_memory
 from hf_i3d.metrics import build_compute_metrics
-from hf_i3d.modelcard import evaluation_protocol
+from hf_i3d.modelcard import CardInfo, evaluation_protocol
 from hf_i3d.training import (
     SEED_RECIPE,
-    CardInfo,
     Recipe,
     VideoClassificationTrainer,
     build_model,
     build_processor,
     data_settings,
-    evaluate_multiview,
     last_checkpoint,
-    load_clip_datasets,
     parse_arguments,
     resolve_entry,
     scale_learning_rate,
-    write_results_json,
 )
 
 logger = logging.getLogger("run_video_classification")
@@ -269,7 +267,7 @@ def main(argv: list[str] | None = None) -> dict:
         args=training_args,
         train_dataset=splits.get("train"),
         eval_dataset=splits.get("validation"),
-        data_collator=video_data.collate_clips,
+        data_collator=collate_clips,
         compute_metrics=build_compute_metrics(topk=tuple(k for k in (1, 5) if k <= len(label_names))),
         processing_class=processor,
         recipe=recipe,

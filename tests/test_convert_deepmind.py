@@ -120,7 +120,7 @@ def test_checkpoint_is_the_recorded_file(deepmind_checkpoint):
 
 
 def test_restricted_loader_reads_the_real_checkpoint(deepmind_arrays):
-    # docs §1: 230 float32 arrays, 12,689,984 parameters and 14,560 BN statistics; every one has a target key.
+    # docs/inception-port.md §1: 230 float32 arrays, 12,689,984 parameters and 14,560 BN statistics; every one has a target key.
     flat = deepmind._flatten(deepmind_arrays, "ckpt")
     assert len(flat) == 230 and set(flat) == set(deepmind_key_map())
     assert all(a.dtype == np.float32 for a in flat.values())
@@ -435,7 +435,7 @@ def test_existing_output_is_kept_and_errors_leave_nothing_behind(converted, deep
 
 @pytest.mark.parametrize("case", ["random16", "random64", "bikes"])
 def test_logits_match_the_reference(outputs, reference, case):
-    # docs §5: a correct port sits around 1e-5; BN eps 1e-5 would be 1.2e-2, TF32 convolutions ~1e-2.
+    # docs/inception-port.md §5: a correct port sits around 1e-5; BN eps 1e-5 would be 1.2e-2, TF32 convolutions ~1e-2.
     logits, base = outputs[case]
     assert np.abs(logits.numpy() - reference[f"{case}_logits"]).max() <= 1e-3
     assert np.abs(base.pooler_output.numpy() - reference[f"{case}_pooled"]).max() <= 1e-4

@@ -1,8 +1,9 @@
-"""hf_i3d.data: a Kinetics-style tree (class folders, real H.264 videos and JPEG frame folders, lists written by
-build_file_list) loads into the expected splits and labels; the clips hold the frames mmaction2's samplers pick
-(read back from the synthetic frames' grey levels); label files of every format; every bad input named, under
-on_error='raise' and 'skip'; seeded, multi-worker, iterable and distributed loading."""
+"""hf_i3d.data and hf_i3d.annotations: a Kinetics-style tree (class folders, real H.264 videos and JPEG frame
+folders, lists written by build_file_list) loads into the expected splits and labels; the clips hold the frames
+mmaction2's samplers pick (read back from the synthetic frames' grey levels); label files of every format; every bad
+input named, under on_error='raise' and 'skip'; seeded, multi-worker, iterable and distributed loading."""
 
+import ast
 import logging
 import re
 from pathlib import Path
@@ -14,21 +15,20 @@ import torch
 from _video_utils import write_class_tree, write_frame_folder, write_garbage_video, write_video
 from datasets.distributed import split_dataset_by_node
 
+import hf_i3d
+from hf_i3d.annotations import AnnotationError, parse_annotation_list, read_label_names
 from hf_i3d.data import (
-    AnnotationError,
-    ClipEpochCallback,
     ClipLoadError,
     collate_clips,
     find_clip_transform,
     load_video_dataset,
-    parse_annotation_list,
-    read_label_names,
     set_clip_transform,
     set_epoch,
     skip_stats,
     to_iterable_clips,
 )
 from hf_i3d.filelists import build_file_list
+from hf_i3d.training import ClipEpochCallback
 from hf_i3d.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 CLASSES = ["abseiling", "air_drumming", "zumba"]
@@ -423,3 +423,26 @@ def test_parse_annotation_list_and_bad_arguments(tmp_path):
         set_clip_transform(dataset, crop=3)
     with pytest.raises(ValueError, match=r"backend 'decord' is not a JPEG backend"):
         set_clip_transform(dataset, backend="decord")
+
+
+def _package_imports(module: str) -> set[str]:
+    """The hf_i3d modules ``module`` imports anywhere (function-local imports included), and ``transformers``."""
+    path = Path(hf_i3d.__file__).with_name(f"{module}.py")
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            names = [node.module] if node.module else [alias.name for alias in node.names]
+            found.update(name.split(".")[0] for name in names)
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "transformers":
+            found.add("transformers")
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name.split(".")[0] == "transformers")
+    return found
+
+
+def test_annotations_and_data_look_only_down():
+    # annotation files are parsed with the validator alone; datasets use the parsing, decoding, sampling and
+    # transforms below them and never the Trainer side (training, evaluation) or transformers
+    assert _package_imports("annotations") == {"_validation"}
+    assert _package_imports("data") == {"_validation", "annotations", "decoding", "sampling", "transforms", "zoo"}
+    assert "data" in _package_imports("training") and "training" not in _package_imports("evaluation")

@@ -16,8 +16,8 @@ from _video_utils import (
     write_video,
 )
 
+from hf_i3d.annotations import AnnotationError
 from hf_i3d.cli import main
-from hf_i3d.data import AnnotationError
 from hf_i3d.filelists import build_file_list, extract_frames, read_annotation_csv
 
 ITEMS = {"zumba": {"c1": 6, "c2": 7}, "abseiling": {"a1": 5}, "air_drumming": {"b1": 8, "b2": 9}}

@@ -42,7 +42,7 @@ def test_zoo_param_counts_match_the_built_models():
 
 
 def test_state_dict_sizes_match_mmaction2():
-    # docs §3.5: 320 entries for R50 (53 convs + 53 BN x 5 + fc), 218 for R34.
+    # docs/mmaction2-port.md §3: 320 entries for R50 (53 convs + 53 BN x 5 + fc), 218 for R34.
     with torch.device("meta"):
         assert len(I3DForVideoClassification(I3DConfig(num_labels=400)).state_dict()) == 320
         assert (
@@ -57,7 +57,7 @@ def test_r50_feature_map_for_a_32x224x224_clip():
         out = model(torch.randn(1, 32, 3, 224, 224), output_hidden_states=True)
     assert out.last_hidden_state.shape == (1, 2048, 4, 7, 7)
     assert out.pooler_output.shape == (1, 2048)
-    # stem, then layer1..layer4 (layer1 before pool2), as in mmaction2 docs §3.5
+    # stem, then layer1..layer4 (layer1 before pool2), as in docs/mmaction2-port.md §3
     shapes = [tuple(h.shape[1:]) for h in out.hidden_states]
     assert shapes == [(64, 8, 56, 56), (256, 8, 56, 56), (512, 4, 28, 28), (1024, 4, 14, 14), (2048, 4, 7, 7)]
     torch.testing.assert_close(out.pooler_output, out.last_hidden_state.mean(dim=(2, 3, 4)))

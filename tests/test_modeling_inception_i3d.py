@@ -1,7 +1,7 @@
 """InceptionI3DConfig / InceptionI3DModel / InceptionI3DForVideoClassification: DeepMind's I3D architecture.
 
 Golden values come from DeepMind's kinetics-i3d ``i3d.py`` (the endpoint table, TF 'SAME' padding, the logits head)
-as written down in the project docs; parity with the real weights is in ``test_convert_deepmind.py``.
+as written down in docs/inception-port.md; parity with the real weights is in ``test_convert_deepmind.py``.
 """
 
 import math
@@ -74,7 +74,7 @@ def test_config_rejects_a_bad_channel_table():
 
 
 def test_parameter_and_statistics_counts_match_the_deepmind_checkpoint():
-    # docs §1: 230 arrays, 12,689,984 parameters and 14,560 BN statistics; BN has an offset but no scale.
+    # docs/inception-port.md §1: 230 arrays, 12,689,984 parameters and 14,560 BN statistics; BN has an offset but no scale.
     with torch.device("meta"):
         model = InceptionI3DForVideoClassification(InceptionI3DConfig(num_labels=400))
     assert sum(p.numel() for p in model.parameters() if p.requires_grad) == 12_689_984
@@ -93,7 +93,7 @@ def test_parameter_and_statistics_counts_match_the_deepmind_checkpoint():
 @pytest.mark.parametrize(
     "size, kernel, stride, expected",
     [
-        # docs §1 padding table (before, after) for a 224x224 clip
+        # docs/inception-port.md §3 padding table (before, after) for a 224x224 clip
         (16, 7, 2, (2, 3)),  # Conv3d_1a_7x7, T=16 and T=64
         (64, 7, 2, (2, 3)),
         (79, 7, 2, (3, 3)),
@@ -127,7 +127,7 @@ def test_endpoint_shapes_for_16_frames(model):
     assert out.last_hidden_state.shape == (1, 1024, 2, 7, 7)
     assert out.pooler_output.shape == (1, 1024)
     torch.testing.assert_close(out.hidden_states[-1], out.last_hidden_state)
-    # T=16: one (2, 7, 7) window, so the features equal a global average (docs §1)
+    # T=16: one (2, 7, 7) window, so the features equal a global average (docs/inception-port.md §4)
     torch.testing.assert_close(out.pooler_output, out.last_hidden_state.mean(dim=(2, 3, 4)))
 
 

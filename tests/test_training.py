@@ -1,4 +1,5 @@
-"""examples/run_video_classification.py and hf_i3d.training: the mmaction2 I3D recipe on transformers.Trainer.
+"""examples/run_video_classification.py, hf_i3d.training and hf_i3d.evaluation: the mmaction2 I3D recipe on
+transformers.Trainer, the multi-view test and the card of a trained checkpoint.
 
 The end-to-end tests run the example script in subprocesses on a synthetic dataset of real encoded videos where a
 single frame says nothing about the label (a square moving in one of 8 directions, wrapping around the frame:
@@ -27,19 +28,17 @@ from safetensors.torch import load_file
 from transformers import AutoModelForVideoClassification, HfArgumentParser, TrainerControl, TrainingArguments
 
 from hf_i3d import I3DConfig, I3DForVideoClassification
+from hf_i3d.evaluation import MultiViewResult, write_results_json
 from hf_i3d.metrics import compute_video_metrics
+from hf_i3d.modelcard import CardInfo, build_model_card
 from hf_i3d.training import (
-    CardInfo,
     EpochIntervalCallback,
-    MultiViewResult,
     Recipe,
     VideoClassificationTrainer,
     build_model,
-    build_trained_model_card,
     last_checkpoint,
     parse_arguments,
     scale_learning_rate,
-    write_results_json,
 )
 from hf_i3d.zoo import get_entry
 
@@ -593,7 +592,7 @@ def test_trained_model_card_parses_strictly_with_every_measured_metric(tmp_path)
     info.results = {"validation": {"top1_acc": 0.5, "top5_acc": 1.0, "loss": 3.0},
                     "test": {"top1_acc": 0.625, "top5_acc": 1.0, "mean_class_accuracy": 0.6}}  # fmt: skip
     info.protocols = {"test": {"views": 30, "clips": 10, "crops": 3, "crop_size": 256, "averaging": "prob"}}
-    card = build_trained_model_card(info, model=model, repo_id="me/my-i3d")
+    card = build_model_card(info, model=model, repo_id="me/my-i3d")
     card.save(tmp_path / "README.md")
     loaded = ModelCard.load(tmp_path / "README.md", ignore_metadata_errors=False)
     name, results = model_index_to_eval_results(loaded.data.to_dict()["model-index"])
@@ -609,6 +608,16 @@ def test_trained_model_card_parses_strictly_with_every_measured_metric(tmp_path)
         "| test (multi-view test) | 62.50 | 100.00 | 60.00 | 10 clips x 3 crops of 256, 'prob' averaging |"
         in loaded.text
     )
+    # one builder: the metadata, usage and citation of a zoo card, the numbers and body of a trained checkpoint
+    zoo_card = build_model_card(entry)
+    assert (loaded.data.tags, loaded.data.license, loaded.data.library_name) == (
+        zoo_card.data.tags, zoo_card.data.license, zoo_card.data.library_name,
+    )  # fmt: skip
+    assert 'pipeline("video-classification", model="me/my-i3d")' in loaded.text
+    assert "## Citation" in loaded.text and "carreira2017quo" in loaded.text
+    assert "not trained here (evaluated only)" in loaded.text
+    with pytest.raises(TypeError, match="the card of a trained checkpoint needs its model"):
+        build_model_card(info, repo_id="me/my-i3d")
 
 
 def test_write_results_json_checks_lengths(tmp_path):

@@ -25,7 +25,7 @@ def clip_starts(processor, total_frames, **kwargs):
 
 def test_test_time_frame_indices_follow_mmaction2():
     r50 = I3DVideoProcessor.from_zoo_entry("i3d-r50-kinetics400")
-    # docs §6: 300 frames, 32x2, 10 clips -> 0.x offsets; 1.x spans the whole video
+    # docs/mmaction2-port.md §6: 300 frames, 32x2, 10 clips -> 0.x offsets; 1.x spans the whole video
     assert clip_starts(r50, 300, views="multi").tolist() == [11, 35, 59, 82, 106, 130, 154, 177, 201, 225]
     assert clip_starts(r50, 300, views="multi", offset_rule="1.x").tolist() == [
         0,

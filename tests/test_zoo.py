@@ -34,7 +34,7 @@ def test_params_and_gflops_in_the_table_are_those_of_the_built_model(name):
 
 
 def test_gflops_match_the_published_conv_counts():
-    # docs §3.5: conv+fc MACs of R50-I3D are 33.13G at 32x224x224 and 43.27G at 32x256x256; R34 60.15G at 224.
+    # docs/mmaction2-port.md §3: conv+fc MACs of R50-I3D are 33.13G at 32x224x224 and 43.27G at 32x256x256; R34 60.15G at 224.
     assert round(count_gflops(meta_model(ZOO["i3d-r50-kinetics400"]), (1, 32, 3, 224, 224)), 2) == 33.13
     assert round(count_gflops(meta_model(ZOO["i3d-r34-kinetics400"]), (1, 32, 3, 224, 224)), 2) == 60.15
 

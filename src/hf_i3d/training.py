@@ -1,5 +1,5 @@
-"""Training and evaluation the mmaction2 way, on ``transformers.Trainer``: what ``examples/run_video_classification.py``
-runs, kept here so a user can reuse it.
+"""Training the mmaction2 way, on ``transformers.Trainer``: what ``examples/run_video_classification.py`` runs,
+kept here so a user can reuse it (the multi-view test and ``result.json`` are in :mod:`hf_i3d.evaluation`).
 
 * The I3D recipe (mmaction2 ``configs/recognition/i3d/*.py``, identical from v0.5.0 to HEAD): SGD with momentum 0.9
   and weight decay 1e-4 on every parameter, lr 0.01 for a global batch of 64 clips (scaled linearly to the actual
@@ -9,11 +9,11 @@ runs, kept here so a user can reuse it.
   the 5-epoch interval.
 * Models: a zoo preset from scratch, optionally initialised from 2D ImageNet ResNet weights (mmaction2
   ``pretrained2d=True``), or a converted checkpoint / Hub id fine-tuned with a new head (:func:`build_model`).
-* The multi-view test of mmaction2 ``tools/test.py`` (10 clips x 3 crops, 'prob' or 'score' averaging), spread
-  over the processes of a distributed launch and gathered, with mmaction2's metrics and a ``result.json`` of
-  per-video scores (:func:`evaluate_multiview`).
-* A model card whose ``model-index`` carries the measured top-1 / top-5 (:func:`build_trained_model_card`), which
-  the Trainer's automatic card cannot express; :class:`VideoClassificationTrainer` writes it when it pushes.
+* :class:`ClipEpochCallback` tells the seeded train transform of the data (``hf_i3d.data.load_clip_datasets``)
+  the epoch.
+* A model card whose ``model-index`` carries the measured top-1 / top-5 (``hf_i3d.modelcard.build_model_card`` of
+  a :class:`~hf_i3d.modelcard.CardInfo`), which the Trainer's automatic card cannot express;
+  :class:`VideoClassificationTrainer` writes it when it pushes.
 """
 
 from __future__ import annotations
@@ -21,21 +21,27 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import re
+import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from huggingface_hub import EvalResult, ModelCard, ModelCardData
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import AutoModelForVideoClassification, Trainer, TrainerCallback, TrainingArguments
 
-from .data import ClipEpochCallback
-from .metrics import compute_video_metrics
-from .zoo import DataSettings, ZooEntry, canonical_name, get_entry
+from .configuration_i3d import I3DConfig
+from .configuration_inception_i3d import InceptionI3DConfig
+from .convert import prepare_for_remote_code
+from .convert.inflate import inflate_2d_weights
+from .data import find_clip_transform
+from .hub import resolve_model
+from .modelcard import CardInfo, build_model_card
+from .video_processing_i3d import I3DVideoProcessor
+from .zoo import DataSettings, ZooEntry, canonical_name, get_entry, label_maps
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +63,6 @@ SEED_RECIPE: dict[str, Any] = {
 }
 BASE_BATCH_SIZE = 64  # the batch the recipe's lr is written for (8 GPUs x 8 clips)
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
-RESULT_FORMAT = "hf_i3d.test_results/1"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -101,8 +106,6 @@ def parse_arguments(
 ) -> tuple:
     """Parse an ``HfArgumentParser``'s dataclasses from ``argv`` (default ``sys.argv[1:]``), or from one ``.json``
     file, with ``defaults`` (e.g. :data:`SEED_RECIPE`) replacing the dataclass defaults in both cases."""
-    import sys
-
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     defaults = dict(SEED_RECIPE if defaults is None else defaults)
     if len(argv) == 1 and argv[0].endswith(".json"):
@@ -161,20 +164,24 @@ class EpochIntervalCallback(TrainerCallback):
         return control
 
 
-@dataclass
-class CardInfo:
-    """What the model card of a trained checkpoint says beyond the model itself (see :func:`build_trained_model_card`).
+class ClipEpochCallback(TrainerCallback):
+    """Tells the train dataset's seeded clip transform the epoch at every epoch start (``Trainer`` does not tell
+    map-style datasets), so a fixed ``seed`` gives new, reproducible augmentation every epoch."""
 
-    ``results`` maps a split name to its metrics (``top1_acc``, ``top5_acc``, ``mean_class_accuracy`` as fractions);
-    ``protocols`` maps it to the evaluation protocol (views, crops, averaging).
-    """
+    def on_epoch_begin(self, args, state, control, train_dataloader=None, **kwargs):
+        transform = find_clip_transform(getattr(train_dataloader, "dataset", None))
+        if transform is not None:
+            transform.set_epoch(int(math.floor((state.epoch or 0) + 1e-6)))
 
-    entry: ZooEntry
-    dataset_name: str
-    finetuned_from: str | None = None
-    initialisation: str = "random (from scratch)"
-    results: dict[str, dict[str, float]] = field(default_factory=dict)
-    protocols: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+def recipe_summary(args: TrainingArguments, recipe: Recipe) -> str:
+    """One sentence saying how a checkpoint was trained (``args`` and ``recipe`` in effect), for its model card."""
+    return (
+        f"SGD (momentum {recipe.momentum}, weight decay {args.weight_decay} on every parameter), lr "
+        f"{args.learning_rate:g} for {global_batch_size(args)} clips per step, lr x {recipe.lr_gamma} at epochs "
+        f"{', '.join(map(str, recipe.lr_milestones))}, {args.num_train_epochs:g} epochs, gradient clipping at "
+        f"{args.max_grad_norm:g}, seed {args.seed} (mmaction2 I3D recipe, linear lr scaling from 0.01 per 64 clips)."
+    )
 
 
 class VideoClassificationTrainer(Trainer):
@@ -186,10 +193,10 @@ class VideoClassificationTrainer(Trainer):
     * Schedule: ``MultiStepLR`` with the epoch milestones of ``recipe`` turned into optimiser steps (mmaction2
       ``lr_config = dict(policy='step', step=[40, 80])``, changed by epoch); no warmup.
     * Gradient clipping comes from ``args.max_grad_norm`` (40 in :data:`SEED_RECIPE`).
-    * The train split's seeded clip transform learns the epoch (``hf_i3d.data.ClipEpochCallback``), so every epoch
+    * The train split's seeded clip transform learns the epoch (:class:`ClipEpochCallback`), so every epoch
       draws new, reproducible crops.
-    * ``create_model_card`` (called by ``push_to_hub``) writes :func:`build_trained_model_card` when ``card`` is
-      given, so the pushed README holds the measured top-1 / top-5 in its ``model-index``.
+    * ``create_model_card`` (called by ``push_to_hub``) writes ``hf_i3d.modelcard.build_model_card`` of ``card``
+      when it is given, so the pushed README holds the measured top-1 / top-5 in its ``model-index``.
     """
 
     def __init__(self, *args: Any, recipe: Recipe | None = None, card: CardInfo | None = None, **kwargs: Any):
@@ -240,8 +247,8 @@ class VideoClassificationTrainer(Trainer):
         if not self.is_world_process_zero():
             return None
         repo_id = self.args.hub_model_id or model_name or Path(self.args.output_dir).name
-        card = build_trained_model_card(
-            self.card, model=self.model, args=self.args, recipe=self.recipe, repo_id=repo_id
+        card = build_model_card(
+            self.card, model=self.model, recipe=recipe_summary(self.args, self.recipe), repo_id=repo_id
         )
         card.save(Path(self.args.output_dir) / "README.md")
         return None
@@ -295,19 +302,8 @@ def build_model(
     ``num_frames`` / ``image_size`` of the config follow ``settings`` (what the video-classification pipeline
     reads). The model's classes are registered so ``save_pretrained`` writes their code next to the weights.
     """
-    from transformers import AutoModelForVideoClassification
-
-    from .configuration_i3d import I3DConfig
-    from .configuration_inception_i3d import InceptionI3DConfig
-    from .convert import prepare_for_remote_code
-    from .hub import resolve_model
-
     settings = settings or entry.data
-    labels = {
-        "num_labels": len(label_names),
-        "id2label": dict(enumerate(label_names)),
-        "label2id": {name: i for i, name in enumerate(label_names)},
-    }
+    labels = {"num_labels": len(label_names), **label_maps(label_names)}
     shape = {"num_frames": settings.clip_len, "image_size": settings.crop_size}
     overrides = dict(config_overrides or {})
     if model_name_or_path is not None:
@@ -331,8 +327,6 @@ def build_model(
                 raise ValueError(
                     f"pretrained_2d inflates ResNet weights; {entry.name} is not a ResNet3d model"
                 )
-            from .convert.inflate import inflate_2d_weights
-
             report = inflate_2d_weights(model, pretrained_2d)
             if not report.inflated:
                 raise ValueError(
@@ -347,8 +341,6 @@ def build_model(
 def build_processor(entry: ZooEntry, settings: DataSettings):
     """The ``I3DVideoProcessor`` that feeds the trained model as it was trained and tested (saved and pushed with
     it); its class is registered so the saved config names its code."""
-    from .video_processing_i3d import I3DVideoProcessor
-
     processor = I3DVideoProcessor.from_zoo_entry(dataclasses.replace(entry, data=settings))
     I3DVideoProcessor.register_for_auto_class()
     return processor
@@ -370,306 +362,20 @@ def resolve_entry(preset: str | None, model_name_or_path: str | None) -> ZooEntr
     return get_entry("i3d-r50-kinetics400")
 
 
-SPLIT_MODES = {"train": "train", "validation": "val", "test": "test"}
-
-
-@dataclass
-class ClipDatasets:
-    """The splits with their clip transforms, the class names, and each split's video paths (in list order)."""
-
-    splits: dict[str, Any]
-    label_names: list[str]
-    videos: dict[str, list[str]]
-
-
-def load_clip_datasets(
-    data_root: str | os.PathLike,
-    ann_files: dict[str, str | os.PathLike],
-    settings: DataSettings,
-    *,
-    label_file: str | os.PathLike | None = None,
-    seed: int | None = None,
-    backend: str | None = None,
-    train_overrides: dict[str, Any] | None = None,
-    **load_kwargs: Any,
-) -> ClipDatasets:
-    """Read the annotation lists (``hf_i3d.data.load_video_dataset``; split names ``train``, ``validation``,
-    ``test``) and give each split the clip pipeline of its mode under ``settings`` (train: random crops seeded by
-    ``seed``, epoch and list line; validation: one centred clip; test: the multi-view protocol).
-    ``train_overrides`` (e.g. ``flip_ratio``) apply to the train pipeline only; ``load_kwargs`` go to
-    ``load_video_dataset`` (``filename_tmpl``, ``start_index``, ``with_offset``, ...)."""
-    from . import data as video_data
-
-    unknown = sorted(set(ann_files) - set(SPLIT_MODES))
-    if unknown:
-        raise ValueError(f"unknown split(s) {unknown}; use {sorted(SPLIT_MODES)}")
-    raw = video_data.load_video_dataset(
-        data_root, dict(ann_files), modality=settings.modality, label_names=label_file, **load_kwargs
-    )
-    label_names = (
-        video_data.read_label_names(label_file)
-        if label_file
-        else list(next(iter(raw.values())).features["label"].names)
-    )
-    splits, videos = {}, {}
-    for split, dataset in raw.items():
-        videos[split] = list(dataset["path"])
-        splits[split] = video_data.set_clip_transform(
-            dataset,
-            settings,
-            SPLIT_MODES[split],
-            seed=seed,
-            backend=backend,
-            **((train_overrides or {}) if split == "train" else {}),
-        )
-    return ClipDatasets(splits=splits, label_names=label_names, videos=videos)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# The multi-view test
-# ---------------------------------------------------------------------------------------------------------------
-@dataclass
-class MultiViewResult:
-    """Per-video scores ``(N, K)`` (averaged as ``protocol['averaging']``), labels ``(N,)`` and the metrics."""
-
-    scores: np.ndarray
-    labels: np.ndarray
-    metrics: dict[str, float]
-    protocol: dict[str, Any]
-
-
-def evaluate_multiview(
-    model: torch.nn.Module,
-    dataset,
-    *,
-    average: str = "prob",
-    batch_size: int = 1,
-    max_views_per_batch: int | None = None,
-    topk: Sequence[int] = (1, 5),
-    num_workers: int = 0,
-    protocol: dict[str, Any] | None = None,
-) -> MultiViewResult:
-    """Score every video of ``dataset`` (items ``{"pixel_values": (V, T, C, H, W), "labels": int}``, e.g. a
-    ``hf_i3d.data`` test split) with :func:`hf_i3d.multiview.predict_views` and compute mmaction2's metrics.
-
-    Under a distributed launch each process scores a contiguous share of the videos and the scores are gathered,
-    so every process returns the same full result, in dataset order (mmaction2 ``multi_gpu_test`` +
-    ``collect_results``). ``average`` is 'prob' (mean softmax) or 'score' (mean logits).
-    """
-    from accelerate import PartialState
-    from accelerate.utils import gather_object
-    from torch.utils.data import DataLoader, Subset
-
-    from .data import collate_clips
-    from .multiview import predict_views
-
-    state = PartialState()
-    indices = list(range(len(dataset)))
-    with state.split_between_processes(indices) as share:
-        loader = DataLoader(
-            Subset(dataset, share), batch_size=batch_size, num_workers=num_workers, collate_fn=collate_clips
-        )
-        rows: list[tuple[int, list[float], int]] = []
-        position = 0
-        for batch in loader:
-            scores = predict_views(
-                model, batch["pixel_values"], max_views_per_batch=max_views_per_batch, average=average
-            )
-            for score, label in zip(scores.float().cpu().numpy(), batch["labels"].tolist()):
-                rows.append((share[position], score.tolist(), int(label)))
-                position += 1
-    if state.num_processes > 1:
-        rows = gather_object(rows)
-    rows = sorted({row[0]: row for row in rows}.values())
-    if [row[0] for row in rows] != indices:
-        raise RuntimeError(f"multi-view test: gathered {len(rows)} of {len(indices)} videos")
-    scores = np.asarray([row[1] for row in rows], dtype=np.float64)
-    labels = np.asarray([row[2] for row in rows], dtype=np.int64)
-    topk = [k for k in topk if k <= scores.shape[1]]
-    metrics = compute_video_metrics(scores, labels, topk=topk)
-    return MultiViewResult(
-        scores=scores, labels=labels, metrics=metrics, protocol=protocol or {"averaging": average}
-    )
-
-
-def write_results_json(
-    path: str | os.PathLike, result: MultiViewResult, videos: Sequence[str], label_names: Sequence[str]
-) -> Path:
-    """Write ``result`` as JSON: format tag, metrics, protocol, label names, and per video its path, label and
-    scores (what mmaction2 ``tools/test.py --out`` dumps, with the names attached)."""
-    if len(videos) != len(result.scores):
-        raise ValueError(f"{len(videos)} video names for {len(result.scores)} results")
-    payload = {
-        "format": RESULT_FORMAT,
-        "metrics": result.metrics,
-        "protocol": result.protocol,
-        "label_names": list(label_names),
-        "num_videos": len(videos),
-        "videos": [
-            {"video": str(video), "label": int(label), "scores": [float(s) for s in scores]}
-            for video, label, scores in zip(videos, result.labels, result.scores)
-        ],
-    }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Model card of a trained checkpoint
-# ---------------------------------------------------------------------------------------------------------------
-_METRIC_NAMES = {
-    "top1_acc": "Top-1 Accuracy",
-    "top5_acc": "Top-5 Accuracy",
-    "mean_class_accuracy": "Mean Class Accuracy",
-}
-_METRIC_CONFIGS = {"top1_acc": "top1", "top5_acc": "top5", "mean_class_accuracy": "mean_class"}
-_SPLIT_TITLES = {"test": "multi-view test", "validation": "single-view validation"}
-
-
-def _dataset_id(name: str) -> str:
-    return re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-") or "custom"
-
-
-def build_trained_model_card(
-    card: CardInfo,
-    *,
-    model: Any,
-    args: TrainingArguments | None = None,
-    recipe: Recipe | None = None,
-    repo_id: str,
-) -> ModelCard:
-    """A model card for a checkpoint trained or evaluated by :class:`VideoClassificationTrainer`.
-
-    Its ``model-index`` carries every measured metric of ``card.results`` in % (top-1, top-5, mean class accuracy;
-    the multi-view test first, as mmaction2 reports it) with the dataset, split and evaluation protocol, parsed
-    strictly by ``huggingface_hub``. The body states the architecture, the initialisation, the recipe in effect and
-    the results, and how to load the model.
-    """
-    dataset_id = _dataset_id(card.dataset_name)
-    eval_results = []
-    ordered = sorted(card.results, key=lambda split: (split != "test", split))
-    for split in ordered:
-        for key, value in card.results[split].items():
-            if key not in _METRIC_NAMES:
-                continue
-            eval_results.append(
-                EvalResult(
-                    task_type="video-classification",
-                    task_name="Video Classification",
-                    dataset_type=dataset_id,
-                    dataset_name=card.dataset_name,
-                    dataset_split=split,
-                    metric_type="accuracy",
-                    metric_name=_METRIC_NAMES[key],
-                    metric_config=_METRIC_CONFIGS[key],
-                    metric_value=round(100.0 * float(value), 4),
-                    metric_args=card.protocols.get(split) or None,
-                )
-            )
-    base_model = (
-        card.finetuned_from if card.finetuned_from and _looks_like_hub_id(card.finetuned_from) else None
-    )
-    data = ModelCardData(
-        license="apache-2.0",
-        library_name="transformers",
-        pipeline_tag="video-classification",
-        tags=["video-classification", "action-recognition", "i3d", "hf_i3d", "custom_code"],
-        datasets=[dataset_id],
-        metrics=["accuracy"],
-        base_model=base_model,
-        model_name=repo_id,
-        eval_results=eval_results or None,
-    )
-    config = model.config
-    results_rows = "\n".join(
-        f"| {split} ({_SPLIT_TITLES.get(split, split)}) | "
-        + " | ".join(f"{100 * metrics[k]:.2f}" if k in metrics else "n/a" for k in _METRIC_NAMES)
-        + f" | {_protocol_text(card.protocols.get(split))} |"
-        for split, metrics in ((s, card.results[s]) for s in ordered)
-    )
-    recipe_text = "not trained here (evaluated only)"
-    if args is not None and recipe is not None:
-        recipe_text = (
-            f"SGD (momentum {recipe.momentum}, weight decay {args.weight_decay} on every parameter), lr "
-            f"{args.learning_rate:g} for {global_batch_size(args)} clips per step, lr x {recipe.lr_gamma} at epochs "
-            f"{', '.join(map(str, recipe.lr_milestones))}, {args.num_train_epochs:g} epochs, gradient clipping at "
-            f"{args.max_grad_norm:g}, seed {args.seed} (mmaction2 I3D recipe, linear lr scaling from 0.01 per 64 clips)."
-        )
-    labels = [config.id2label[i] for i in range(config.num_labels)]
-    shown = ", ".join(f"`{name}`" for name in labels[:20]) + (" ..." if len(labels) > 20 else "")
-    body = f"""
-# {repo_id}
-
-An I3D video classifier ({type(model).__name__}, zoo architecture `{card.entry.name}`) trained with `hf_i3d` on
-{card.dataset_name}: {config.num_labels} classes ({shown}).
-
-## Results
-
-| split | top-1 (%) | top-5 (%) | mean class accuracy (%) | protocol |
-|---|---|---|---|---|
-{results_rows or "| n/a | | | | |"}
-
-## Training
-
-- Initialisation: {card.initialisation}.
-- Recipe: {recipe_text}
-- Clips: {card.entry.data.clip_len} frames every {card.entry.data.frame_interval}, short side {card.entry.data.short_side},
-  training crop {card.entry.data.crop_size}, test crop {card.entry.data.test_crop_size}.
-
-## Usage
-
-```python
-import hf_i3d  # registers the model; without it use trust_remote_code=True
-from transformers import pipeline
-
-classifier = pipeline("video-classification", model="{repo_id}")
-print(classifier("video.mp4", top_k=5))
-```
-
-The folder carries its model and processor code, so `AutoModelForVideoClassification.from_pretrained("{repo_id}",
-trust_remote_code=True)` works where `hf_i3d` is not installed.
-"""
-    return ModelCard.from_template(data, template_str="---\n{{ card_data }}\n---\n" + body)
-
-
-def _protocol_text(protocol: dict[str, Any] | None) -> str:
-    if not protocol:
-        return "n/a"
-    if "clips" in protocol and "averaging" in protocol:
-        return (
-            f"{protocol['clips']} clips x {protocol['crops']} crops of {protocol['crop_size']}, "
-            f"'{protocol['averaging']}' averaging"
-        )
-    return ", ".join(f"{k}={v}" for k, v in protocol.items())
-
-
-def _looks_like_hub_id(name: str) -> bool:
-    return not os.path.exists(name) and re.fullmatch(r"[\w.-]+/[\w.-]+", name) is not None
-
-
 __all__ = [
     "BASE_BATCH_SIZE",
     "SEED_RECIPE",
-    "CardInfo",
-    "ClipDatasets",
+    "ClipEpochCallback",
     "EpochIntervalCallback",
-    "MultiViewResult",
     "Recipe",
     "VideoClassificationTrainer",
     "build_model",
     "build_processor",
-    "build_trained_model_card",
     "data_settings",
-    "evaluate_multiview",
     "global_batch_size",
     "last_checkpoint",
-    "load_clip_datasets",
     "parse_arguments",
+    "recipe_summary",
     "resolve_entry",
     "scale_learning_rate",
-    "write_results_json",
 ]

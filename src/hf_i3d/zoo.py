@@ -10,7 +10,8 @@ This module is pure data at the bottom of the package: it imports nothing from `
 a model folder (local folder, Hub repo or converted original checkpoint) is ``hf_i3d.hub.resolve_model``.
 
 Sources: mmaction2 configs and READMEs (``configs/recognition/i3d``, 2020-06 to 2020-08, and the 1.x README for
-the heavy model) and the DeepMind ``kinetics-i3d`` README.
+the heavy model) and the DeepMind ``kinetics-i3d`` README; see ``docs/mmaction2-port.md`` and
+``docs/inception-port.md`` of the repository for the details.
 """
 
 from __future__ import annotations
@@ -308,3 +309,10 @@ __all__ = [
     "kinetics400_labels",
     "list_models",
 ]
+
+
+def label_maps(names: list[str] | tuple[str, ...]) -> dict[str, dict]:
+    """``{"id2label": {0: name, ...}, "label2id": {name: 0, ...}}`` of class names in label-id order: the two
+    config fields every model built from a label list needs, from one place (``Config(**label_maps(names))``)."""
+    names = list(names)
+    return {"id2label": dict(enumerate(names)), "label2id": {name: i for i, name in enumerate(names)}}
