@@ -19,12 +19,17 @@ from .top_k_accuracy import top_k_accuracy
 
 METRICS_DIR = Path(__file__).resolve().parent
 METRIC_NAMES = ("top_k_accuracy", "mean_class_accuracy")
+# Metrics of video generation: their files import hf_i3d's network (``fvd.py`` -> ``hf_i3d.fvd``), so this package
+# never imports them; only their paths are handed to ``evaluate.load``.
+GENERATION_METRIC_NAMES = ("fvd",)
 
 
 def metric_path(name: str) -> Path:
-    """Absolute path of the shipped `evaluate` module file for ``name`` (one of :data:`METRIC_NAMES`)."""
-    if name not in METRIC_NAMES:
-        raise ValueError(f"unknown metric {name!r}; known metrics: {', '.join(METRIC_NAMES)}")
+    """Absolute path of the shipped `evaluate` module file for ``name`` (one of :data:`METRIC_NAMES` or
+    :data:`GENERATION_METRIC_NAMES`)."""
+    known = METRIC_NAMES + GENERATION_METRIC_NAMES
+    if name not in known:
+        raise ValueError(f"unknown metric {name!r}; known metrics: {', '.join(known)}")
     return METRICS_DIR / f"{name}.py"
 
 
@@ -70,6 +75,7 @@ def build_compute_metrics(topk: Sequence[int] = (1, 5)) -> Callable[..., dict[st
 
 
 __all__ = [
+    "GENERATION_METRIC_NAMES",
     "METRIC_NAMES",
     "build_compute_metrics",
     "compute_video_metrics",
