@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -127,6 +128,136 @@ def _zoo(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------------------- fvd
+
+
+def _fvd_side(path: str, label: str, args: argparse.Namespace):
+    """REAL / FAKE as saved statistics or a clip source (``.npy`` / ``.npz`` array, folder of videos)."""
+    import numpy as np
+
+    from .fvd import ArrayClips, FVDStatistics, VideoFolder, is_statistics_file
+
+    options = dict(clip_start=args.clip_start, seed=args.seed, num_videos=args.num_videos)
+    if is_statistics_file(path):
+        stats = FVDStatistics.load(path)
+        if args.num_videos is not None and stats.num_videos != args.num_videos:
+            raise CommandError(
+                f"{label} {path}: statistics of {stats.num_videos} videos, not --num-videos {args.num_videos}"
+            )
+        if args.num_frames is not None and stats.num_frames != args.num_frames:
+            raise CommandError(
+                f"{label} {path}: statistics of {stats.num_frames}-frame clips, not --num-frames {args.num_frames}"
+            )
+        return stats
+    if os.path.isdir(path):
+        return VideoFolder(path, num_frames=args.num_frames or 16, backend=args.backend, **options)
+    if path.endswith(".npy"):
+        videos = np.load(path, mmap_mode="r", allow_pickle=False)
+    elif path.endswith(".npz"):
+        with np.load(path, allow_pickle=False) as data:
+            names = data.files
+            if "videos" not in names and len(names) != 1:
+                raise CommandError(
+                    f"{label} {path}: an .npz of videos needs one array or one named 'videos', has {names}"
+                )
+            videos = data["videos" if "videos" in names else names[0]]
+    elif os.path.exists(path):
+        raise CommandError(
+            f"{label} {path}: not a .npy/.npz array, a folder of videos or saved FVD statistics"
+        )
+    else:
+        raise CommandError(f"{label} {path}: no such file or folder")
+    return ArrayClips(videos, num_frames=args.num_frames, name=f"{label} {path}", **options)
+
+
+def _fvd_text(value: float, protocol: dict) -> str:
+    lines = [f"FVD {value:.4f}"]
+    for side in ("real", "fake"):
+        p = protocol[side]
+        sizes = ", ".join(f"{h}x{w}" for h, w in p["input_resolutions"]) or "unknown"
+        lines.append(
+            f"  {side}: {p['num_videos']} videos, {p['num_frames']} frames, input {sizes}; clip: {p['clip']}"
+        )
+    lines.append(f"  weights: {protocol['weights']}")
+    lines.append(f"  definition: {protocol['definition']} ({protocol['definition_text']})")
+    return "\n".join(lines)
+
+
+def _cmd_fvd(args: argparse.Namespace) -> int:
+    """``hf-i3d fvd REAL FAKE``: statistics of each side (split over the processes of ``accelerate launch``), FVD."""
+    import json
+
+    from .decoding import DecodeError
+    from .fvd import DEFINITION, DEFINITION_VERSION, WEIGHTS, FVDStatistics, init_distributed
+
+    try:
+        rank, world = init_distributed()
+        sides = {}
+        for label, path in (("REAL", args.real), ("FAKE", args.fake)):
+            source = _fvd_side(path, label, args)
+            if isinstance(source, FVDStatistics):
+                sides[label] = source
+                continue
+            stats = FVDStatistics(
+                batch_size=args.batch_size, device=args.device, progress=not args.quiet and rank == 0
+            )
+            sides[label] = stats.update(source).all_reduce()
+        real, fake = sides["REAL"], sides["FAKE"]
+        value = real.distance(fake)
+    except (ValueError, DecodeError) as error:
+        raise CommandError(str(error)) from error
+    if rank == 0:
+        for path, stats in ((args.save_stats, real), (args.save_fake_stats, fake)):
+            if path:
+                stats.save(path)
+        protocol = dict(
+            real=real.protocol(),
+            fake=fake.protocol(),
+            weights=real.weights or WEIGHTS,
+            definition=DEFINITION_VERSION,
+            definition_text=DEFINITION,
+            processes=world,
+        )
+        if args.json:
+            print(json.dumps(dict(fvd=value, **protocol), indent=2))
+        else:
+            print(_fvd_text(value, protocol))
+    return 0
+
+
+def _add_fvd_parser(commands) -> None:
+    fvd = commands.add_parser(
+        "fvd",
+        help="Fréchet Video Distance of the original (TF-Hub I3D, TF1 resize, TF-GAN); accelerate launch splits it",
+        description="FVD between REAL and FAKE, each a .npy/.npz array (N, T, H, W, 3) of 0..255 values, a folder "
+        "of videos, or statistics saved with --save-stats. Under `accelerate launch` the processes split the videos "
+        "and merge their statistics.",
+    )
+    fvd.add_argument(
+        "real", help="real videos: .npy/.npz array, folder of videos, or saved statistics (.npz)"
+    )
+    fvd.add_argument("fake", help="generated videos, in the same forms")
+    fvd.add_argument("--json", action="store_true", help="print JSON (key 'fvd' and the protocol)")
+    fvd.add_argument(
+        "--num-frames", type=int, help="frames per clip T (>= 9; default: all of an array's, 16 for videos)"
+    )
+    fvd.add_argument("--num-videos", type=int, help="use the first N videos of each side (default: all)")
+    fvd.add_argument("--batch-size", type=int, default=16, help="videos per I3D forward pass (default 16)")
+    fvd.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA if available, else CPU)")
+    fvd.add_argument(
+        "--clip-start",
+        choices=("first", "random"),
+        default="first",
+        help="where a clip starts (default first)",
+    )
+    fvd.add_argument("--seed", type=int, default=0, help="seed of --clip-start random (default 0)")
+    fvd.add_argument("--backend", choices=("decord", "pyav"), default="decord", help="video decoder")
+    fvd.add_argument("--save-stats", metavar="PATH", help="save the REAL statistics (.npz) to reuse as REAL")
+    fvd.add_argument("--save-fake-stats", metavar="PATH", help="save the FAKE statistics (.npz)")
+    fvd.add_argument("--quiet", action="store_true", help="no progress bars")
+    fvd.set_defaults(func=_cmd_fvd)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hf-i3d", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -230,6 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     zoo = commands.add_parser("zoo", help="print the model zoo table")
     zoo.set_defaults(func=_zoo)
+
+    _add_fvd_parser(commands)
 
     return parser
 

@@ -28,6 +28,7 @@ import tempfile
 import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -381,6 +382,12 @@ def iter_batches(videos: Any, batch_size: int = 16) -> Iterator[Any]:
         yield pending
 
 
+@dataclass
+class _LazyBatch:
+    source: ClipSource
+    indices: range
+
+
 def _num_videos(videos: Any) -> int | None:
     if _is_array(videos):
         return int(videos.shape[0])
@@ -388,6 +395,137 @@ def _num_videos(videos: Any) -> int | None:
         return len(videos)
     except TypeError:
         return None
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Clip sources: arrays on disk and folders of videos, decoded batch by batch
+# --------------------------------------------------------------------------------------------------------------
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".gif", ".flv", ".wmv")
+CLIP_STARTS = ("first", "random")
+
+
+class ClipSource:
+    """Clips of ``num_frames`` consecutive frames, one per video, loaded a batch at a time (``load(indices)``).
+
+    ``clip_start='first'`` takes frames ``0..T-1``; ``'random'`` a start drawn per video from
+    ``np.random.default_rng([seed, index])``, so every process of a split run draws the same clips. Subclasses
+    say how many frames video ``index`` has and read frames from it.
+    """
+
+    def __init__(self, num_frames: int | None, clip_start: str = "first", seed: int = 0):
+        if clip_start not in CLIP_STARTS:
+            raise ValueError(f"clip_start must be one of {CLIP_STARTS}, got {clip_start!r}")
+        if num_frames is not None and num_frames < MIN_FRAMES:
+            raise ValueError(
+                f"FVD needs clips of at least {MIN_FRAMES} frames (the I3D logits pool needs ceil(T / 8) >= 2), "
+                f"got T={num_frames}"
+            )
+        self.num_frames, self.clip_start, self.seed = num_frames, clip_start, seed
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def _start(self, index: int, total: int, name: str) -> int:
+        if total < self.num_frames:
+            raise ValueError(f"{name} has {total} frames, fewer than the {self.num_frames} of a clip")
+        if self.clip_start == "first":
+            return 0
+        return int(np.random.default_rng([self.seed, index]).integers(0, total - self.num_frames + 1))
+
+    def describe(self) -> str:
+        """The clip rule, as a reported FVD should state it."""
+        start = "the first frame" if self.clip_start == "first" else f"a random frame (seed {self.seed})"
+        return f"{self.num_frames} consecutive frames from {start}"
+
+    def load(self, indices: range) -> Any:
+        raise NotImplementedError
+
+
+class ArrayClips(ClipSource):
+    """Clips from an array ``(N, T, H, W, 3)`` (a memory-mapped ``.npy`` is read a batch at a time).
+    ``num_frames=None`` keeps every frame."""
+
+    def __init__(
+        self,
+        videos: Any,
+        num_frames: int | None = None,
+        clip_start: str = "first",
+        seed: int = 0,
+        num_videos: int | None = None,
+        name: str = "videos",
+    ):
+        shape = tuple(videos.shape)
+        if len(shape) != 5 or shape[-1] != 3:
+            check_videos(videos)  # the layout message
+        super().__init__(shape[1] if num_frames is None else num_frames, clip_start, seed)
+        self.videos, self.name = videos, name
+        self.count = _take(shape[0], num_videos, name)
+        self._start(0, shape[1], f"{name} (shape {shape})")  # too few frames: say so before any work
+
+    def __len__(self) -> int:
+        return self.count
+
+    def load(self, indices: range) -> Any:
+        total = self.videos.shape[1]
+        if self.clip_start == "first":
+            return self.videos[indices.start : indices.stop, : self.num_frames]
+        clips = []
+        for index in indices:
+            start = self._start(index, total, self.name)
+            clips.append(np.asarray(self.videos[index, start : start + self.num_frames]))
+        return np.stack(clips)
+
+
+class VideoFolder(ClipSource):
+    """Clips from the video files of a folder (searched recursively, sorted by path), decoded with
+    ``hf_i3d.decoding`` (decord by default: only the clip's frames are decoded)."""
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        num_frames: int = 16,
+        clip_start: str = "first",
+        seed: int = 0,
+        num_videos: int | None = None,
+        backend: str = "decord",
+    ):
+        super().__init__(num_frames, clip_start, seed)
+        self.root, self.backend = Path(root), backend
+        paths = sorted(
+            p for p in self.root.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()
+        )
+        if not paths:
+            raise ValueError(f"{root}: no video files ({', '.join(VIDEO_EXTENSIONS)})")
+        self.paths = paths[: _take(len(paths), num_videos, str(root))]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def clip(self, index: int) -> np.ndarray:
+        """The clip of video ``index``: uint8 ``(T, H, W, 3)``."""
+        from .decoding import read_video_sampled
+
+        path = self.paths[index]
+
+        def sample(total: int) -> np.ndarray:
+            return np.arange(self.num_frames) + self._start(index, total, str(path))
+
+        frames, _ = read_video_sampled(path, sample, backend=self.backend)
+        return frames
+
+    def load(self, indices: range) -> list[np.ndarray]:
+        return [self.clip(index) for index in indices]
+
+
+def _take(available: int, wanted: int | None, name: str) -> int:
+    if wanted is None:
+        return available
+    if wanted < 1:
+        raise ValueError(f"num_videos must be >= 1, got {wanted}")
+    if wanted > available:
+        raise ValueError(f"{name} has {available} videos, fewer than the {wanted} asked for")
+    return wanted
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -531,10 +669,27 @@ class FVDStatistics:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=total, unit="video", desc="FVD embeddings", leave=False)
+        if isinstance(videos, ClipSource):
+            self.clip = videos.describe()
+            batches: Iterable = (
+                _LazyBatch(videos, range(start, min(start + self.batch_size, len(videos))))
+                for start in range(0, len(videos), self.batch_size)
+            )
+        else:
+            batches = iter_batches(videos, self.batch_size)
         try:
-            for index, batch in enumerate(iter_batches(videos, self.batch_size)):
+            for index, batch in enumerate(batches):
+                if isinstance(batch, _LazyBatch):
+                    if index % world != rank:
+                        if bar is not None:
+                            bar.update(len(batch.indices))
+                        continue
+                    batch = batch.source.load(batch.indices)  # decode only this rank's share
                 if index % world == rank:
-                    embedder = embedder or self.embedder()
+                    if embedder is None:  # refuse bad input before loading the network
+                        for video in batch if isinstance(batch, list) else [batch]:
+                            check_videos(video[None] if isinstance(batch, list) else video, value_range)
+                        embedder = self.embedder()
                     embeddings = embedder(batch, value_range=value_range)
                     shapes = [np.shape(v) for v in batch] if isinstance(batch, list) else [batch.shape[1:]]
                     for shape in shapes:
@@ -705,8 +860,11 @@ def is_statistics_file(path: Any) -> bool:
     if not isinstance(path, (str, os.PathLike)) or not os.path.isfile(path):
         return False
     try:
+        with open(path, "rb") as file:
+            if file.read(4) != b"PK\x03\x04":  # .npz files are zip archives; .npy arrays are not statistics
+                return False
         with np.load(path, allow_pickle=False) as data:
-            return isinstance(data, np.lib.npyio.NpzFile) and "protocol" in data.files and "m2" in data.files
+            return "protocol" in data.files and "m2" in data.files
     except (OSError, ValueError):
         return False
 
