@@ -326,12 +326,12 @@ def test_video_folder_reads_the_clip_frames(tmp_path):
     (tmp_path / "notes.txt").write_text("not a video")
     folder = VideoFolder(tmp_path, num_frames=10, num_videos=2)
     assert [p.relative_to(tmp_path).as_posix() for p in folder.paths] == ["b/two.mp4", "one.mp4"]
-    np.testing.assert_array_equal(folder.clip(1), read_video(tmp_path / "one.mp4", range(10)))
+    clip = folder.clip(1)
+    assert clip.shape == (10, 48, 64, 3) and clip.dtype == np.uint8
+    assert frame_indices_of(clip) == list(range(10))
     random = VideoFolder(tmp_path, num_frames=10, clip_start="random", seed=3, num_videos=2)
     start = int(np.random.default_rng([3, 0]).integers(0, 14 - 10 + 1))
-    np.testing.assert_array_equal(
-        random.clip(0), read_video(tmp_path / "b" / "two.mp4", range(start, start + 10))
-    )
+    assert frame_indices_of(random.clip(0)) == list(range(start, start + 10))
     with pytest.raises(
         ValueError, match=re.escape(f"{tmp_path / 'short.mp4'} has 5 frames, fewer than the 10 of a clip")
     ):
