@@ -52,6 +52,25 @@ _INCEPTION_RECIPE = (
     "replicas, dropout 0.5, BN; 115k steps with lr 0.1 -> 0.01 (97k) -> 0.001 (108k)."
 )
 
+# FVD note of the Inception card (issue 15; kept as one constant + one function so it moves as a block).
+FVD_CARD_NOTE = """## Fréchet Video Distance (FVD)
+
+This network is the one behind FVD (Unterthiner et al. 2018): the TF-Hub `deepmind/i3d-kinetics-400/1` graph that
+google-research `frechet_video_distance` loads is DeepMind's `rgb_scratch` I3D, and FVD's feature is its 400
+pre-softmax logits averaged over time. `hf_i3d.fvd.frechet_video_distance(real, fake)` and `hf-i3d fvd REAL FAKE`
+compute FVD as the original does (every frame of 0..255 values resized to 224x224 with TF1 `resize_bilinear`,
+`2x/255-1`, float64 covariance over N-1, TF-GAN's SVD square roots) and reproduce its published numbers (16 videos of
+0 vs 255 at 64x64: 133.9 at 15 frames, 152.9 at 16). Report N (real and generated), frames per clip T, the input
+resolution and the clip rule with any FVD: FVD is biased for small N and changes with each of them. Numbers from tools
+that use torch's half-pixel resize, BatchNorm eps 1e-5 or a 1/N covariance differ from the original's (1.7% for one
+popular PyTorch package given these same weights, on real clips), and far more with another checkpoint or inputs in
+[0, 1] or [-0.5, 0.5]."""
+
+
+def fvd_card_note(entry: ZooEntry) -> str:
+    """The FVD section of a card: only DeepMind's Kinetics-400 Inception I3D (the FVD network) has one."""
+    return f"\n{FVD_CARD_NOTE}\n" if entry.model_type == "inception_i3d" and entry.num_labels == 400 else ""
+
 
 # model-index names of the metrics (keys as hf_i3d.metrics and mmaction2 0.x name them), in card order
 _METRICS = {
@@ -299,7 +318,7 @@ Human action recognition on short trimmed clips of the 400 Kinetics classes, and
 (`pooler_output`). Kinetics is built from YouTube videos: classes, people and scenes reflect that source, and accuracy
 drops on footage unlike it (surveillance, egocentric, synthetic). Reported accuracies depend on the exact copy of
 the Kinetics validation set (videos keep disappearing from YouTube) and on the test protocol above.
-
+{fvd_card_note(entry)}
 ## Provenance and licence
 
 {provenance}
