@@ -449,7 +449,8 @@ def test_cli_on_saved_statistics(small_fvd, tmp_path, capsys):
         ),
         (
             ["frames.npy", "real.npz"],
-            "hf-i3d fvd: error: REAL frames.npy (shape (2, 8, 4, 4, 3)) has 8 frames, fewer than the 9 of a clip",
+            "hf-i3d fvd: error: REAL frames.npy: FVD needs clips of at least 9 frames (the I3D logits pool needs "
+            "ceil(T / 8) >= 2), got T=8",
         ),
         (
             ["real.npz", "real.npz", "--num-frames", "16"],

@@ -149,6 +149,8 @@ def _fvd_side(path: str, label: str, args: argparse.Namespace):
                 f"{label} {path}: statistics of {stats.num_frames}-frame clips, not --num-frames {args.num_frames}"
             )
         return stats
+    if not os.path.exists(path):
+        raise CommandError(f"{label} {path}: no such file or folder")
     if os.path.isdir(path):
         return VideoFolder(path, num_frames=args.num_frames or 16, backend=args.backend, **options)
     if path.endswith(".npy"):
@@ -161,12 +163,10 @@ def _fvd_side(path: str, label: str, args: argparse.Namespace):
                     f"{label} {path}: an .npz of videos needs one array or one named 'videos', has {names}"
                 )
             videos = data["videos" if "videos" in names else names[0]]
-    elif os.path.exists(path):
+    else:
         raise CommandError(
             f"{label} {path}: not a .npy/.npz array, a folder of videos or saved FVD statistics"
         )
-    else:
-        raise CommandError(f"{label} {path}: no such file or folder")
     return ArrayClips(videos, num_frames=args.num_frames, name=f"{label} {path}", **options)
 
 

@@ -413,13 +413,15 @@ class ClipSource:
     say how many frames video ``index`` has and read frames from it.
     """
 
-    def __init__(self, num_frames: int | None, clip_start: str = "first", seed: int = 0):
+    def __init__(
+        self, num_frames: int | None, clip_start: str = "first", seed: int = 0, name: str = "videos"
+    ):
         if clip_start not in CLIP_STARTS:
             raise ValueError(f"clip_start must be one of {CLIP_STARTS}, got {clip_start!r}")
         if num_frames is not None and num_frames < MIN_FRAMES:
             raise ValueError(
-                f"FVD needs clips of at least {MIN_FRAMES} frames (the I3D logits pool needs ceil(T / 8) >= 2), "
-                f"got T={num_frames}"
+                f"{name}: FVD needs clips of at least {MIN_FRAMES} frames (the I3D logits pool needs ceil(T / 8) "
+                f">= 2), got T={num_frames}"
             )
         self.num_frames, self.clip_start, self.seed = num_frames, clip_start, seed
 
@@ -458,7 +460,7 @@ class ArrayClips(ClipSource):
         shape = tuple(videos.shape)
         if len(shape) != 5 or shape[-1] != 3:
             check_videos(videos)  # the layout message
-        super().__init__(shape[1] if num_frames is None else num_frames, clip_start, seed)
+        super().__init__(shape[1] if num_frames is None else num_frames, clip_start, seed, name)
         self.videos, self.name = videos, name
         self.count = _take(shape[0], num_videos, name)
         self._start(0, shape[1], f"{name} (shape {shape})")  # too few frames: say so before any work
@@ -490,7 +492,7 @@ class VideoFolder(ClipSource):
         num_videos: int | None = None,
         backend: str = "decord",
     ):
-        super().__init__(num_frames, clip_start, seed)
+        super().__init__(num_frames, clip_start, seed, os.fspath(root))
         self.root, self.backend = Path(root), backend
         paths = sorted(
             p for p in self.root.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()

@@ -79,7 +79,14 @@ class FVD(evaluate.Metric):
             self._sides[side] = new
 
     def add_batch(
-        self, *, predictions=None, references=None, value_range=None, batch_size: int = 16, device=None, **kwargs
+        self,
+        *,
+        predictions=None,
+        references=None,
+        value_range=None,
+        batch_size: int = 16,
+        device=None,
+        **kwargs,
     ) -> None:
         """Embed a batch of generated (``predictions``) and/or real (``references``) videos into the running
         statistics; the two sides may have different numbers of videos."""
@@ -88,7 +95,14 @@ class FVD(evaluate.Metric):
         self._statistics("real", references, **options)
 
     def compute(
-        self, *, predictions=None, references=None, value_range=None, batch_size: int = 16, device=None, **kwargs
+        self,
+        *,
+        predictions=None,
+        references=None,
+        value_range=None,
+        batch_size: int = 16,
+        device=None,
+        **kwargs,
     ) -> dict:
         """FVD of everything added (plus ``predictions`` / ``references`` given here); the statistics are reset."""
         self.add_batch(
@@ -100,9 +114,13 @@ class FVD(evaluate.Metric):
         )
         sides = getattr(self, "_sides", {})
         self._sides = {}
-        missing = [name for name, side in (("references", "real"), ("predictions", "fake")) if side not in sides]
+        missing = [
+            name for name, side in (("references", "real"), ("predictions", "fake")) if side not in sides
+        ]
         if missing:
-            raise ValueError(f"FVD needs both predictions and references; no {' or '.join(missing)} were given")
+            raise ValueError(
+                f"FVD needs both predictions and references; no {' or '.join(missing)} were given"
+            )
         return self._compute(predictions=sides["fake"], references=sides["real"])
 
     def _compute(self, predictions: FVDStatistics, references: FVDStatistics) -> dict:
