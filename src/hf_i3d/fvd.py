@@ -713,6 +713,8 @@ class FVDStatistics:
                 f"cannot merge FVD statistics of definition {other.definition!r} into {self.definition!r}"
             )
         if other.count:
+            if self.count == 0:  # an empty accumulator takes the protocol of what it receives
+                self.clip, self.weights = other.clip, other.weights or self.weights
             if other.num_frames is not None:
                 for resolution in other.resolutions or [[0, 0]]:
                     self._note(other.num_frames, (int(resolution[0]), int(resolution[1])))

@@ -72,11 +72,9 @@ class FVD(evaluate.Metric):
             return
         if not hasattr(self, "_sides"):
             self._sides: dict[str, FVDStatistics] = {}
-        new = compute_statistics(videos, **options)
-        if side in self._sides:
-            self._sides[side].merge(new)
-        else:
-            self._sides[side] = new
+        # a fresh accumulator per side, so that statistics passed in by the caller are never changed
+        side_stats = self._sides.setdefault(side, FVDStatistics())
+        side_stats.merge(compute_statistics(videos, **options))
 
     def add_batch(
         self,
