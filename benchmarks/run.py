@@ -134,6 +134,16 @@ CASES: dict[str, Case] = {
             target=2.0,
         ),
         Case(
+            "fvd_8x16x64",
+            "FVD of 8 real vs 8 generated uint8 videos of 16x64x64 (the fvd_32x16x64 step at a quarter of the size)",
+            "inception_fvd",
+            "fvd",
+            (8, 3, 16, 64, 64),
+            ("hf_i3d",),
+            ("cd-fvd",),
+            target=2.0,
+        ),
+        Case(
             "inception_forward_1x64x224",
             "Inception I3D forward, 1 clip of 64x224x224 (ours only: our own baseline)",
             "inception_i3d",
