@@ -231,6 +231,44 @@ def test_merge_refuses_other_clip_lengths():
         a.merge(b)
 
 
+class _MeanPixelEmbedder(FVDEmbedder):
+    """A stand-in network for the streaming logic: a video's 400 features are its mean pixel value times 1..400."""
+
+    def __init__(self):
+        self.weights, self.optimized = "mean-pixel stand-in", False
+
+    def __call__(self, videos, value_range=None):
+        means = [float(np.mean(video)) for video in videos]
+        return np.array(means)[:, None] * np.arange(1, 401)
+
+
+def test_update_streams_batches_without_keeping_them():
+    """Memory is flat in N: update() keeps only the running statistics, never a batch or its features."""
+    import gc
+    import weakref
+
+    rng = np.random.default_rng(11)
+    videos = [rng.integers(0, 256, size=(3, 9, 4, 4, 3), dtype=np.uint8) for _ in range(5)]
+    refs = []
+
+    def batches():
+        for batch in videos:
+            copy = batch.copy()
+            refs.append(weakref.ref(copy))
+            yield copy
+
+    stats = FVDStatistics(_MeanPixelEmbedder(), batch_size=3).update(batches())
+    gc.collect()
+    assert len(refs) == 5 and all(ref() is None for ref in refs)
+    expected = FVDStatistics().add_embeddings(_MeanPixelEmbedder()(np.concatenate(videos)))
+    assert stats.num_videos == 15 and stats.num_frames == 9 and stats.resolutions == [[4, 4]]
+    np.testing.assert_allclose(stats.covariance, expected.covariance, rtol=1e-12)
+    # single (T, H, W, 3) videos of several sizes are grouped into batches too
+    mixed = [rng.integers(0, 256, size=(9, 4 + i % 2, 6, 3), dtype=np.uint8) for i in range(4)]
+    stats = FVDStatistics(_MeanPixelEmbedder(), batch_size=3).update(iter(mixed))
+    assert stats.num_videos == 4 and stats.resolutions == [[4, 6], [5, 6]]
+
+
 # ----------------------------------------------------------------------------------------------- input checks
 
 
