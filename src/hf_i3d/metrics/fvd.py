@@ -27,6 +27,8 @@ Args:
     value_range (`tuple`, optional): (0, 1) or (0, 255) for float videos (required for them).
     batch_size (`int`, defaults to 16): videos per I3D forward pass.
     device (`str`, optional): where the network runs (default CUDA if available, else CPU).
+    Under torch.distributed (`accelerate launch`) give every process the SAME videos: the processes split the
+    batches among themselves and merge the statistics (evaluate's own `num_process` / `process_id` are not used).
 Returns:
     `dict`: `fvd` (float), `num_real`, `num_fake`, `num_frames`, `definition`.
 Examples:
