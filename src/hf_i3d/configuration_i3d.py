@@ -22,6 +22,18 @@ DEFAULT_INFLATE: dict[int, int | tuple] = {50: ((1, 1, 1), (1, 0, 1, 0), (1, 0, 
 # Field names of configs saved before 0.2 (mmaction2's ``I3DHead`` names), read as their current names.
 RENAMED_FIELDS = {"dropout_ratio": "dropout_prob", "init_std": "initializer_range"}
 INFLATE_STYLES = ("3x1x1", "3x3x3")
+# mmcv ``NonLocal3d`` pairwise functions this port implements ('concatenation' is not used by any I3D model).
+NON_LOCAL_MODES = ("embedded_gaussian", "dot_product", "gaussian")
+# mmcv ``NonLocal3d`` defaults: what an mmaction2 ``non_local_cfg`` leaves out means these.
+NON_LOCAL_DEFAULTS: dict = {
+    "mode": "embedded_gaussian",
+    "sub_sample": False,
+    "use_scale": True,
+    "reduction": 2,
+    "norm_cfg": None,
+    "zeros_init": True,
+    "std": 0.01,
+}
 
 
 class I3DConfig(PreTrainedConfig):
@@ -46,10 +58,26 @@ class I3DConfig(PreTrainedConfig):
             the I3D map of the published R50 models for depth 50, every block for the other depths.
         inflate_style: '3x1x1' (temporal kernel on the first 1x1 of a bottleneck) or '3x3x3' (on its 3x3);
             BasicBlocks always inflate both convolutions to 3x3x3, as in mmaction2.
+        non_local: which blocks end with a non-local block (mmaction2 ``ResNet3d.non_local``): an int for all
+            blocks, or one entry per stage, each an int for all its blocks or one 0/1 per block; stored normalised
+            as one list of 0/1 per stage like ``inflate``. Default 0: none.
+        non_local_cfg: mmaction2's ``non_local_cfg``, the keyword arguments of mmcv's ``NonLocal3d``: ``mode``
+            ('embedded_gaussian', 'dot_product' or 'gaussian'), ``sub_sample`` (a (1, 2, 2) max-pool on the keys
+            and values), ``use_scale`` (divide the embedded-gaussian logits by sqrt(inter channels)), ``reduction``
+            (inter channels = channels // reduction), ``norm_cfg`` (``None`` or ``{"type": "BN3d"}``: a BatchNorm
+            after the output convolution, which then has no bias), ``zeros_init`` (start the output BN, or the
+            output convolution without a BN, at zero so the block starts as the identity) and ``std`` (normal
+            init of the other convolutions). Keys left out take mmcv's defaults; stored with every key filled in.
         frozen_stages: stages to freeze during training (-1: none, 0: the stem, k: the stem and stages 1..k).
         norm_eval: keep every BatchNorm in eval mode during training.
         zero_init_residual: initialise the last BatchNorm of each block to zero (only for training from scratch).
         bn_eps / bn_momentum: BatchNorm epsilon and momentum (PyTorch convention; mmcv's BN3d defaults).
+        head_pool_kernel_size: ``None`` (default, mmaction2 ``I3DHead``): the clip feature is the global average of
+            the last feature map. A (t, h, w) kernel: pytorchvideo's ``ResNetBasicHead`` with
+            ``output_with_global_average``: an ``AvgPool3d`` of that kernel with stride 1, the classifier at every
+            window, then the mean over windows; computed as the classifier of the mean window (the same numbers,
+            since the classifier is affine). pytorchvideo's ``i3d_r50`` uses (4, 7, 7): on its 8x224x224 training
+            clips that is the global average, on 256-pixel test crops the mean of 2x2 overlapping 7x7 windows.
         dropout_prob: dropout before the classifier (mmaction2 ``I3DHead.dropout_ratio``; configs saved with that
             name still load).
         initializer_range: std of the normal initialisation of the classifier (mmaction2 ``I3DHead.init_std``;
@@ -79,11 +107,14 @@ class I3DConfig(PreTrainedConfig):
     dilations: list[int] | tuple[int, ...] = (1, 1, 1, 1)
     inflate: int | list | tuple | None = None
     inflate_style: str = "3x1x1"
+    non_local: int | list | tuple = 0
+    non_local_cfg: dict | None = None
     frozen_stages: int = -1
     norm_eval: bool = False
     zero_init_residual: bool = False
     bn_eps: float = 1e-5
     bn_momentum: float = 0.1
+    head_pool_kernel_size: list[int] | tuple[int, ...] | None = None
     dropout_prob: float = 0.5
     initializer_range: float = 0.01
     num_frames: int = 32
@@ -115,33 +146,75 @@ class I3DConfig(PreTrainedConfig):
                     f"I3DConfig.{name} needs one entry per stage ({self.num_stages}), got {len(values)}: {values}"
                 )
             setattr(self, name, values)
+        if self.head_pool_kernel_size is not None:
+            self.head_pool_kernel_size = [int(k) for k in self.head_pool_kernel_size]
+            if len(self.head_pool_kernel_size) != 3 or min(self.head_pool_kernel_size) < 1:
+                raise ValueError(
+                    "I3DConfig.head_pool_kernel_size must be None or 3 positive ints (t, h, w), got "
+                    f"{self.head_pool_kernel_size!r}"
+                )
         if self.average_clips not in ("prob", "score"):
             raise ValueError(f"I3DConfig.average_clips must be 'prob' or 'score', got {self.average_clips!r}")
         if self.inflate is None:
             self.inflate = DEFAULT_INFLATE.get(self.depth, 1)
         self.inflate = self._normalise_inflate(self.inflate)
+        self.non_local = self._normalise_inflate(self.non_local, "non_local")
+        self.non_local_cfg = self._normalise_non_local_cfg(self.non_local_cfg)
         super().__post_init__(**kwargs)
 
-    def _normalise_inflate(self, inflate) -> list[list[int]]:
-        """Expand ``inflate`` to one 0/1 per block and stage, as mmaction2's ``ResNet3d``/``make_res_layer`` do."""
+    def _normalise_inflate(self, inflate, name: str = "inflate") -> list[list[int]]:
+        """Expand ``inflate`` (or ``non_local``) to one 0/1 per block and stage, as mmaction2's
+        ``ResNet3d``/``make_res_layer`` do."""
         stage_blocks = self.stage_blocks
         if isinstance(inflate, int):
             inflate = [inflate] * self.num_stages
         inflate = list(inflate)
         if len(inflate) < self.num_stages:
             raise ValueError(
-                f"I3DConfig.inflate needs one entry per stage ({self.num_stages}), got {inflate!r}"
+                f"I3DConfig.{name} needs one entry per stage ({self.num_stages}), got {inflate!r}"
             )
         normalised = []
         for stage, (entry, blocks) in enumerate(zip(inflate[: self.num_stages], stage_blocks)):
             entry = [int(entry)] * blocks if isinstance(entry, int) else [int(v) for v in entry]
             if len(entry) != blocks:
                 raise ValueError(
-                    f"I3DConfig.inflate[{stage}] has {len(entry)} entries but stage {stage + 1} of a depth-"
+                    f"I3DConfig.{name}[{stage}] has {len(entry)} entries but stage {stage + 1} of a depth-"
                     f"{self.depth} ResNet3d has {blocks} blocks"
                 )
             normalised.append([1 if v == 1 else 0 for v in entry])
         return normalised
+
+    @staticmethod
+    def _normalise_non_local_cfg(non_local_cfg: dict | None) -> dict:
+        """mmaction2's ``non_local_cfg`` with mmcv ``NonLocal3d``'s defaults filled in, checked key by key."""
+        given = dict(non_local_cfg or {})
+        unknown = sorted(set(given) - set(NON_LOCAL_DEFAULTS) - {"conv_cfg"})
+        if unknown:
+            raise ValueError(
+                f"I3DConfig.non_local_cfg has unknown key(s) {unknown}; known: {sorted(NON_LOCAL_DEFAULTS)}"
+            )
+        conv_cfg = given.pop("conv_cfg", None)
+        if conv_cfg is not None and dict(conv_cfg).get("type") != "Conv3d":
+            raise ValueError(f"I3DConfig.non_local_cfg.conv_cfg must be {{'type': 'Conv3d'}}, got {conv_cfg!r}")
+        cfg = {**NON_LOCAL_DEFAULTS, **given}
+        if cfg["mode"] not in NON_LOCAL_MODES:
+            raise ValueError(f"I3DConfig.non_local_cfg.mode must be one of {NON_LOCAL_MODES}, got {cfg['mode']!r}")
+        norm_cfg = cfg["norm_cfg"]
+        if norm_cfg is not None:
+            norm_cfg = dict(norm_cfg)
+            if norm_cfg.get("type") not in ("BN3d", "BN") or not norm_cfg.get("requires_grad", True):
+                raise ValueError(
+                    "I3DConfig.non_local_cfg.norm_cfg must be None or {'type': 'BN3d', 'requires_grad': True}, "
+                    f"got {cfg['norm_cfg']!r}"
+                )
+            cfg["norm_cfg"] = {"type": "BN3d", "requires_grad": True}
+        cfg["reduction"] = int(cfg["reduction"])
+        if cfg["reduction"] < 1:
+            raise ValueError(f"I3DConfig.non_local_cfg.reduction must be >= 1, got {cfg['reduction']!r}")
+        for key in ("sub_sample", "use_scale", "zeros_init"):
+            cfg[key] = bool(cfg[key])
+        cfg["std"] = float(cfg["std"])
+        return cfg
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):

@@ -1,7 +1,8 @@
 """Counting the compute of one view: multiply-accumulates of the convolutions and the classifier.
 
 This is the "GFLOPs" convention of fvcore / mmcv's ``get_model_complexity_info`` for convolution and linear layers
-(one multiply-accumulate counts as one FLOP; BN, ReLU and pooling are left out, they add about 1%). Counting runs on
+(one multiply-accumulate counts as one FLOP; BN, ReLU and pooling are left out, they add about 1%). The batched
+matrix products of non-local blocks (attention weights and their use) count too, as fvcore and mmengine count them. Counting runs on
 the meta device when the model is built there (``with torch.device("meta"): model = ...``), so it needs no memory
 and takes milliseconds.
 """
@@ -15,7 +16,8 @@ from torch import nn
 
 
 def count_gflops(model: nn.Module, pixel_values_shape: tuple[int, ...]) -> float:
-    """GFLOPs (conv + linear multiply-accumulates, in 1e9) of ``model`` on an input of ``pixel_values_shape``.
+    """GFLOPs (conv + linear + batched-matmul multiply-accumulates, in 1e9) of ``model`` on an input of
+    ``pixel_values_shape``.
 
     The forward runs on the device of ``model``'s parameters: build the model on the meta device to count without
     computing.
@@ -38,12 +40,17 @@ def count_gflops(model: nn.Module, pixel_values_shape: tuple[int, ...]) -> float
             handles.append(module.register_forward_hook(conv_hook))
         elif isinstance(module, nn.Linear):
             handles.append(module.register_forward_hook(linear_hook))
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), counter:
             model.eval()(torch.zeros(pixel_values_shape, device=device))
     finally:
         for handle in handles:
             handle.remove()
+    # torch counts 2 FLOPs per multiply-accumulate; only the bmm of matmuls outside Linear/Conv layers is added
+    total += counter.get_flop_counts().get("Global", {}).get(torch.ops.aten.bmm, 0) // 2
     return total / 1e9
 
 

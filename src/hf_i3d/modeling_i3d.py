@@ -122,6 +122,72 @@ class I3DShortCut(I3DConvLayer):
         super().__init__(config, in_channels, out_channels, kernel_size=1, stride=stride, activation=False)
 
 
+class I3DNonLocalBlock(nn.Module):
+    """mmcv ``NonLocal3d`` as mmaction2's ``ResNet3d`` appends it to a block (``non_local_cfg``):
+    ``x + norm(conv_out(f(theta(x), phi(x)) @ g(x)))`` over all T*H*W positions.
+
+    ``g``, ``theta`` and ``phi`` are 1x1x1 convolutions with bias to ``channels // reduction`` channels; 'gaussian'
+    has no ``theta``/``phi`` and compares the input itself. The pairwise function ``f`` is a softmax of the dot
+    products ('embedded_gaussian', divided by sqrt(inter channels) first with ``use_scale``; 'gaussian', never
+    scaled) or the dot products divided by the number of keys ('dot_product'). ``sub_sample`` max-pools keys and
+    values (``g`` and ``phi``) by (1, 2, 2). ``conv_out`` has a bias only without a BatchNorm. Follows
+    ``mmcv/cnn/bricks/non_local.py`` (mmcv 2.1.0) operation for operation.
+    """
+
+    def __init__(self, config: I3DConfig, channels: int):
+        super().__init__()
+        cfg = config.non_local_cfg
+        self.mode = cfg["mode"]
+        self.use_scale = cfg["use_scale"]
+        self.channels = channels
+        self.inter_channels = max(channels // cfg["reduction"], 1)
+        self.g = nn.Conv3d(channels, self.inter_channels, kernel_size=1)
+        self.g.init_std = cfg["std"]
+        if self.mode != "gaussian":
+            self.theta = nn.Conv3d(channels, self.inter_channels, kernel_size=1)
+            self.phi = nn.Conv3d(channels, self.inter_channels, kernel_size=1)
+            self.theta.init_std = self.phi.init_std = cfg["std"]
+        else:
+            self.theta = self.phi = None
+        self.pool = nn.MaxPool3d(kernel_size=(1, 2, 2)) if cfg["sub_sample"] else None
+        with_norm = cfg["norm_cfg"] is not None
+        self.conv_out = nn.Conv3d(self.inter_channels, channels, kernel_size=1, bias=not with_norm)
+        self.norm = (
+            nn.BatchNorm3d(channels, eps=config.bn_eps, momentum=config.bn_momentum) if with_norm else None
+        )
+        # mmcv ``NonLocal3d.init_weights(std, zeros_init)``: the block starts as the identity with ``zeros_init``
+        last = self.norm if with_norm else self.conv_out
+        last.zero_init = cfg["zeros_init"]
+        last.init_std = cfg["std"]
+
+    def _pooled(self, hidden_state: torch.Tensor) -> torch.Tensor:
+        return hidden_state if self.pool is None else self.pool(hidden_state)
+
+    def forward(self, hidden_state: torch.Tensor) -> torch.Tensor:
+        batch = hidden_state.shape[0]
+        values = self._pooled(self.g(hidden_state)).reshape(batch, self.inter_channels, -1).transpose(1, 2)
+        if self.mode == "gaussian":
+            queries = hidden_state.reshape(batch, self.channels, -1).transpose(1, 2)
+            keys = self._pooled(hidden_state).reshape(batch, self.channels, -1)
+        else:
+            queries = self.theta(hidden_state).reshape(batch, self.inter_channels, -1).transpose(1, 2)
+            keys = self._pooled(self.phi(hidden_state)).reshape(batch, self.inter_channels, -1)
+        weights = torch.matmul(queries, keys)
+        if self.mode == "dot_product":
+            weights = weights / weights.shape[-1]
+        else:
+            if self.mode == "embedded_gaussian" and self.use_scale:
+                weights = weights / queries.shape[-1] ** 0.5
+            weights = weights.softmax(dim=-1)
+        context = torch.matmul(weights, values).transpose(1, 2).reshape(
+            batch, self.inter_channels, *hidden_state.shape[2:]
+        )
+        out = self.conv_out(context)
+        if self.norm is not None:
+            out = self.norm(out)
+        return hidden_state + out
+
+
 class I3DBasicLayer(GradientCheckpointingLayer):
     """mmaction2 ``BasicBlock3d``: two 3x3 convolutions, both 3x3x3 when inflated; the stride is on the first."""
 
@@ -136,6 +202,7 @@ class I3DBasicLayer(GradientCheckpointingLayer):
         temporal_stride: int = 1,
         dilation: int = 1,
         inflate: bool = True,
+        non_local: bool = False,
     ):
         super().__init__()
         kernel_t, pad_t = (3, 1) if inflate else (1, 0)
@@ -154,11 +221,13 @@ class I3DBasicLayer(GradientCheckpointingLayer):
         self.conv2.norm.zero_init = config.zero_init_residual
         self.shortcut = _make_shortcut(config, in_channels, planes, spatial_stride, temporal_stride)
         self.activation = nn.ReLU(inplace=True)
+        self.non_local = I3DNonLocalBlock(config, planes) if non_local else None
 
     def forward(self, hidden_state: torch.Tensor) -> torch.Tensor:
         residual = hidden_state if self.shortcut is None else self.shortcut(hidden_state)
         hidden_state = self.conv2(self.conv1(hidden_state))
-        return self.activation(hidden_state + residual)
+        hidden_state = self.activation(hidden_state + residual)
+        return hidden_state if self.non_local is None else self.non_local(hidden_state)
 
 
 class I3DBottleneckLayer(GradientCheckpointingLayer):
@@ -178,6 +247,7 @@ class I3DBottleneckLayer(GradientCheckpointingLayer):
         temporal_stride: int = 1,
         dilation: int = 1,
         inflate: bool = True,
+        non_local: bool = False,
     ):
         super().__init__()
         conv1_t = 3 if inflate and config.inflate_style == "3x1x1" else 1
@@ -200,11 +270,13 @@ class I3DBottleneckLayer(GradientCheckpointingLayer):
             config, in_channels, planes * self.expansion, spatial_stride, temporal_stride
         )
         self.activation = nn.ReLU(inplace=True)
+        self.non_local = I3DNonLocalBlock(config, planes * self.expansion) if non_local else None
 
     def forward(self, hidden_state: torch.Tensor) -> torch.Tensor:
         residual = hidden_state if self.shortcut is None else self.shortcut(hidden_state)
         hidden_state = self.conv3(self.conv2(self.conv1(hidden_state)))
-        return self.activation(hidden_state + residual)
+        hidden_state = self.activation(hidden_state + residual)
+        return hidden_state if self.non_local is None else self.non_local(hidden_state)
 
 
 def _make_shortcut(
@@ -230,6 +302,7 @@ class I3DStage(nn.Module):
         block_class = BLOCK_CLASSES[config.block_type]
         planes = config.base_channels * 2**stage_index
         inflate = config.inflate[stage_index]
+        non_local = config.non_local[stage_index]
         dilation = config.dilations[stage_index]
         blocks = []
         for block_index in range(config.stage_blocks[stage_index]):
@@ -243,6 +316,7 @@ class I3DStage(nn.Module):
                     temporal_stride=config.temporal_strides[stage_index] if first else 1,
                     dilation=dilation,
                     inflate=inflate[block_index] == 1,
+                    non_local=non_local[block_index] == 1,
                 )
             )
         self.layers = nn.ModuleList(blocks)
@@ -323,10 +397,19 @@ class I3DPreTrainedModel(PreTrainedModel):
         """mmaction2 initialisation from scratch: Kaiming-normal (fan_out) convolutions, BN weight 1 / bias 0 (0 / 0 for
         the last BN of a block when ``zero_init_residual``), and N(0, ``initializer_range``) classifier with zero bias."""
         if isinstance(module, nn.Conv3d):
-            init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            if getattr(module, "zero_init", False):  # a non-local block's output conv without BN (zeros_init)
+                init.zeros_(module.weight)
+            elif getattr(module, "init_std", None) is not None:  # non-local g/theta/phi (mmcv normal_init)
+                init.normal_(module.weight, mean=0.0, std=module.init_std)
+            else:
+                init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            if module.bias is not None:
+                init.zeros_(module.bias)
         elif isinstance(module, nn.BatchNorm3d):
             if getattr(module, "zero_init", False):
                 init.zeros_(module.weight)
+            elif getattr(module, "init_std", None) is not None:  # non-local output BN without zeros_init
+                init.normal_(module.weight, mean=0.0, std=module.init_std)
             else:
                 init.ones_(module.weight)
             init.zeros_(module.bias)
@@ -370,6 +453,12 @@ class I3DModel(I3DPreTrainedModel):
             nn.MaxPool3d(kernel_size=(2, 1, 1), stride=(2, 1, 1)) if config.with_pool2 else nn.Identity()
         )
         self.pooler = nn.AdaptiveAvgPool3d((1, 1, 1))
+        # pytorchvideo ``ResNetBasicHead``: a stride-1 window average before the global one (head_pool_kernel_size)
+        self.window_pool = (
+            nn.AvgPool3d(tuple(config.head_pool_kernel_size), stride=1)
+            if config.head_pool_kernel_size is not None
+            else nn.Identity()
+        )
         self.post_init()
 
     def train(self, mode: bool = True) -> I3DModel:
@@ -426,7 +515,7 @@ class I3DModel(I3DPreTrainedModel):
                 hidden_states += (hidden_state,)
             if stage_index == 0:
                 hidden_state = self.pool2(hidden_state)
-        pooled = self.pooler(hidden_state).flatten(1)
+        pooled = self.pooler(self.window_pool(hidden_state)).flatten(1)
         if not return_dict:
             return tuple(v for v in (hidden_state, pooled, hidden_states) if v is not None)
         return BaseModelOutputWithPoolingAndNoAttention(
@@ -494,4 +583,10 @@ class I3DForVideoClassification(I3DPreTrainedModel):
 I3DModel.register_for_auto_class("AutoModel")
 I3DForVideoClassification.register_for_auto_class("AutoModelForVideoClassification")
 
-__all__ = ["I3DPreTrainedModel", "I3DModel", "I3DForVideoClassification", "merge_view_logits"]
+__all__ = [
+    "I3DPreTrainedModel",
+    "I3DModel",
+    "I3DForVideoClassification",
+    "I3DNonLocalBlock",
+    "merge_view_logits",
+]

@@ -9,7 +9,11 @@ Key mapping (mmaction2 -> hf_i3d)::
     backbone.conv1.{conv,bn}.*                     -> i3d.stem.conv.{conv,norm}.*
     backbone.layer{L}.{B}.conv{N}.{conv,bn}.*      -> i3d.stages.{L-1}.layers.{B}.conv{N}.{conv,norm}.*
     backbone.layer{L}.{B}.downsample.{conv,bn}.*   -> i3d.stages.{L-1}.layers.{B}.shortcut.{conv,norm}.*
+    backbone.layer{L}.{B}.non_local_block.{g,theta,phi}[.0].conv.*  -> i3d.stages.{L-1}.layers.{B}.non_local.{g,..}.*
+    backbone.layer{L}.{B}.non_local_block.conv_out.{conv,bn}.*     -> ....non_local.{conv_out,norm}.*
     cls_head.fc_cls.{weight,bias}                  -> classifier.{weight,bias}
+    data_preprocessor.*                            -> dropped (mmaction2 1.x normalisation buffers; the processor
+                                                      normalises)
 """
 
 from __future__ import annotations
@@ -42,8 +46,23 @@ _KEY_PATTERNS = [
         re.compile(r"^backbone\.layer(\d+)\.(\d+)\.downsample\.(conv|bn)\.(.+)$"),
         "i3d.stages.{0}.layers.{1}.shortcut.{2}.{3}",
     ),
+    # mmcv NonLocal3d: with sub_sample, g and phi are Sequential(ConvModule, MaxPool3d), hence the optional ".0"
+    (
+        re.compile(r"^backbone\.layer(\d+)\.(\d+)\.non_local_block\.(g|theta|phi)(?:\.0)?\.conv\.(weight|bias)$"),
+        "i3d.stages.{0}.layers.{1}.non_local.{2}.{3}",
+    ),
+    (
+        re.compile(r"^backbone\.layer(\d+)\.(\d+)\.non_local_block\.conv_out\.conv\.(weight|bias)$"),
+        "i3d.stages.{0}.layers.{1}.non_local.conv_out.{2}",
+    ),
+    (
+        re.compile(r"^backbone\.layer(\d+)\.(\d+)\.non_local_block\.conv_out\.bn\.(.+)$"),
+        "i3d.stages.{0}.layers.{1}.non_local.norm.{2}",
+    ),
     (re.compile(r"^cls_head\.fc_cls\.(weight|bias)$"), "classifier.{0}"),
 ]
+# mmaction2 1.x ``ActionDataPreprocessor`` buffers (mean/std) that some checkpoints carry: no model weights
+_DROPPED_PREFIXES = ("data_preprocessor.",)
 
 
 def mmaction_key_to_hf(key: str) -> str | None:
@@ -127,13 +146,15 @@ def convert_mmaction_state_dict(
 ) -> dict[str, torch.Tensor]:
     """Map an mmaction2 I3D state dict onto ``I3DForVideoClassification(config)``, checking every key and shape.
 
-    Raises :class:`ConversionError` listing unexpected keys (including unmappable ones such as non-local blocks),
+    Raises :class:`ConversionError` listing unexpected keys (non-local blocks the config does not have, say),
     missing keys and shape mismatches; ``num_batches_tracked`` may be absent (older BN layers) and is then zero.
     """
     with torch.device("meta"):
         expected = I3DForVideoClassification(config).state_dict()
     converted, unexpected, mismatched, mismatched_targets = {}, [], [], set()
     for key, tensor in state_dict.items():
+        if key.startswith(_DROPPED_PREFIXES):
+            continue
         new_key = mmaction_key_to_hf(key)
         if new_key is None or new_key not in expected:
             unexpected.append(key)
