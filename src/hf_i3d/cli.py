@@ -38,6 +38,43 @@ def _convert_deepmind(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- hf-i3d convert pytorchvideo ------------------------------------------------------------------------------------
+def _convert_pytorchvideo(args: argparse.Namespace) -> int:
+    from .convert.pytorchvideo import convert_pytorchvideo_checkpoint
+
+    output = convert_pytorchvideo_checkpoint(
+        args.checkpoint,
+        args.output,
+        args.preset,
+        args.set,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+        push_to_hub=args.push_to_hub,
+    )
+    print(f"Converted {args.checkpoint} ({args.preset}) -> {output}")
+    return 0
+
+
+def _add_convert_pytorchvideo(sources: argparse._SubParsersAction) -> None:
+    parser = sources.add_parser(
+        "pytorchvideo", help="a pytorchvideo I3D ResNet checkpoint (hub i3d_r50, PySlowFast .pyth)"
+    )
+    parser.add_argument("checkpoint", help="local path or http(s) URL of the .pyth/.pth file")
+    parser.add_argument(
+        "--preset",
+        default="i3d-r50-pytorchvideo-kinetics400",
+        help="zoo name (default i3d-r50-pytorchvideo-kinetics400)",
+    )
+    parser.add_argument("--output", required=True, help="output folder")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value (repeatable)"
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    parser.add_argument("--quiet", action="store_true", help="no download progress bar")
+    parser.add_argument("--push-to-hub", metavar="REPO_ID", help="upload the converted folder to this Hub repo")
+    parser.set_defaults(func=_convert_pytorchvideo)
+
+
 def _predict(args: argparse.Namespace) -> int:
     import json
 
@@ -293,6 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--push-to-hub", metavar="REPO_ID", help="upload the converted folder to this Hub repo"
     )
     deepmind.set_defaults(func=_convert_deepmind)
+    _add_convert_pytorchvideo(sources)
 
     from .predict import DEFAULT_MODEL
 

@@ -22,6 +22,7 @@ from huggingface_hub import snapshot_download
 
 from .convert.deepmind import convert_deepmind
 from .convert.mmaction import convert_mmaction_checkpoint
+from .convert.pytorchvideo import convert_pytorchvideo_checkpoint
 from .downloads import DownloadError, IntegrityError, cache_dir, download, mirrored_url, verify_file
 from .zoo import ZooEntry, canonical_name, get_entry
 
@@ -82,8 +83,10 @@ def build_zoo_model(
     except DownloadError as error:
         raise DownloadError(
             f"{error}. Download the checkpoint by hand from {entry.checkpoint_url} and convert it with "
-            f"`hf-i3d convert mmaction CHECKPOINT --preset {entry.name} --output {output_dir}`"
+            f"`hf-i3d convert {entry.checkpoint_format} CHECKPOINT --preset {entry.name} --output {output_dir}`"
         ) from error
+    if entry.checkpoint_format == "pytorchvideo":
+        return Path(convert_pytorchvideo_checkpoint(str(checkpoint), output_dir, entry.name))
     return Path(convert_mmaction_checkpoint(str(checkpoint), entry.name, output_dir))
 
 

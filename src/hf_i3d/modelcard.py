@@ -197,6 +197,8 @@ def _preprocessing(entry: ZooEntry) -> str:
     data = entry.data
     if data.normalization == "inception":
         norm = "RGB scaled to [-1, 1] (`x / 127.5 - 1`)"
+    elif data.normalization == "pytorchvideo":
+        norm = "RGB scaled to [0, 1], then mean 0.45 and std 0.225 per channel (pytorchvideo / PySlowFast)"
     else:
         norm = "RGB normalised with ImageNet mean (123.675, 116.28, 103.53) and std (58.395, 57.12, 57.375) on 0-255"
     sampler = (

@@ -27,7 +27,10 @@ if TYPE_CHECKING:
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)  # mmaction2 img_norm_cfg, RGB, 0-255 scale
 IMAGENET_STD = (58.395, 57.12, 57.375)
-NORMALIZATIONS = ("imagenet", "inception")
+NORMALIZATIONS = ("imagenet", "inception", "pytorchvideo")
+# pytorchvideo / PySlowFast Kinetics models: ``x / 255`` then mean 0.45, std 0.225 per channel (``DATA.MEAN/STD``)
+PYTORCHVIDEO_MEAN = (0.45, 0.45, 0.45)
+PYTORCHVIDEO_STD = (0.225, 0.225, 0.225)
 MODES = ("train", "val", "test")
 TRAIN_CROPS = ("multiscale", "random")
 
@@ -170,6 +173,8 @@ def normalization_lut(normalization: str) -> np.ndarray:
     'imagenet' reproduces ``mmcv.imnormalize_`` bit for bit: ``cv2.subtract`` of the float64 mean then
     ``cv2.multiply`` by ``1 / float64(std)``, each rounded to float32 (std and mean are float32 first).
     'inception' is DeepMind's ``x / 127.5 - 1`` (rounded once to float32).
+    'pytorchvideo' is PySlowFast's ``(x / 255 - 0.45) / 0.225`` in float32 steps (``div255`` then
+    ``NormalizeVideo``).
     """
     levels = np.arange(256, dtype=np.float64)[None, :]
     if normalization == "imagenet":
@@ -178,6 +183,11 @@ def normalization_lut(normalization: str) -> np.ndarray:
         lut = ((levels - mean).astype(np.float32).astype(np.float64) * stdinv).astype(np.float32)
     elif normalization == "inception":
         lut = np.repeat(levels / 127.5 - 1.0, 3, axis=0).astype(np.float32)
+    elif normalization == "pytorchvideo":
+        scaled = (levels.astype(np.float32) / np.float32(255.0)).astype(np.float32)
+        mean = np.asarray(PYTORCHVIDEO_MEAN, dtype=np.float32)[:, None]
+        std = np.asarray(PYTORCHVIDEO_STD, dtype=np.float32)[:, None]
+        lut = ((scaled - mean) / std).astype(np.float32)
     else:
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
     lut.setflags(write=False)

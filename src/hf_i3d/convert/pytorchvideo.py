@@ -1,0 +1,207 @@
+"""Convert pytorchvideo ResNet I3D checkpoints (``pytorchvideo.models.hub.resnet.i3d_r50``) to
+``I3DForVideoClassification``.
+
+pytorchvideo's ``i3d_r50`` (``create_resnet`` with a (5, 7, 7) stem, the I3D inflation map and a (2, 1, 1) pool after
+stage 1) is mmaction2's I3D-R50 with a stride-1 stem (``conv1_stride_t=1, pool1_stride_t=1``) and a head that
+averages stride-1 (4, 7, 7) windows (``head_pool_kernel_size``); see the zoo entry ``i3d-r50-pytorchvideo-kinetics400``.
+Its checkpoints are PySlowFast files: ``{'epoch', 'model_state', 'optimizer_state', 'cfg'}``, read safely, with
+``model_state`` (or ``state_dict``, or a bare state dict) taken as the weights. Every key is mapped and every shape
+checked; the output folder is written atomically.
+
+Key mapping (pytorchvideo -> hf_i3d; S is the stage: the ``blocks`` holding ``res_blocks``, in order)::
+
+    blocks.0.{conv,norm}.*                                    -> i3d.stem.conv.{conv,norm}.*
+    blocks.N.res_blocks.B.branch2.{conv,norm}_{a,b,c}.*       -> i3d.stages.S.layers.B.conv{1,2,3}.{conv,norm}.*
+    blocks.N.res_blocks.B.branch1_{conv,norm}.*               -> i3d.stages.S.layers.B.shortcut.{conv,norm}.*
+    blocks.N.proj.{weight,bias}                               -> classifier.{weight,bias}
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..configuration_i3d import I3DConfig
+from ..modeling_i3d import I3DForVideoClassification
+from ..zoo import get_entry
+from . import ConversionError, parse_overrides, push_folder, save_converted, save_processor
+from .mmaction import _load_weights_only, build_config
+
+_BLOCK = re.compile(r"^blocks\.(\d+)\.(.+)$")
+_RES = re.compile(r"^res_blocks\.(\d+)\.(.+)$")
+_BRANCH2 = re.compile(r"^branch2\.(conv|norm)_([abc])\.(.+)$")
+_BRANCH1 = re.compile(r"^branch1_(conv|norm)\.(.+)$")
+_LETTER = {"a": "1", "b": "2", "c": "3"}
+
+
+def pytorchvideo_key_map(keys: list[str]) -> dict[str, str | None]:
+    """The ``I3DForVideoClassification`` key of each pytorchvideo ``Net`` key (``None``: no counterpart).
+
+    The stage of a ``blocks.N`` is its rank among the blocks that hold ``res_blocks`` (the pool after stage 1 is a
+    block without weights, so N is 1, 3, 4, 5 in ``i3d_r50``).
+    """
+    stage_blocks = sorted(
+        {int(m.group(1)) for k in keys if (m := _BLOCK.match(k)) and m.group(2).startswith("res_blocks.")}
+    )
+    stage_of = {block: stage for stage, block in enumerate(stage_blocks)}
+    mapping: dict[str, str | None] = {}
+    for key in keys:
+        mapping[key] = None
+        match = _BLOCK.match(key)
+        if match is None:
+            continue
+        block, rest = int(match.group(1)), match.group(2)
+        if block == 0 and (stem := re.match(r"^(conv|norm)\.(.+)$", rest)):
+            mapping[key] = f"i3d.stem.conv.{stem.group(1)}.{stem.group(2)}"
+        elif (head := re.match(r"^proj\.(weight|bias)$", rest)) is not None:
+            mapping[key] = f"classifier.{head.group(1)}"
+        elif block in stage_of and (res := _RES.match(rest)):
+            prefix = f"i3d.stages.{stage_of[block]}.layers.{res.group(1)}"
+            if branch2 := _BRANCH2.match(res.group(2)):
+                kind, letter, leaf = branch2.groups()
+                mapping[key] = f"{prefix}.conv{_LETTER[letter]}.{kind}.{leaf}"
+            elif branch1 := _BRANCH1.match(res.group(2)):
+                mapping[key] = f"{prefix}.shortcut.{branch1.group(1)}.{branch1.group(2)}"
+    return mapping
+
+
+def load_pytorchvideo_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The weights of a pytorchvideo / PySlowFast checkpoint, loaded with ``torch.load(weights_only=True)``.
+
+    Takes ``model_state`` (PySlowFast), else ``state_dict``, else the file as a bare state dict; strips ``module.``
+    (DistributedDataParallel) and ``model.`` (PySlowFast's ``PTVResNet`` wrapper) prefixes.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConversionError(f"{path}: no such checkpoint file")
+    try:
+        checkpoint = _load_weights_only(path)
+    except ConversionError:
+        raise
+    except Exception as error:  # torch.load raises many types (UnpicklingError, RuntimeError, ...)
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConversionError(f"{path} is not a readable PyTorch checkpoint ({first_line})") from error
+    state_dict: Any = None
+    if isinstance(checkpoint, dict):
+        state_dict = checkpoint.get("model_state", checkpoint.get("state_dict", checkpoint))
+    if not isinstance(state_dict, dict) or not state_dict:
+        raise ConversionError(
+            f"{path} holds no state dict (expected {{'model_state': ...}}, {{'state_dict': ...}} or a dict of tensors)"
+        )
+    tensors = {}
+    for key, value in state_dict.items():
+        if not isinstance(value, torch.Tensor):
+            raise ConversionError(
+                f"{path}: entry {key!r} of the state dict is a {type(value).__name__}, not a tensor"
+            )
+        tensors[key.removeprefix("module.").removeprefix("model.")] = value
+    return tensors
+
+
+def _format_keys(keys: list[str], limit: int = 12) -> str:
+    shown = ", ".join(keys[:limit])
+    return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def convert_pytorchvideo_state_dict(
+    state_dict: dict[str, torch.Tensor], config: I3DConfig, source: str = "checkpoint"
+) -> dict[str, torch.Tensor]:
+    """Map a pytorchvideo ResNet state dict onto ``I3DForVideoClassification(config)``, checking every key and
+    shape; :class:`ConversionError` lists unexpected, missing and mismatched keys."""
+    with torch.device("meta"):
+        expected = I3DForVideoClassification(config).state_dict()
+    mapping = pytorchvideo_key_map(list(state_dict))
+    converted, unexpected, mismatched = {}, [], []
+    for key, tensor in state_dict.items():
+        new_key = mapping[key]
+        if new_key is None or new_key not in expected:
+            unexpected.append(key)
+        elif tuple(tensor.shape) != tuple(expected[new_key].shape):
+            mismatched.append(f"{key}: checkpoint {tuple(tensor.shape)} vs config {tuple(expected[new_key].shape)}")
+            converted[new_key] = None
+        else:
+            converted[new_key] = tensor.detach().clone().to(expected[new_key].dtype).contiguous()
+    missing = []
+    for key, tensor in expected.items():
+        if key in converted:
+            continue
+        if key.endswith("num_batches_tracked"):
+            converted[key] = torch.zeros((), dtype=tensor.dtype)
+        else:
+            missing.append(key)
+    problems = []
+    if mismatched:
+        problems.append(f"{len(mismatched)} shape mismatch(es): {_format_keys(mismatched, 6)}")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected key(s): {_format_keys(unexpected)}")
+    if missing:
+        problems.append(f"{len(missing)} missing key(s): {_format_keys(missing)}")
+    if any(m.startswith(("blocks.6.proj.weight", "proj.weight")) or ".proj.weight:" in m for m in mismatched):
+        problems.append("for a checkpoint with N classes pass --set num_labels=N")
+    if problems:
+        raise ConversionError(
+            f"{source} does not match the config (depth={config.depth}, base_channels={config.base_channels}, "
+            f"num_labels={config.num_labels}): " + "; ".join(problems)
+        )
+    return converted
+
+
+def convert_pytorchvideo_checkpoint(
+    checkpoint: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    preset: str = "i3d-r50-pytorchvideo-kinetics400",
+    overrides: dict[str, Any] | list[str] | None = None,
+    *,
+    overwrite: bool = False,
+    progress: bool = True,
+    push_to_hub: str | None = None,
+) -> Path:
+    """Convert a pytorchvideo ``i3d_r50`` checkpoint (local path or http(s) URL) into ``output_dir``.
+
+    Writes ``config.json``, ``model.safetensors``, the model code (for ``trust_remote_code``), the video processor
+    config and a model card, then uploads the folder to ``push_to_hub`` if given. ``overrides`` are config values
+    (a dict, or ``key=value`` strings as given to ``--set``).
+    """
+    entry = get_entry(preset)
+    if isinstance(overrides, list):
+        overrides = parse_overrides(overrides)
+    checkpoint = os.fspath(checkpoint)
+    if checkpoint.startswith(("http://", "https://")):
+        from ..downloads import download
+
+        checkpoint = str(download(checkpoint, progress=progress))
+    config = build_config(entry, overrides)
+    state_dict = convert_pytorchvideo_state_dict(load_pytorchvideo_checkpoint(checkpoint), config, source=checkpoint)
+    model = I3DForVideoClassification(config)
+    model.load_state_dict(state_dict, strict=True)
+    model.eval()
+
+    def write_extras(folder: Path) -> None:
+        from ..modelcard import write_model_card
+
+        save_processor(entry, folder)
+        provenance = (
+            f"Converted with `hf-i3d convert pytorchvideo` from `{Path(checkpoint).name}` "
+            f"(original: {entry.checkpoint_url}; {entry.source}, {entry.source_url}). Logits match pytorchvideo "
+            "0.1.5's `hub.resnet.i3d_r50` to float tolerance (tested against fixtures it generated)."
+        )
+        if overrides:
+            provenance += f" Config overrides: {overrides}."
+        write_model_card(folder, entry, extra_provenance=provenance)
+
+    output = save_converted(model, output_dir, write_extras, overwrite=overwrite)
+    if push_to_hub:
+        push_folder(output, push_to_hub, f"{entry.name} converted from {Path(checkpoint).name} with hf_i3d")
+    return output
+
+
+__all__ = [
+    "convert_pytorchvideo_checkpoint",
+    "convert_pytorchvideo_state_dict",
+    "load_pytorchvideo_checkpoint",
+    "pytorchvideo_key_map",
+]
