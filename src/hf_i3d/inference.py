@@ -533,6 +533,8 @@ def _fuse_residual_blocks(model: nn.Module) -> None:
     for name, block in list(model.named_modules()):
         if not isinstance(block, (I3DBasicLayer, I3DBottleneckLayer)):
             continue
+        if getattr(block, "non_local", None) is not None:  # a non-local block follows the residual sum: keep it
+            continue
         layers = [block.conv1, block.conv2] + ([block.conv3] if isinstance(block, I3DBottleneckLayer) else [])
         if block.shortcut is not None:
             layers.append(block.shortcut)

@@ -121,7 +121,9 @@ def convert_pytorchvideo_state_dict(
         if new_key is None or new_key not in expected:
             unexpected.append(key)
         elif tuple(tensor.shape) != tuple(expected[new_key].shape):
-            mismatched.append(f"{key}: checkpoint {tuple(tensor.shape)} vs config {tuple(expected[new_key].shape)}")
+            mismatched.append(
+                f"{key}: checkpoint {tuple(tensor.shape)} vs config {tuple(expected[new_key].shape)}"
+            )
             converted[new_key] = None
         else:
             converted[new_key] = tensor.detach().clone().to(expected[new_key].dtype).contiguous()
@@ -175,7 +177,9 @@ def convert_pytorchvideo_checkpoint(
 
         checkpoint = str(download(checkpoint, progress=progress))
     config = build_config(entry, overrides)
-    state_dict = convert_pytorchvideo_state_dict(load_pytorchvideo_checkpoint(checkpoint), config, source=checkpoint)
+    state_dict = convert_pytorchvideo_state_dict(
+        load_pytorchvideo_checkpoint(checkpoint), config, source=checkpoint
+    )
     model = I3DForVideoClassification(config)
     model.load_state_dict(state_dict, strict=True)
     model.eval()
