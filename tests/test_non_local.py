@@ -127,3 +127,23 @@ def test_gradient_checkpointing_covers_the_blocks():
     for name, grad in grads.items():
         torch.testing.assert_close(dict(model.named_parameters())[name].grad, grad, rtol=1e-4, atol=1e-6)
     assert any(g.abs().sum() > 0 for g in grads.values())
+
+
+def test_inflating_2d_weights_leaves_the_non_local_blocks_at_their_init():
+    """As mmaction2's ``pretrained2d=True`` (the published non-local configs): every ResNet weight comes from the 2D
+    model, the non-local blocks (no 2D counterpart) keep mmcv's init, so they start as the identity."""
+    import torchvision
+
+    from hf_i3d.convert.inflate import inflate_2d_weights
+
+    torch.manual_seed(0)
+    config = I3DConfig(non_local=NL_MAP, non_local_cfg={**PUBLISHED_CFG, "mode": "embedded_gaussian"})
+    with torch.device("meta"):
+        sizes = {k: v.shape for k, v in I3DForVideoClassification(config).state_dict().items()}
+    assert len(sizes) == 380  # mmaction2 1.2.0's state dict of this model (fixture json: 380 entries)
+    model = I3DForVideoClassification(config)
+    report = inflate_2d_weights(model, torchvision.models.resnet50(weights=None))
+    assert report.not_loaded and all(".non_local." in key for key in report.not_loaded)
+    assert len(report.not_loaded) == 5 * 11  # five blocks: g/theta/phi weight+bias, conv_out weight, 4 BN tensors
+    for block in non_local_blocks(model):
+        assert torch.count_nonzero(block.norm.weight) == 0

@@ -455,7 +455,7 @@ class I3DModel(I3DPreTrainedModel):
         self.pooler = nn.AdaptiveAvgPool3d((1, 1, 1))
         # pytorchvideo ``ResNetBasicHead``: a stride-1 window average before the global one (head_pool_kernel_size)
         self.window_pool = (
-            nn.AvgPool3d(tuple(config.head_pool_kernel_size), stride=1)
+            nn.AvgPool3d(tuple(config.head_pool_kernel_size), stride=(1, 1, 1))
             if config.head_pool_kernel_size is not None
             else nn.Identity()
         )
