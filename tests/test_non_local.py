@@ -144,6 +144,8 @@ def test_inflating_2d_weights_leaves_the_non_local_blocks_at_their_init():
     model = I3DForVideoClassification(config)
     report = inflate_2d_weights(model, torchvision.models.resnet50(weights=None))
     assert report.not_loaded and all(".non_local." in key for key in report.not_loaded)
-    assert len(report.not_loaded) == 5 * 11  # five blocks: g/theta/phi weight+bias, conv_out weight, 4 BN tensors
+    assert (
+        len(report.not_loaded) == 5 * 11
+    )  # five blocks: g/theta/phi weight+bias, conv_out weight, 4 BN tensors
     for block in non_local_blocks(model):
         assert torch.count_nonzero(block.norm.weight) == 0
