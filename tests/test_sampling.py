@@ -124,7 +124,7 @@ def test_from_settings_follows_the_configs():
     dense = ClipSampler.from_settings(get_entry("i3d-r50-dense-kinetics400").data, "val")
     assert (dense.sampler, dense.num_clips, dense.num_output_clips) == ("dense", 1, 10)
     heavy = ClipSampler.from_settings(get_entry("i3d-r50-heavy").data, "test")
-    assert (heavy.clip_len, heavy.frame_interval, heavy.num_clips, heavy.offset_rule) == (8, 8, 10, "1.x")
+    assert (heavy.clip_len, heavy.frame_interval, heavy.num_clips, heavy.offset_rule) == (32, 2, 10, "1.x")
     single = ClipSampler.from_settings(r50, "test", num_clips=1)
     assert single.num_output_clips == 1
 

