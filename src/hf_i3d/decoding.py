@@ -7,7 +7,9 @@ One decode path per source kind, each returning uint8 RGB ``(len(indices), H, W,
   ``DecordDecode``; frame-accurate seeking) or PyAV (frames numbered as decord numbers them, by timestamp; seeks to
   the keyframe before the first wanted frame, lets the decoder drop unwanted B-frames and converts only the wanted
   frames; the same pixels as decord on H.264, faster on one core; falls back to mmaction2 ``PyAVDecode``'s
-  sequential decoding when the packets carry no usable index); :func:`count_video_frames`;
+  sequential decoding when the packets carry no usable index) or torchcodec (``VideoDecoder`` in exact seek mode,
+  frames numbered alike; its FFmpeg from the system or lent from PyAV's wheel, :mod:`hf_i3d._ffmpeg`);
+  :func:`count_video_frames`;
   :func:`read_video_sampled` (count, sample and decode in one open, for data loaders).
 * frame folders: :func:`read_frames` (``RawFrameDecode``: ``join(frame_dir, filename_tmpl.format(index))``) with
   simplejpeg (libjpeg-turbo, the default), cv2 (mmaction2's default ``mmcv.imfrombytes``), PIL, or 'turbojpeg'
@@ -31,7 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-VIDEO_BACKENDS = ("decord", "pyav")
+from ._ffmpeg import load_torchcodec
+
+VIDEO_BACKENDS = ("decord", "pyav", "torchcodec")
 JPEG_BACKENDS = ("simplejpeg", "turbojpeg", "cv2", "pil")
 DEFAULT_FILENAME_TMPL = "img_{:05}.jpg"
 
@@ -104,13 +108,13 @@ def _first_line(exc: BaseException) -> str:
     return re.sub(r": '[^']*'$", "", re.sub(r"^\[Errno -?\d+\] ", "", lines[0]))
 
 
-def _probe_failure(path: str, exc: BaseException) -> VideoDecodeError:
+def _probe_failure(path: str, exc: BaseException, decoder: str = "decord") -> VideoDecodeError:
     """Why decord could not open ``path``: PyAV (when installed) tells a non-video, a file without a video stream
     and a video without decodable frames apart; otherwise decord's own first error line is reported."""
     try:
         av = importlib.import_module("av")
     except ImportError:
-        return VideoDecodeError(path, f"cannot be opened as a video by decord ({_first_line(exc)})")
+        return VideoDecodeError(path, f"cannot be opened as a video by {decoder} ({_first_line(exc)})")
     try:
         with av.open(path) as container:
             if not container.streams.video:
@@ -121,7 +125,7 @@ def _probe_failure(path: str, exc: BaseException) -> VideoDecodeError:
                 return VideoDecodeError(path, "has no decodable video frames")
     except av.error.FFmpegError as probe_exc:
         return VideoDecodeError(path, f"is not a readable video ({_first_line(probe_exc)})")
-    return VideoDecodeError(path, f"cannot be opened as a video by decord ({_first_line(exc)})")
+    return VideoDecodeError(path, f"cannot be opened as a video by {decoder} ({_first_line(exc)})")
 
 
 def _open_decord(path: str, num_threads: int):
@@ -150,7 +154,9 @@ def count_video_frames(path: str | os.PathLike, backend: str = "decord") -> int:
     decoding, as decord's index does, or the frames decoded when packets carry no timestamps). Raises
     :class:`VideoDecodeError` if it has none."""
     path = _check_video_args(path, backend)
-    if backend == "decord":
+    if backend == "torchcodec":
+        total = _TorchcodecVideo(path, num_threads=1).frame_count()
+    elif backend == "decord":
         total = len(_open_decord(path, num_threads=1))
     else:
         with _PyAVVideo(path, num_threads=1) as video:
@@ -173,7 +179,9 @@ def read_video(
     """
     path = _check_video_args(path, backend)
     unique, inverse = _unique_indices(indices, path)
-    if backend == "decord":
+    if backend == "torchcodec":
+        frames = _TorchcodecVideo(path, num_threads).read(unique)
+    elif backend == "decord":
         frames = _read_decord(_open_decord(path, num_threads), path, unique)
     else:
         with _PyAVVideo(path, num_threads) as video:
@@ -197,7 +205,13 @@ def read_video_sampled(
     ``np.unique(indices)[i]``), for a caller that transforms each frame once before laying clips out.
     """
     path = _check_video_args(path, backend)
-    if backend == "decord":
+    if backend == "torchcodec":
+        video = _TorchcodecVideo(path, num_threads)
+        total = video.frame_count() if total_frames is None else total_frames
+        indices = np.asarray(sample(total))
+        unique, inverse = _unique_indices(indices, path)
+        frames = video.read(unique)
+    elif backend == "decord":
         reader = _open_decord(path, num_threads)
         total = len(reader) if total_frames is None else total_frames
         if total == 0:
@@ -228,6 +242,41 @@ def _read_decord(reader, path: str, unique: np.ndarray) -> np.ndarray:
         raise VideoDecodeError(
             path, f"decoding frames {int(unique[0])}..{int(unique[-1])} failed ({_first_line(exc)})"
         ) from exc
+
+
+class _TorchcodecVideo:
+    """One open video read with torchcodec's ``VideoDecoder`` (exact seek mode: the file's packets are scanned once
+    and numbered by timestamp, as decord and :class:`_PyAVVideo` number them; ``get_frames_at`` seeks to the
+    keyframe before each wanted frame). FFmpeg comes from the system or PyAV's wheel (:mod:`hf_i3d._ffmpeg`)."""
+
+    def __init__(self, path: str, num_threads: int) -> None:
+        decoder_class = load_torchcodec()
+        self.path = path
+        try:
+            self.decoder = decoder_class(
+                path, dimension_order="NHWC", num_ffmpeg_threads=num_threads, seek_mode="exact"
+            )
+        except (RuntimeError, ValueError) as exc:
+            raise _probe_failure(path, exc, "torchcodec") from exc
+
+    def frame_count(self) -> int:
+        total = self.decoder.metadata.num_frames or 0
+        if total <= 0:
+            raise VideoDecodeError(self.path, "has no decodable video frames")
+        return int(total)
+
+    def read(self, unique: np.ndarray) -> np.ndarray:
+        total = self.frame_count()
+        if unique[-1] >= total:
+            raise VideoDecodeError(
+                self.path, f"frame {int(unique[-1])} requested, the video has {total} frames", int(unique[-1])
+            )
+        try:
+            return self.decoder.get_frames_at(unique.tolist()).data.numpy()
+        except (RuntimeError, IndexError, ValueError) as exc:
+            raise VideoDecodeError(
+                self.path, f"decoding frames {int(unique[0])}..{int(unique[-1])} failed ({_first_line(exc)})"
+            ) from exc
 
 
 _THREAD_STATE = threading.local()
