@@ -158,7 +158,7 @@ class _LocalVideos:
     ``transient`` mode (streaming) files made from bytes or downloads are temporary, and only the last ``keep``
     of them exist at any time (each is read before the next items are made)."""
 
-    def __init__(self, video_column: str, label_column: str, transient: bool, keep: int = 8) -> None:
+    def __init__(self, video_column: str, label_column: str, transient: bool, keep: int = 16) -> None:
         self.video_column = video_column
         self.label_column = label_column
         self.transient = transient
@@ -257,24 +257,29 @@ def as_clip_dataset(
         )
     if not isinstance(dataset, (Dataset, IterableDataset)):
         raise TypeError(f"expected a datasets Dataset or IterableDataset, got {type(dataset).__name__}")
-    columns = list(dataset.column_names or (dataset.features or {}))
+    known = dataset.features is not None  # a stream from a generator may not know its columns before reading
+    columns = list(dataset.features) if known else [video_column, label_column]
     for role, name, flag in (
         ("video", video_column, "--video_column_name"),
         ("label", label_column, "--label_column_name"),
     ):
-        if name not in columns:
+        if known and name not in columns:
             raise DatasetFormatError(
                 f"the dataset has no {role} column {name!r} (columns: {columns}); pass {flag}"
             )
     label_feature = _label_feature(dataset, label_column, label_names)
-    if isinstance(dataset.features[video_column], Video):
-        dataset = dataset.cast_column(video_column, Video(decode=False))
     streaming = isinstance(dataset, IterableDataset)
+    if streaming:  # media values as {"path", "bytes"} (features of a streamed Hub dataset may not be known yet)
+        dataset = dataset.decode(False)
+    elif isinstance(dataset.features[video_column], Video):
+        dataset = dataset.cast_column(video_column, Video(decode=False))
     features = Features(
         {"path": Value("string"), "label": label_feature, **({} if streaming else {"line": Value("int64")})}
     )
     normalise = _LocalVideos(video_column, label_column, transient=streaming)
-    kwargs = {} if streaming else {"desc": "locating videos", "with_indices": True}
+    # streamed: one item at a time, so a temporary video is made just before its clip is (shuffle the raw stream,
+    # before this, with a buffer below ``keep``: a file is deleted ``keep`` items after it was made)
+    kwargs = {"batch_size": 1} if streaming else {"desc": "locating videos", "with_indices": True}
     return dataset.map(normalise, batched=True, remove_columns=columns, features=features, **kwargs)
 
 
