@@ -125,7 +125,9 @@ class DataArguments:
         default=None, metadata={"help": "First frame index (default 1 rawframes, 0 video)."}
     )
     with_offset: bool = field(default=False, metadata={"help": "Rawframe lists carry an offset column."})
-    video_backend: str | None = field(default=None, metadata={"help": "'decord' or 'pyav' video decoding."})
+    video_backend: str | None = field(
+        default=None, metadata={"help": "'pyav' (default), 'decord' or 'torchcodec' video decoding."}
+    )
     clip_len: int | None = field(default=None, metadata={"help": "Frames per clip (default: the preset's)."})
     frame_interval: int | None = field(default=None, metadata={"help": "Distance between sampled frames."})
     num_clips: int | None = field(default=None, metadata={"help": "Test clips per video (10 in the zoo)."})
