@@ -306,6 +306,8 @@ def main(argv: list[str] | None = None) -> dict:
     entry = dataclasses.replace(entry, data=settings)
 
     if hub_args.wanted(data_args):
+        settings = dataclasses.replace(settings, modality="video")  # datasets hold videos, not frame folders
+        entry = dataclasses.replace(entry, data=settings)
         with training_args.main_process_first(desc="loading the dataset"):
             data = _hf_clip_datasets(data_args, hub_args, training_args, settings)
     else:

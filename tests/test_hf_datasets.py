@@ -104,7 +104,7 @@ def test_videofolder_trains_like_the_annotation_lists(squares, folder_splits, tm
     run_example(
         [*common, "--train_ann_file", str(tmp_path / "train.txt"),
          "--validation_ann_file", str(tmp_path / "validation.txt"),
-         "--label_file", str(tmp_path / "classes.txt"), "--output_dir", str(by_lists)],
+         "--label_file", str(tmp_path / "classes.txt"), "--modality", "video", "--output_dir", str(by_lists)],
         tmp_path,
     )  # fmt: skip
     folder_eval = json.loads((by_folder / "eval_results.json").read_text())
@@ -281,3 +281,18 @@ def test_streaming_two_processes_see_every_video_once_per_epoch(squares, tmp_pat
         assert abs(len(seen[0]) - len(seen[1])) <= 1
         assert [results[rank][epoch]["clips"] for rank in range(2)] == [len(s) for s in seen]
     assert results[0][0]["seen"] != results[0][1]["seen"]  # the shuffle changes with the epoch
+
+
+def test_example_refuses_a_stream_without_max_steps(squares, tmp_path):
+    from test_training import EXAMPLE
+
+    command = [sys.executable, str(EXAMPLE), "--train_dir", str(squares.root / "squares" / "train"),
+               "--streaming", "--do_train", "--use_cpu", "--output_dir", str(tmp_path / "out")]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf_home")}
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip().splitlines()[-1]
+        == "--streaming --do_train needs --max_steps (a stream has no length)"
+    )
+    assert "Traceback" not in result.stderr
