@@ -296,3 +296,16 @@ def test_example_refuses_a_stream_without_max_steps(squares, tmp_path):
         == "--streaming --do_train needs --max_steps (a stream has no length)"
     )
     assert "Traceback" not in result.stderr
+
+
+def test_datasets_own_video_decoding_works_and_agrees(folder_splits):
+    """``datasets`` decodes ``Video()`` values with torchcodec; once hf_i3d has given torchcodec its FFmpeg
+    (``load_hf_video_dataset`` does), that works on a machine without system FFmpeg, and gives our frames."""
+    from datasets import Dataset, Features, Video
+
+    from hf_i3d.decoding import read_video
+
+    path = folder_splits["train"][0]["path"]
+    decoder = Dataset.from_dict({"video": [path]}, features=Features({"video": Video()}))[0]["video"]
+    frames = decoder.get_frames_at([0, 5, 15]).data.permute(0, 2, 3, 1).numpy()
+    np.testing.assert_array_equal(frames, read_video(path, [0, 5, 15], backend="pyav"))
