@@ -108,13 +108,13 @@ def _first_line(exc: BaseException) -> str:
     return re.sub(r": '[^']*'$", "", re.sub(r"^\[Errno -?\d+\] ", "", lines[0]))
 
 
-def _probe_failure(path: str, exc: BaseException, decoder: str = "decord") -> VideoDecodeError:
+def _probe_failure(path: str, exc: BaseException) -> VideoDecodeError:
     """Why decord could not open ``path``: PyAV (when installed) tells a non-video, a file without a video stream
     and a video without decodable frames apart; otherwise decord's own first error line is reported."""
     try:
         av = importlib.import_module("av")
     except ImportError:
-        return VideoDecodeError(path, f"cannot be opened as a video by {decoder} ({_first_line(exc)})")
+        return VideoDecodeError(path, f"cannot be opened as a video by decord ({_first_line(exc)})")
     try:
         with av.open(path) as container:
             if not container.streams.video:
@@ -125,7 +125,7 @@ def _probe_failure(path: str, exc: BaseException, decoder: str = "decord") -> Vi
                 return VideoDecodeError(path, "has no decodable video frames")
     except av.error.FFmpegError as probe_exc:
         return VideoDecodeError(path, f"is not a readable video ({_first_line(probe_exc)})")
-    return VideoDecodeError(path, f"cannot be opened as a video by {decoder} ({_first_line(exc)})")
+    return VideoDecodeError(path, f"cannot be opened as a video by decord ({_first_line(exc)})")
 
 
 def _open_decord(path: str, num_threads: int):
@@ -155,8 +155,8 @@ def count_video_frames(path: str | os.PathLike, backend: str = "decord") -> int:
     :class:`VideoDecodeError` if it has none."""
     path = _check_video_args(path, backend)
     if backend == "torchcodec":
-        total = _TorchcodecVideo(path, num_threads=1).frame_count()
-    elif backend == "decord":
+        return _TorchcodecVideo(path, num_threads=1).frame_count()
+    if backend == "decord":
         total = len(_open_decord(path, num_threads=1))
     else:
         with _PyAVVideo(path, num_threads=1) as video:
@@ -180,8 +180,8 @@ def read_video(
     path = _check_video_args(path, backend)
     unique, inverse = _unique_indices(indices, path)
     if backend == "torchcodec":
-        frames = _TorchcodecVideo(path, num_threads).read(unique)
-    elif backend == "decord":
+        return _expand(_TorchcodecVideo(path, num_threads).read(unique), unique, inverse)
+    if backend == "decord":
         frames = _read_decord(_open_decord(path, num_threads), path, unique)
     else:
         with _PyAVVideo(path, num_threads) as video:
@@ -207,11 +207,11 @@ def read_video_sampled(
     path = _check_video_args(path, backend)
     if backend == "torchcodec":
         video = _TorchcodecVideo(path, num_threads)
-        total = video.frame_count() if total_frames is None else total_frames
-        indices = np.asarray(sample(total))
+        indices = np.asarray(sample(video.frame_count() if total_frames is None else total_frames))
         unique, inverse = _unique_indices(indices, path)
         frames = video.read(unique)
-    elif backend == "decord":
+        return (_expand(frames, unique, inverse) if expand else frames), indices
+    if backend == "decord":
         reader = _open_decord(path, num_threads)
         total = len(reader) if total_frames is None else total_frames
         if total == 0:
@@ -257,7 +257,20 @@ class _TorchcodecVideo:
                 path, dimension_order="NHWC", num_ffmpeg_threads=num_threads, seek_mode="exact"
             )
         except (RuntimeError, ValueError) as exc:
-            raise _probe_failure(path, exc, "torchcodec") from exc
+            raise self._failure(exc) from exc
+
+    def _failure(self, exc: BaseException) -> VideoDecodeError:
+        """Why torchcodec could not open the file, told apart by PyAV when it is installed (not a video, no video
+        stream, no decodable frame), else torchcodec's own first error line."""
+        try:
+            with _PyAVVideo(self.path, num_threads=1) as video:
+                if video.frame_count() <= 0:
+                    return VideoDecodeError(self.path, "has no decodable video frames")
+        except VideoDecodeError as probed:
+            return probed
+        except ImportError:
+            pass
+        return VideoDecodeError(self.path, f"cannot be opened as a video by torchcodec ({_first_line(exc)})")
 
     def frame_count(self) -> int:
         total = self.decoder.metadata.num_frames or 0
