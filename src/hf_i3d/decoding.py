@@ -7,9 +7,7 @@ One decode path per source kind, each returning uint8 RGB ``(len(indices), H, W,
   ``DecordDecode``; frame-accurate seeking) or PyAV (frames numbered as decord numbers them, by timestamp; seeks to
   the keyframe before the first wanted frame, lets the decoder drop unwanted B-frames and converts only the wanted
   frames; the same pixels as decord on H.264, faster on one core; falls back to mmaction2 ``PyAVDecode``'s
-  sequential decoding when the packets carry no usable index) or torchcodec (``VideoDecoder`` in exact seek mode,
-  frames numbered alike; its FFmpeg from the system or lent from PyAV's wheel, :mod:`hf_i3d._ffmpeg`);
-  :func:`count_video_frames`;
+  sequential decoding when the packets carry no usable index); :func:`count_video_frames`;
   :func:`read_video_sampled` (count, sample and decode in one open, for data loaders).
 * frame folders: :func:`read_frames` (``RawFrameDecode``: ``join(frame_dir, filename_tmpl.format(index))``) with
   simplejpeg (libjpeg-turbo, the default), cv2 (mmaction2's default ``mmcv.imfrombytes``), PIL, or 'turbojpeg'
