@@ -31,8 +31,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ._ffmpeg import load_torchcodec
-
 VIDEO_BACKENDS = ("decord", "pyav", "torchcodec")
 JPEG_BACKENDS = ("simplejpeg", "turbojpeg", "cv2", "pil")
 DEFAULT_FILENAME_TMPL = "img_{:05}.jpg"
@@ -248,6 +246,8 @@ class _TorchcodecVideo:
     keyframe before each wanted frame). FFmpeg comes from the system or PyAV's wheel (:mod:`hf_i3d._ffmpeg`)."""
 
     def __init__(self, path: str, num_threads: int) -> None:
+        from ._ffmpeg import load_torchcodec
+
         decoder_class = load_torchcodec()
         self.path = path
         try:
