@@ -209,7 +209,11 @@ def load_torchcodec():
             del sys.modules[name]
     ops = importlib.import_module("torchcodec._core.ops")
     if not getattr(ops, "_FFMPEG_AVAILABLE", False):
-        raise ImportError(f"torchcodec could not load FFmpeg from {_STATE.get('source')}; {INSTALL_HINT}")
+        torch_version = getattr(sys.modules.get("torch"), "__version__", "?")
+        raise ImportError(
+            f"torchcodec could not load its libraries with the FFmpeg from {_STATE.get('source')} (torch "
+            f"{torch_version}: is this torchcodec built for it? see torchcodec's compatibility table); {INSTALL_HINT}"
+        )
     return importlib.import_module("torchcodec.decoders").VideoDecoder
 
 
