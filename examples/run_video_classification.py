@@ -247,7 +247,7 @@ def _hf_clip_datasets(data_args, hub_args: DatasetsArguments, training_args, set
         raise SystemExit("nothing to do: pass --do_train, --do_eval and/or --do_predict")
     label_names = None
     if data_args.label_file:
-        from hf_i3d.data import read_label_names
+        from hf_i3d.annotations import read_label_names
 
         label_names = read_label_names(data_args.label_file)
     if not data_args.dataset_name or data_args.dataset_name == "videofolder":

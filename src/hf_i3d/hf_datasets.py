@@ -26,31 +26,17 @@ import os
 import tempfile
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ._ffmpeg import provide_ffmpeg
-from .data import build_dataset_transform, set_clip_transform
+from .data import SPLIT_MODES, ClipDatasets, build_dataset_transform, set_clip_transform
 from .zoo import DataSettings
 
 logger = logging.getLogger(__name__)
 
 VIDEOFOLDER = "videofolder"
 _REMOTE_PREFIXES = ("hf://", "http://", "https://", "s3://", "gs://", "zip://", "tar://")
-
-
-SPLIT_MODES = {"train": "train", "validation": "val", "test": "test"}
-
-
-@dataclass
-class HFClipDatasets:
-    """The splits with their clip pipelines, the class names (the label column's ``ClassLabel``), and each
-    map-style split's video paths in row order (the same fields as the annotation-list loader's result)."""
-
-    splits: dict[str, Any]
-    label_names: list[str]
-    videos: dict[str, list[str]]
 
 
 class DatasetFormatError(ValueError):
@@ -269,7 +255,7 @@ def as_clip_dataset(
             )
     label_feature = _label_feature(dataset, label_column, label_names)
     streaming = isinstance(dataset, IterableDataset)
-    if streaming:  # media values as {"path", "bytes"} (features of a streamed Hub dataset may not be known yet)
+    if streaming:  # media as {"path", "bytes"} (a streamed Hub dataset may not know its features yet)
         dataset = dataset.decode(False)
     elif isinstance(dataset.features[video_column], Video):
         dataset = dataset.cast_column(video_column, Video(decode=False))
@@ -339,7 +325,7 @@ def clip_datasets_from_hf(
     train_overrides: dict[str, Any] | None = None,
     rank: int = 0,
     world_size: int = 1,
-) -> HFClipDatasets:
+) -> ClipDatasets:
     """The splits (``train`` / ``validation`` / ``test``) of a ``DatasetDict`` / ``IterableDatasetDict`` with the
     clip pipeline of each split's mode under ``settings``, as :func:`hf_i3d.data.load_clip_datasets` gives them
     for annotation lists. Streamed splits are divided between processes (:func:`split_stream`) except ``train``,
@@ -369,13 +355,12 @@ def clip_datasets_from_hf(
             splits[split] = set_clip_transform(
                 part, settings, SPLIT_MODES[split], seed=seed, modality="video", backend=backend, **overrides
             )
-    return HFClipDatasets(splits=splits, label_names=names or [], videos=videos)
+    return ClipDatasets(splits=splits, label_names=names or [], videos=videos)
 
 
 __all__ = [
     "VIDEOFOLDER",
     "DatasetFormatError",
-    "HFClipDatasets",
     "as_clip_dataset",
     "clip_datasets_from_hf",
     "load_hf_video_dataset",
