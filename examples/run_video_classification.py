@@ -108,7 +108,13 @@ class DataArguments:
     label_file: str | None = field(
         default=None, metadata={"help": "Class names, one per line, in label order."}
     )
-    dataset_name: str | None = field(default=None, metadata={"help": "Dataset name for the model card."})
+    dataset_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "Without annotation lists: a Hub dataset id or 'videofolder' (see DatasetsArguments); with "
+            "them: the dataset name for the model card."
+        },
+    )
     modality: str | None = field(
         default=None, metadata={"help": "'video' or 'rawframes' (default: the preset's)."}
     )
@@ -119,7 +125,9 @@ class DataArguments:
         default=None, metadata={"help": "First frame index (default 1 rawframes, 0 video)."}
     )
     with_offset: bool = field(default=False, metadata={"help": "Rawframe lists carry an offset column."})
-    video_backend: str | None = field(default=None, metadata={"help": "'decord' or 'pyav' video decoding."})
+    video_backend: str | None = field(
+        default=None, metadata={"help": "'pyav' (default), 'decord' or 'torchcodec' video decoding."}
+    )
     clip_len: int | None = field(default=None, metadata={"help": "Frames per clip (default: the preset's)."})
     frame_interval: int | None = field(default=None, metadata={"help": "Distance between sampled frames."})
     num_clips: int | None = field(default=None, metadata={"help": "Test clips per video (10 in the zoo)."})
@@ -164,9 +172,108 @@ class RecipeArguments:
     )
 
 
+# --- datasets: a Hub dataset id or a local videofolder instead of annotation lists ------------------------------
+@dataclass
+class DatasetsArguments:
+    dataset_config_name: str | None = field(
+        default=None, metadata={"help": "The configuration of --dataset_name (datasets' `name`)."}
+    )
+    train_dir: str | None = field(
+        default=None, metadata={"help": "videofolder of training videos: one sub-folder of videos per class."}
+    )
+    validation_dir: str | None = field(default=None, metadata={"help": "videofolder of validation videos."})
+    test_dir: str | None = field(
+        default=None, metadata={"help": "videofolder for --do_predict (default: the validation split)."}
+    )
+    video_column_name: str = field(
+        default="video", metadata={"help": "Column of video file paths or datasets.Video() values."}
+    )
+    label_column_name: str = field(
+        default="label",
+        metadata={"help": "Column of labels: a ClassLabel (its names become id2label) or ints."},
+    )
+    streaming: bool = field(
+        default=False,
+        metadata={
+            "help": "Stream the dataset (IterableDataset: nothing downloaded ahead, one video on disk at a time); "
+            "training then needs --max_steps."
+        },
+    )
+    dataset_revision: str | None = field(default=None, metadata={"help": "Revision of the Hub dataset."})
+
+    def wanted(self, data_args: DataArguments) -> bool:
+        """The datasets route: no annotation list given, and a dataset name or a videofolder instead."""
+        lists = (data_args.train_ann_file, data_args.validation_ann_file, data_args.test_ann_file)
+        sources = (data_args.dataset_name, self.train_dir, self.validation_dir, self.test_dir)
+        return not any(lists) and any(sources)
+
+
+def _hf_clip_datasets(data_args, hub_args: DatasetsArguments, training_args, settings):
+    """The splits of a Hub dataset or a videofolder, with the clip pipelines of the annotation-list route."""
+    from hf_i3d.hf_datasets import DatasetFormatError, clip_datasets_from_hf, load_hf_video_dataset
+
+    if hub_args.streaming and training_args.do_train and training_args.max_steps <= 0:
+        raise SystemExit("--streaming --do_train needs --max_steps (a stream has no length)")
+    if hub_args.streaming and training_args.do_predict:
+        raise SystemExit(
+            "--do_predict needs a map-style dataset (result.json lists the videos): drop --streaming"
+        )
+    raw = load_hf_video_dataset(
+        data_args.dataset_name,
+        hub_args.dataset_config_name,
+        train_dir=hub_args.train_dir,
+        validation_dir=hub_args.validation_dir,
+        test_dir=hub_args.test_dir,
+        streaming=hub_args.streaming,
+        revision=hub_args.dataset_revision,
+        token=training_args.hub_token,
+    )
+    wanted = {"train": training_args.do_train, "validation": training_args.do_train or training_args.do_eval}
+    wanted["test"] = training_args.do_predict
+    splits = {
+        split: raw[split] for split in ("train", "validation", "test") if split in raw and wanted[split]
+    }
+    if training_args.do_predict and "test" not in splits:
+        if "validation" not in raw:
+            raise SystemExit("--do_predict needs a test or validation split")
+        splits["test"] = raw["validation"]
+    for split, flag, needed in (
+        ("train", "--do_train", training_args.do_train),
+        ("validation", "--do_eval", training_args.do_eval),
+    ):
+        if needed and split not in splits:
+            raise SystemExit(f"{flag} needs a {split} split (the dataset has {sorted(raw)})")
+    if not splits:
+        raise SystemExit("nothing to do: pass --do_train, --do_eval and/or --do_predict")
+    label_names = None
+    if data_args.label_file:
+        from hf_i3d.annotations import read_label_names
+
+        label_names = read_label_names(data_args.label_file)
+    if not data_args.dataset_name or data_args.dataset_name == "videofolder":
+        folder = hub_args.train_dir or hub_args.validation_dir or hub_args.test_dir
+        data_args.dataset_name = Path(folder).resolve().parent.name
+    try:
+        return clip_datasets_from_hf(
+            splits,
+            settings,
+            video_column=hub_args.video_column_name,
+            label_column=hub_args.label_column_name,
+            label_names=label_names,
+            seed=training_args.data_seed if training_args.data_seed is not None else training_args.seed,
+            backend=data_args.video_backend,
+            train_overrides={} if data_args.flip_ratio is None else {"flip_ratio": data_args.flip_ratio},
+        )
+    except DatasetFormatError as error:
+        raise SystemExit(str(error)) from None
+
+
+# ---------------------------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> dict:
-    parser = HfArgumentParser((ModelArguments, DataArguments, RecipeArguments, TrainingArguments))
-    model_args, data_args, recipe_args, training_args = parse_arguments(parser, argv, SEED_RECIPE)
+    parser = HfArgumentParser(
+        (ModelArguments, DataArguments, RecipeArguments, TrainingArguments, DatasetsArguments)
+    )
+    model_args, data_args, recipe_args, training_args, hub_args = parse_arguments(parser, argv, SEED_RECIPE)
 
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout)
     log_level = training_args.get_process_log_level()
@@ -198,34 +305,40 @@ def main(argv: list[str] | None = None) -> dict:
     )
     entry = dataclasses.replace(entry, data=settings)
 
-    ann_files = {}
-    if training_args.do_train:
-        ann_files["train"] = _required(data_args.train_ann_file, "--train_ann_file", "--do_train")
-    if data_args.validation_ann_file and (training_args.do_train or training_args.do_eval):
-        ann_files["validation"] = data_args.validation_ann_file
-    if training_args.do_eval and "validation" not in ann_files:
-        raise SystemExit("--do_eval needs --validation_ann_file")
-    if training_args.do_predict:
-        ann_files["test"] = _required(
-            data_args.test_ann_file or data_args.validation_ann_file, "--test_ann_file", "--do_predict"
-        )
-    if not ann_files:
-        raise SystemExit(
-            "nothing to do: pass --do_train, --do_eval and/or --do_predict with annotation lists"
-        )
-    with training_args.main_process_first(desc="reading annotation lists"):
-        data = load_clip_datasets(
-            data_args.data_root,
-            ann_files,
-            settings,
-            label_file=data_args.label_file,
-            seed=training_args.data_seed if training_args.data_seed is not None else training_args.seed,
-            backend=data_args.video_backend,
-            train_overrides={} if data_args.flip_ratio is None else {"flip_ratio": data_args.flip_ratio},
-            filename_tmpl=data_args.filename_tmpl,
-            start_index=data_args.start_index,
-            with_offset=data_args.with_offset,
-        )
+    if hub_args.wanted(data_args):
+        settings = dataclasses.replace(settings, modality="video")  # datasets hold videos, not frame folders
+        entry = dataclasses.replace(entry, data=settings)
+        with training_args.main_process_first(desc="loading the dataset"):
+            data = _hf_clip_datasets(data_args, hub_args, training_args, settings)
+    else:
+        ann_files = {}
+        if training_args.do_train:
+            ann_files["train"] = _required(data_args.train_ann_file, "--train_ann_file", "--do_train")
+        if data_args.validation_ann_file and (training_args.do_train or training_args.do_eval):
+            ann_files["validation"] = data_args.validation_ann_file
+        if training_args.do_eval and "validation" not in ann_files:
+            raise SystemExit("--do_eval needs --validation_ann_file")
+        if training_args.do_predict:
+            ann_files["test"] = _required(
+                data_args.test_ann_file or data_args.validation_ann_file, "--test_ann_file", "--do_predict"
+            )
+        if not ann_files:
+            raise SystemExit(
+                "nothing to do: pass --do_train, --do_eval and/or --do_predict with annotation lists"
+            )
+        with training_args.main_process_first(desc="reading annotation lists"):
+            data = load_clip_datasets(
+                data_args.data_root,
+                ann_files,
+                settings,
+                label_file=data_args.label_file,
+                seed=training_args.data_seed if training_args.data_seed is not None else training_args.seed,
+                backend=data_args.video_backend,
+                train_overrides={} if data_args.flip_ratio is None else {"flip_ratio": data_args.flip_ratio},
+                filename_tmpl=data_args.filename_tmpl,
+                start_index=data_args.start_index,
+                with_offset=data_args.with_offset,
+            )
     splits, label_names = data.splits, data.label_names
 
     # seed before the model is built: its random initialisation is part of the run

