@@ -8,7 +8,8 @@ One decode path per source kind, each returning uint8 RGB ``(len(indices), H, W,
   the keyframe before the first wanted frame, lets the decoder drop unwanted B-frames and converts only the wanted
   frames; the same pixels as decord on H.264, faster on one core; falls back to mmaction2 ``PyAVDecode``'s
   sequential decoding when the packets carry no usable index); :func:`count_video_frames`;
-  :func:`read_video_sampled` (count, sample and decode in one open, for data loaders).
+  :func:`read_video_sampled` (count, sample and decode in one open, for data loaders); :class:`SequentialVideoReader`
+  (every frame once, in order, with its time: streaming over a whole video).
 * frame folders: :func:`read_frames` (``RawFrameDecode``: ``join(frame_dir, filename_tmpl.format(index))``) with
   simplejpeg (libjpeg-turbo, the default), cv2 (mmaction2's default ``mmcv.imfrombytes``), PIL, or 'turbojpeg'
   (an alias of simplejpeg: both call libjpeg-turbo's TurboJPEG API with its default accurate DCT and fancy
@@ -473,6 +474,98 @@ class _PyAVVideo:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# Every frame, in order (streaming)
+# ---------------------------------------------------------------------------------------------------------------
+class SequentialVideoReader:
+    """Every frame of a video once, in presentation order, without holding more than a few frames in memory.
+
+    For consumers that walk a whole video (window features): ``for index, time, frame in reader`` yields the frame
+    number (0-based, as :func:`read_video` numbers frames), its presentation time in seconds from the first frame,
+    and the uint8 RGB ``(H, W, 3)`` frame. PyAV (default) decodes the stream from the start, as mmaction2
+    ``PyAVDecode`` does (the n-th decoded frame is frame n); decord reads consecutive runs of ``chunk`` frames with
+    ``get_batch``. ``fps`` is the stream's average frame rate (``None`` when the container does not say);
+    ``num_frames`` its frame count as the container reports it (``None`` when unknown; only a hint for progress).
+    Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike, backend: str = "pyav", num_threads: int = 1, chunk: int = 16
+    ) -> None:
+        self.path = _check_video_args(path, backend)
+        self.backend = backend
+        self.chunk = max(1, int(chunk))
+        self._container = None
+        self._reader = None
+        if backend == "pyav":
+            self._av = _optional("av", "av", "SequentialVideoReader(backend='pyav')")
+            self._container = _open_pyav(self.path)
+            stream = self._container.streams.video[0]
+            stream.codec_context.thread_count = num_threads
+            if num_threads != 1:
+                stream.thread_type = "AUTO"
+            rate = stream.average_rate or stream.guessed_rate
+            self.fps = float(rate) if rate else None
+            self.num_frames = int(stream.frames) if stream.frames > 0 else None
+        else:
+            self._reader = _open_decord(self.path, num_threads)
+            fps = float(self._reader.get_avg_fps())
+            self.fps = fps if fps > 0 else None
+            self.num_frames = len(self._reader) or None
+
+    def __enter__(self) -> SequentialVideoReader:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+        self._reader = None
+
+    def __iter__(self):
+        return self._iter_pyav() if self.backend == "pyav" else self._iter_decord()
+
+    def _iter_pyav(self):
+        av = self._av
+        stream = self._container.streams.video[0]
+        to_rgb = _rgb_reformatter(av)
+        index, first_time = 0, None
+        try:
+            for frame in self._container.decode(stream):
+                if index == 0 and frame.time is not None:
+                    first_time = frame.time
+                if first_time is not None and frame.time is not None:
+                    time = frame.time - first_time
+                else:  # no timestamps: the frame rate's clock
+                    time = index / self.fps if self.fps else float("nan")
+                yield index, float(time), to_rgb.reformat(frame, format="rgb24", threads=1).to_ndarray()
+                index += 1
+        except av.error.FFmpegError as exc:
+            raise VideoDecodeError(
+                self.path, f"decoding frame {index} failed ({_first_line(exc)})", index
+            ) from exc
+        if index == 0:
+            raise VideoDecodeError(self.path, "has no decodable video frames")
+
+    def _iter_decord(self):
+        reader = self._reader
+        total = len(reader)
+        if total == 0:
+            raise VideoDecodeError(self.path, "has no decodable video frames")
+        first_time = None
+        for start in range(0, total, self.chunk):
+            indices = list(range(start, min(start + self.chunk, total)))
+            frames = _read_decord(reader, self.path, np.asarray(indices))
+            times = np.asarray(reader.get_frame_timestamp(indices), dtype=np.float64).reshape(-1, 2)[:, 0]
+            if first_time is None:
+                first_time = float(times[0])
+            for offset, index in enumerate(indices):
+                yield index, float(times[offset] - first_time), frames[offset]
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Frame folders
 # ---------------------------------------------------------------------------------------------------------------
 def _template_pattern(filename_tmpl: str) -> re.Pattern:
@@ -642,6 +735,7 @@ __all__ = [
     "VIDEO_BACKENDS",
     "DecodeError",
     "FrameDecodeError",
+    "SequentialVideoReader",
     "VideoDecodeError",
     "count_frames",
     "count_video_frames",
