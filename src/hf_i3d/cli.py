@@ -71,7 +71,9 @@ def _add_convert_pytorchvideo(sources: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     parser.add_argument("--quiet", action="store_true", help="no download progress bar")
-    parser.add_argument("--push-to-hub", metavar="REPO_ID", help="upload the converted folder to this Hub repo")
+    parser.add_argument(
+        "--push-to-hub", metavar="REPO_ID", help="upload the converted folder to this Hub repo"
+    )
     parser.set_defaults(func=_convert_pytorchvideo)
 
 
@@ -295,6 +297,210 @@ def _add_fvd_parser(commands) -> None:
     fvd.set_defaults(func=_cmd_fvd)
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# extract-features
+# ---------------------------------------------------------------------------------------------------------------
+def _feature_videos(args: argparse.Namespace) -> list[str]:
+    """The videos named on the command line and in ``--list`` (one path per line; blank and # lines skipped)."""
+    videos = list(args.videos)
+    if args.list is not None:
+        try:
+            lines = open(args.list, encoding="utf-8").read().splitlines()
+        except OSError as error:
+            raise CommandError(f"--list {args.list}: {error.strerror or error}") from error
+        videos += [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+    if not videos:
+        raise CommandError("no videos: name them as arguments or in --list FILE")
+    return videos
+
+
+def _feature_names(videos: list[str]) -> dict[str, str]:
+    """Output name (file stem) of each video; two videos with one stem would overwrite each other's files."""
+    import os
+
+    names: dict[str, str] = {}
+    for video in videos:
+        name = os.path.splitext(os.path.basename(video))[0]
+        if name in names and names[name] != video:
+            raise CommandError(f"{names[name]} and {video} would both be written as {name}.npy: rename one")
+        names[name] = video
+    return {video: name for name, video in names.items()}
+
+
+def _feature_settings(args: argparse.Namespace) -> dict:
+    """Window settings: the command line over the preset over the library defaults."""
+    from .features import PRESETS
+
+    preset = PRESETS[args.preset] if args.preset else None
+    settings = {
+        "model": "i3d-inception-kinetics400",
+        "clip_len": 16,
+        "stride": 4,
+        "fps": None,
+        "layer": "pooled",
+        "crops": "center",
+        "last_window": "pad",
+    }
+    if preset is not None:
+        settings.update({key: getattr(preset, key) for key in settings})
+    for key in settings:
+        value = getattr(args, key)
+        if value is not None:
+            settings[key] = value
+    return settings
+
+
+def _cmd_extract_features(args: argparse.Namespace) -> int:
+    import os
+
+    from tqdm.auto import tqdm
+
+    from .decoding import DecodeError
+
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    settings = _feature_settings(args)
+    videos = _feature_videos(args)
+    names = _feature_names(videos)
+    mine = videos[rank::world]  # accelerate launch / torchrun: every process takes every world-th video
+    os.makedirs(args.output, exist_ok=True)
+    from .features import is_finished, remove_stale_partials
+
+    todo = [video for video in mine if args.overwrite or not is_finished(args.output, names[video])]
+    skipped = len(mine) - len(todo)
+    failed: list[str] = []
+    written = 0
+    if todo:
+        extractor, decoder = _feature_extractor(
+            args, settings, local_rank=int(os.environ.get("LOCAL_RANK", 0))
+        )
+        for video in tqdm(todo, desc="videos", unit="video", disable=args.quiet):
+            name = names[video]
+            remove_stale_partials(args.output, name)
+            try:
+                features, windows = extractor(video, progress=not args.quiet)
+            except (DecodeError, ValueError, OSError) as error:
+                message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                message = message if video in message else f"{video}: {message}"
+                print(f"hf-i3d extract-features: error: {message} (skipped)", file=sys.stderr)
+                failed.append(video)
+                continue
+            _save_video_features(args, settings, extractor, decoder, video, name, features, windows)
+            written += 1
+    where = f" (process {rank} of {world})" if world > 1 else ""
+    print(
+        f"{written} videos written, {skipped} already done, {len(failed)} failed{where} -> {args.output}",
+        file=sys.stderr if args.quiet else sys.stdout,
+    )
+    return 1 if failed else 0
+
+
+def _feature_extractor(args: argparse.Namespace, settings: dict, local_rank: int):
+    """The model (zoo name, folder or Hub id) prepared once for every video, and the decoder's name."""
+    import torch
+    from transformers import AutoModelForVideoClassification
+
+    from .features import FeatureExtractor
+    from .hub import resolve_model
+
+    device = args.device or (f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    if args.optimize and device == "cpu":
+        from .inference import keep_freed_memory
+
+        keep_freed_memory()  # this process only runs inference: reuse activation memory across batches
+    model = AutoModelForVideoClassification.from_pretrained(resolve_model(settings["model"])).eval()
+    try:
+        extractor = FeatureExtractor(
+            model,
+            clip_len=settings["clip_len"],
+            stride=settings["stride"],
+            fps=settings["fps"],
+            layer=settings["layer"],
+            crops=settings["crops"],
+            batch_size=args.batch_size,
+            last_window=settings["last_window"],
+            optimize=args.optimize,
+            device=device,
+            video_backend=args.backend,
+        )
+    except ValueError as error:
+        raise CommandError(str(error)) from error
+    module = {"pyav": "av", "decord": "decord"}[args.backend]
+    version = getattr(__import__(module), "__version__", "unknown")
+    return extractor, f"{args.backend} {version} (sequential)"
+
+
+def _save_video_features(args, settings, extractor, decoder, video, name, features, windows) -> None:
+    from . import __version__
+    from .features import save_features
+
+    metadata = {
+        "video": video,
+        "model": settings["model"],
+        "preset": args.preset,
+        **extractor.settings(),
+        "num_crops": extractor.num_views,
+        "feature_size": extractor.feature_size,
+        "num_frames": windows.num_frames,
+        "num_source_frames": windows.num_source_frames,
+        "source_fps": windows.source_fps,
+        "decoder": decoder,
+        "hf_i3d": __version__,
+        "windows": windows.to_dict(),
+    }
+    save_features(args.output, name, features, metadata)
+
+
+def _add_extract_features_parser(commands) -> None:
+    from .features import CROPS, LAST_WINDOW, LAYERS, PRESETS
+
+    presets = "\n".join(f"  {preset.describe()}" for preset in PRESETS.values())
+    parser = commands.add_parser(
+        "extract-features",
+        help="window features of videos (NAME.npy + NAME.json per video; resumable)",
+        description="Features of every CLIP_LEN-frame window started every STRIDE frames, one NAME.npy (float32, "
+        "(windows, D) or (windows, crops, D)) and NAME.json (settings, frame count, decoder and the window table: "
+        "first/last frame, start/end seconds) per video, written atomically. A rerun skips finished videos; a "
+        "video that cannot be decoded is reported and skipped. Under accelerate launch / torchrun every process "
+        f"takes every WORLD_SIZE-th video.\n\npresets:\n{presets}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("videos", nargs="*", metavar="VIDEO", help="video files")
+    parser.add_argument("--list", metavar="FILE", help="a file of video paths, one per line")
+    parser.add_argument("--output", required=True, metavar="DIR", help="folder for NAME.npy and NAME.json")
+    parser.add_argument(
+        "--preset", choices=tuple(PRESETS), help="the settings of a published pipeline (see below)"
+    )
+    parser.add_argument(
+        "--model", help="zoo name, folder or Hub id (default: the preset's, else i3d-inception-kinetics400)"
+    )
+    parser.add_argument("--clip-len", type=int, help="frames per window (default 16)")
+    parser.add_argument("--stride", type=int, help="frames between window starts (default 4)")
+    parser.add_argument(
+        "--fps", type=float, help="resample to this frame rate first (nearest frame by timestamp)"
+    )
+    parser.add_argument("--layer", choices=LAYERS, help="pooled (before the classifier, default) or logits")
+    parser.add_argument("--crops", choices=tuple(CROPS), help="center (default), three or ten (mmaction2's)")
+    parser.add_argument(
+        "--last-window", choices=LAST_WINDOW, help="pad (repeat the last frame, default) or drop"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=16, help="clips per forward pass, windows x crops (default 16)"
+    )
+    parser.add_argument(
+        "--device", help="cpu, cuda, cuda:1 ... (default: cuda:LOCAL_RANK if available, else cpu)"
+    )
+    parser.add_argument("--backend", choices=("pyav", "decord"), default="pyav", help="video decoder")
+    parser.add_argument("--overwrite", action="store_true", help="redo videos whose files exist")
+    parser.add_argument(
+        "--no-optimize",
+        dest="optimize",
+        action="store_false",
+        help="run the plain model instead of hf_i3d.inference.optimize_for_inference's fast CPU copy",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(func=_cmd_extract_features)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hf-i3d", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -396,6 +602,8 @@ def build_parser() -> argparse.ArgumentParser:
     frames.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
     frames.add_argument("--quiet", action="store_true", help="no progress bar")
     frames.set_defaults(func=_extract_frames)
+
+    _add_extract_features_parser(commands)
 
     zoo = commands.add_parser("zoo", help="print the model zoo table")
     zoo.set_defaults(func=_zoo)

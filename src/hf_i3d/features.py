@@ -52,6 +52,75 @@ DEFAULT_BATCH_SIZE = 16
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# Presets: what published pipelines did
+# ---------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FeaturePreset:
+    """The window settings of a published feature pipeline, and where they come from."""
+
+    name: str
+    model: str
+    clip_len: int
+    stride: int
+    crops: str
+    layer: str
+    source: str
+    note: str = ""
+    last_window: str = "pad"
+    fps: float | None = None
+
+    def describe(self) -> str:
+        return (
+            f"{self.name}: {self.model}, {self.clip_len}-frame windows every {self.stride} frames, "
+            f"{self.crops} crop{'s' if self.crops != 'center' else ''}, {self.layer}, last window "
+            f"{self.last_window}. Source: {self.source}. {self.note}"
+        ).strip()
+
+
+PRESETS: dict[str, FeaturePreset] = {
+    preset.name: preset
+    for preset in (
+        FeaturePreset(
+            name="actionformer-thumos",
+            model="i3d-inception-kinetics400",
+            clip_len=16,
+            stride=4,
+            crops="center",
+            layer="pooled",
+            source="ActionFormer THUMOS14 features (happyharrycn/actionformer_release README; configs/thumos_i3d.yaml: "
+            "num_frames 16, feat_stride 4, input_dim 2048), at the video's native ~30 fps; TriDet reuses them",
+            note="The released features concatenate RGB and optical-flow I3D (1024 + 1024); only the RGB stream "
+            "(1024-d) is produced here.",
+        ),
+        FeaturePreset(
+            name="rtfm",
+            model="i3d-r50-kinetics400",
+            clip_len=16,
+            stride=16,
+            crops="ten",
+            layer="pooled",
+            source="RTFM anomaly detection (tianyu0207/RTFM issue #2: 16-frame non-overlapping windows, 10 crops, "
+            "I3D-R50 2048-d, arrays (T, 10, 2048))",
+            note="RGB only, as RTFM used.",
+        ),
+        FeaturePreset(
+            name="video-features",
+            model="i3d-inception-kinetics400",
+            clip_len=64,
+            stride=64,
+            crops="center",
+            layer="pooled",
+            last_window="drop",
+            source="v-iashin/video_features I3D (configs/i3d.yml: stack_size 64, step_size 64; docs/models/i3d.md), "
+            "short side 256, centre crop 224; its last partial window is not processed",
+            note="video_features also computes a flow stream (PWC-Net or RAFT flow through the flow I3D); only the "
+            "RGB stream (1024-d) is produced here.",
+        ),
+    )
+}
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # The window table
 # ---------------------------------------------------------------------------------------------------------------
 def plan_windows(num_frames: int, clip_len: int, stride: int, last_window: str = "pad") -> np.ndarray:
@@ -555,6 +624,71 @@ def _window_bar(progress: bool, num_frames: int | None, clip_len: int, stride: i
     return tqdm(total=total, desc="windows", unit="window", leave=False)
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Output files
+# ---------------------------------------------------------------------------------------------------------------
+OUTPUT_ARRAYS = {
+    "NAME.npy": "float32 features, (num_windows, D) for centre crops or (num_windows, num_crops, D); row i belongs "
+    "to window i of NAME.json",
+    "windows.first_frame / last_frame": "first and last real frame of each window in the frame sequence (the "
+    "decoded frames, or the resampled ones with fps)",
+    "windows.source_first_frame / source_last_frame": "the same frames' numbers in the decoded video",
+    "windows.start / end": "seconds from the first frame: start of the first frame, end of the last one",
+    "windows.padded_frames": "copies of the last frame appended to the last partial window (last_window 'pad')",
+}
+
+
+def feature_paths(output_dir: str | os.PathLike, name: str) -> tuple[str, str]:
+    """``(NAME.npy, NAME.json)`` in ``output_dir``."""
+    base = os.path.join(os.fspath(output_dir), name)
+    return base + ".npy", base + ".json"
+
+
+def is_finished(output_dir: str | os.PathLike, name: str) -> bool:
+    """Both files of ``name`` exist (the JSON is written last, so a video stopped half-way is not finished)."""
+    return all(os.path.isfile(path) for path in feature_paths(output_dir, name))
+
+
+def _write_atomic(path: str, write) -> None:
+    """Write through a hidden temporary file in the same folder, then rename it into place (never a half file)."""
+    folder, name = os.path.split(path)
+    temporary = os.path.join(folder, f".{name}.{os.getpid()}.partial")
+    try:
+        with open(temporary, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def remove_stale_partials(output_dir: str | os.PathLike, name: str) -> list[str]:
+    """Delete the temporary files a killed run left for ``name`` (``.NAME.npy.<pid>.partial``); returns them."""
+    import glob
+
+    stale = glob.glob(os.path.join(glob.escape(os.fspath(output_dir)), f".{glob.escape(name)}.*.partial"))
+    for path in stale:
+        os.remove(path)
+    return stale
+
+
+def save_features(
+    output_dir: str | os.PathLike, name: str, features: np.ndarray, metadata: dict[str, Any]
+) -> tuple[str, str]:
+    """Write ``NAME.npy`` then ``NAME.json`` (``metadata`` plus the array's shape), each atomically."""
+    import json
+
+    npy, json_path = feature_paths(output_dir, name)
+    _write_atomic(npy, lambda handle: np.save(handle, features, allow_pickle=False))
+    record = {"features": os.path.basename(npy), "shape": list(features.shape), "dtype": str(features.dtype)}
+    record.update(metadata)
+    text = json.dumps(record, indent=1, allow_nan=False) + "\n"
+    _write_atomic(json_path, lambda handle: handle.write(text.encode("utf-8")))
+    return npy, json_path
+
+
 def extract_features(
     model: torch.nn.Module,
     video: str | os.PathLike | np.ndarray | torch.Tensor,
@@ -620,10 +754,17 @@ __all__ = [
     "CROPS",
     "LAST_WINDOW",
     "LAYERS",
+    "PRESETS",
     "FeatureExtractor",
+    "FeaturePreset",
     "ViewMaker",
     "WindowTable",
+    "OUTPUT_ARRAYS",
     "extract_features",
+    "feature_paths",
+    "is_finished",
+    "remove_stale_partials",
+    "save_features",
     "plan_windows",
     "resample_nearest",
     "ten_crop_boxes",
