@@ -10,6 +10,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# this checkout's hf_i3d, not the one an editable install elsewhere points at (run.py drops PYTHONPATH)
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent / "src"))
 from _protocol import serve  # noqa: E402
 
 # SGD of the mmaction2 I3D configs (optim_wrapper.optimizer), the same on both sides.
@@ -49,6 +51,8 @@ def build(spec: dict):
     model = load_model(spec)
     if spec["task"] == "video_test":
         return build_video_test(model, spec["files"]["input"], variant)
+    if spec["task"] == "video_features":
+        return build_video_features(model, spec["files"]["input"], variant)
     # The shared input is NCTHW (mmaction2's layout); ours takes (batch, frames, channels, height, width), as the
     # video processor returns it.
     pixel_values = torch.load(spec["files"]["input"], weights_only=True).permute(0, 2, 1, 3, 4).contiguous()
@@ -116,6 +120,47 @@ def build_video_test(model: torch.nn.Module, video: str, variant: str):
             scores["last"], _ = video_scores(classifier, video, views="30", max_views_per_batch=per_batch)
 
     return step, lambda: {"scores": scores["last"]}
+
+
+def build_video_features(model: torch.nn.Module, video: str, variant: str):
+    """Pooled Inception features of every 16-frame window every 4 frames of one video, decode to features.
+
+    ``eager``: the plain approach of research scripts: every frame decoded (decord) and held, each window sliced,
+    transformed (short side 256, centre crop 224) and run alone through the plain model;
+    ``fast``: ``hf_i3d.features.FeatureExtractor`` (prepared once, as ``hf-i3d extract-features`` does per process):
+    streaming PyAV decode, each frame transformed once, windows batched through the fast eval path.
+    """
+    import numpy as np
+
+    from hf_i3d.features import FeatureExtractor, plan_windows
+
+    model.eval()
+    out = {}
+    if variant == "eager":
+        from hf_i3d.decoding import count_video_frames, read_video
+        from hf_i3d.transforms import ClipTransform
+
+        transform = ClipTransform(mode="val", short_side=256, crop_size=224, normalization="inception")
+
+        def step():
+            total = count_video_frames(video)
+            frames = read_video(video, np.arange(total))
+            rows = []
+            for start in plan_windows(total, 16, 4, "pad"):
+                clip = frames[np.minimum(np.arange(start, start + 16), total - 1)]
+                with torch.inference_mode():
+                    rows.append(model.base_model(torch.from_numpy(transform(clip))).pooler_output)
+            out["features"] = torch.cat(rows)
+
+    elif variant == "fast":
+        extractor = FeatureExtractor(model, clip_len=16, stride=4, layer="pooled", crops="center")
+
+        def step():
+            out["features"] = torch.from_numpy(extractor(video)[0])
+
+    else:
+        raise ValueError(f"unknown video-features variant {variant!r}")
+    return step, lambda: {"features": out["features"]}
 
 
 def build_train_clips(videos: list[str], backend: str):
