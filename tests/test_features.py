@@ -95,6 +95,16 @@ def test_every_window_equals_the_model_on_the_hand_built_window(resnet, videos, 
         np.testing.assert_allclose(features[row], expected, atol=TOL, rtol=0)
 
 
+def test_decoders_agree_and_decoded_frames_are_accepted(resnet, videos):
+    kwargs = dict(clip_len=8, stride=5, short_side=SHORT, crop_size=CROP)
+    pyav, pyav_windows = extract_features(resnet, videos["b"], **kwargs)
+    decord, decord_windows = extract_features(resnet, videos["b"], video_backend="decord", **kwargs)
+    frames, _ = extract_features(resnet, read_video(videos["b"], list(range(21))), video_fps=25, **kwargs)
+    np.testing.assert_array_equal(pyav, decord)
+    np.testing.assert_array_equal(pyav, frames)
+    np.testing.assert_allclose(decord_windows.end, pyav_windows.end, atol=1e-6)
+
+
 def test_logits_and_three_crops_equal_the_hand_built_windows(resnet, videos):
     features, windows = extract_features(
         resnet, videos["b"], clip_len=8, stride=8, layer="logits", crops="three", crop_size=CROP, batch_size=4
