@@ -126,13 +126,14 @@ def build_video_features(model: torch.nn.Module, video: str, variant: str):
     """Pooled Inception features of every 16-frame window every 4 frames of one video, decode to features.
 
     ``eager``: the plain approach of research scripts: every frame decoded (decord) and held, each window sliced,
-    transformed (short side 256, centre crop 224) and run alone through the plain model;
+    transformed (short side 256, centre crop 224) and run alone through the plain model (``plain_forward``);
     ``fast``: ``hf_i3d.features.FeatureExtractor`` (prepared once, as ``hf-i3d extract-features`` does per process):
     streaming PyAV decode, each frame transformed once, windows batched through the fast eval path.
     """
     import numpy as np
 
     from hf_i3d.features import FeatureExtractor, plan_windows
+    from hf_i3d.inference import plain_forward
 
     model.eval()
     out = {}
@@ -148,7 +149,7 @@ def build_video_features(model: torch.nn.Module, video: str, variant: str):
             rows = []
             for start in plan_windows(total, 16, 4, "pad"):
                 clip = frames[np.minimum(np.arange(start, start + 16), total - 1)]
-                with torch.inference_mode():
+                with torch.inference_mode(), plain_forward():
                     rows.append(model.base_model(torch.from_numpy(transform(clip))).pooler_output)
             out["features"] = torch.cat(rows)
 

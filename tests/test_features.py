@@ -31,6 +31,7 @@ from hf_i3d.features import (
     plan_windows,
     resample_nearest,
 )
+from hf_i3d.inference import plain_forward
 from hf_i3d.transforms import ClipTransform, normalization_lut
 
 TOL = 1e-4
@@ -75,7 +76,7 @@ def hand_built(model, frames: np.ndarray, first: int, last: int, clip_len: int, 
     indices = list(range(first, last + 1))
     indices += [last] * (clip_len - len(indices))
     views = torch.from_numpy(transform(frames[indices]))  # (V, T, 3, h, w)
-    with torch.no_grad():
+    with torch.no_grad(), plain_forward():
         if layer == "pooled":
             return model.base_model(views).pooler_output.numpy()
         return model(views).logits.numpy()
@@ -162,7 +163,7 @@ def test_ten_crops_are_mmaction2s_ten_distinct_views_in_order(resnet):
         resnet, frames, clip_len=8, stride=8, crops="ten", short_side=48, crop_size=CROP, video_fps=25
     )
     assert features.shape == (1, 10, resnet.config.hidden_size)
-    with torch.no_grad():
+    with torch.no_grad(), plain_forward():
         expected_features = resnet.base_model(torch.from_numpy(views)).pooler_output.numpy()
     np.testing.assert_allclose(features[0], expected_features, atol=TOL, rtol=0)
 
@@ -222,7 +223,7 @@ def test_fps_resampling_takes_the_nearest_frame(resnet, videos):
     transform = ClipTransform(mode="val", short_side=SHORT, crop_size=CROP)
     for row in range(2):
         clip = torch.from_numpy(transform(frames[sources[4 * row : 4 * row + 8]]))
-        with torch.no_grad():
+        with torch.no_grad(), plain_forward():
             expected = resnet.base_model(clip).pooler_output[0].numpy()
         np.testing.assert_allclose(features[row], expected, atol=TOL, rtol=0)
 

@@ -33,6 +33,7 @@ R34: 512-d, the global average pool of the last stage); ``logits`` is the classi
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Iterable, Iterator
@@ -43,6 +44,7 @@ import numpy as np
 import torch
 
 from .decoding import SequentialVideoReader
+from .inference import optimize_for_inference, plain_forward
 from .transforms import ClipParams, ClipTransform, rescale_size, resize_clip
 
 LAYERS = ("pooled", "logits")
@@ -379,8 +381,6 @@ class FeatureExtractor:
         model = model.eval().to(self.device)
         self.optimized = bool(optimize and self.device.type == "cpu" and torch.backends.mkldnn.is_available())
         if self.optimized:
-            from .inference import optimize_for_inference
-
             model = optimize_for_inference(
                 model, example_shape=(1, self.clip_len, config.num_channels, self.crop_size, self.crop_size)
             )
@@ -407,8 +407,9 @@ class FeatureExtractor:
         }
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """Features of clips ``(B, T, 3, H, W)``: ``(B, D)`` float32 (the layer's output)."""
-        with torch.inference_mode():
+        """Features of clips ``(B, T, 3, H, W)``: ``(B, D)`` float32 (the layer's output). With ``optimize=False``
+        the plain computation runs (``inference.plain_forward``), not the models' automatic fast path."""
+        with torch.inference_mode(), contextlib.nullcontext() if self.optimized else plain_forward():
             pixel_values = pixel_values.to(self.device)
             if self.layer == "pooled":
                 out = self.model.base_model(pixel_values, return_dict=True).pooler_output
