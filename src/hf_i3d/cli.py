@@ -451,17 +451,25 @@ def _save_video_features(args, settings, extractor, decoder, video, name, featur
 
 
 def _add_extract_features_parser(commands) -> None:
+    import textwrap
+
     from .features import CROPS, LAST_WINDOW, LAYERS, PRESETS
 
-    presets = "\n".join(f"  {preset.describe()}" for preset in PRESETS.values())
+    intro = (
+        "Features of every CLIP_LEN-frame window started every STRIDE frames: one NAME.npy (float32, (windows, D) or "
+        "(windows, crops, D)) and NAME.json (settings, frame count, decoder and the window table: first/last frame, "
+        "start/end seconds) per video, written atomically. A rerun skips finished videos; a video that cannot be "
+        "decoded is reported and skipped. Under accelerate launch / torchrun every process takes every "
+        "WORLD_SIZE-th video."
+    )
+    presets = "\n".join(
+        textwrap.fill(preset.describe(), 100, initial_indent="  ", subsequent_indent="    ")
+        for preset in PRESETS.values()
+    )
     parser = commands.add_parser(
         "extract-features",
         help="window features of videos (NAME.npy + NAME.json per video; resumable)",
-        description="Features of every CLIP_LEN-frame window started every STRIDE frames, one NAME.npy (float32, "
-        "(windows, D) or (windows, crops, D)) and NAME.json (settings, frame count, decoder and the window table: "
-        "first/last frame, start/end seconds) per video, written atomically. A rerun skips finished videos; a "
-        "video that cannot be decoded is reported and skipped. Under accelerate launch / torchrun every process "
-        f"takes every WORLD_SIZE-th video.\n\npresets:\n{presets}",
+        description=f"{textwrap.fill(intro, 100)}\n\npresets:\n{presets}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("videos", nargs="*", metavar="VIDEO", help="video files")
