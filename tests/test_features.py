@@ -106,6 +106,21 @@ def test_decoders_agree_and_decoded_frames_are_accepted(resnet, videos):
     np.testing.assert_allclose(decord_windows.end, pyav_windows.end, atol=1e-6)
 
 
+def test_one_extractor_for_videos_of_different_sizes(resnet, videos, tmp_path):
+    portrait = tmp_path / "portrait.mp4"
+    write_video(portrait, 12, width=48, height=64)
+    extractor = FeatureExtractor(
+        resnet, clip_len=8, stride=4, short_side=SHORT, crop_size=CROP, crops="three"
+    )
+    first, _ = extractor(videos["b"])
+    second, _ = extractor(portrait)
+    alone, _ = extract_features(
+        resnet, portrait, clip_len=8, stride=4, short_side=SHORT, crop_size=CROP, crops="three"
+    )
+    np.testing.assert_array_equal(second, alone)
+    assert first.shape == (5, 3, 128) and second.shape == (2, 3, 128)
+
+
 def test_logits_and_three_crops_equal_the_hand_built_windows(resnet, videos):
     features, windows = extract_features(
         resnet, videos["b"], clip_len=8, stride=8, layer="logits", crops="three", crop_size=CROP, batch_size=4

@@ -264,8 +264,8 @@ def ten_crop_boxes(width: int, height: int, crop_w: int, crop_h: int | None = No
 class ViewMaker:
     """Frames -> normalised float32 views ``(V, n, 3, crop, crop)``, in mmaction2's crop order (module docstring).
 
-    Each call transforms every frame it is given exactly once; the resize and crop boxes are decided from the first
-    frame size and kept (a video has one frame size).
+    Each call transforms every frame it is given exactly once; the resize and crop boxes are decided once per frame
+    size (a video has one; the next video may have another).
     """
 
     crops: str = "center"
@@ -274,6 +274,7 @@ class ViewMaker:
     normalization: str = "imagenet"
     _transform: ClipTransform | None = field(default=None, repr=False)
     _params: ClipParams | None = field(default=None, repr=False)
+    _size: tuple[int, int] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.crops not in CROPS:
@@ -303,8 +304,9 @@ class ViewMaker:
             self._params = ClipParams(size, ten_crop_boxes(*size, self.crop_size), None)
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
-        if self._params is None:
+        if self._size != frames.shape[1:3]:
             self._setup(frames.shape[1], frames.shape[2])
+            self._size = frames.shape[1:3]
         transform, params = self._transform, self._params
         if self.crops != "ten":
             return transform.apply(frames, params)
@@ -329,7 +331,8 @@ class FeatureExtractor:
 
     ``batch_size`` counts clips per forward pass (a window with ten crops is ten clips; at least one window runs per
     pass). ``optimize`` runs the model through ``hf_i3d.inference.optimize_for_inference`` on CPU (BatchNorm folded,
-    oneDNN kernels; the plain model's outputs within 1e-4). See :func:`extract_features` for the rest.
+    oneDNN kernels; the plain model's outputs within 1e-4); ``optimize=False`` runs the plain computation. ``model``
+    is put in eval mode and moved to ``device``. See :func:`extract_features` for the rest.
     """
 
     def __init__(
