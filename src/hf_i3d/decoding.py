@@ -491,6 +491,8 @@ class SequentialVideoReader:
     def __init__(
         self, path: str | os.PathLike, backend: str = "pyav", num_threads: int = 1, chunk: int = 16
     ) -> None:
+        if backend not in ("pyav", "decord"):
+            raise ValueError(f"SequentialVideoReader reads with 'pyav' or 'decord', got {backend!r}")
         self.path = _check_video_args(path, backend)
         self.backend = backend
         self.chunk = max(1, int(chunk))
