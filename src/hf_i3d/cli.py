@@ -509,6 +509,66 @@ def _add_extract_features_parser(commands) -> None:
     parser.set_defaults(func=_cmd_extract_features)
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    """``hf-i3d export``: a zoo name, model folder or training checkpoint -> an ONNX / ExportedProgram folder."""
+    from .export import DTYPES, ExportError, export_folder
+
+    try:
+        result = export_folder(
+            args.model,
+            args.output,
+            format=args.format,
+            overwrite=args.overwrite,
+            num_frames=args.num_frames,
+            image_size=args.image_size,
+            dynamic_batch=args.dynamic_batch,
+            dynamic_frames=False if args.num_frames is not None else None,
+            dtype=DTYPES[args.dtype],
+            features=args.features,
+            check=args.check,
+            **({"opset": args.opset} if args.format == "onnx" else {}),
+        )
+    except (ExportError, ValueError) as error:
+        raise CommandError(str(error).strip().splitlines()[0]) from error
+    spec = result.spec
+    print(f"Exported {args.model} -> {result.path} ({spec.dtype_name} pixel_values {spec.shape_text()})")
+    for line in spec.axes_text():
+        print(f"  {line}")
+    for note in result.notes:
+        print(f"  note: {note}")
+    for check in result.checks:
+        print(f"  parity ({result.runtime}): {check}")
+    return 0
+
+
+def _build_export_parser(commands: argparse._SubParsersAction) -> None:
+    from .export import DTYPES, FORMATS
+
+    export = commands.add_parser(
+        "export", help="export a model to ONNX or a torch.export ExportedProgram, checked against PyTorch"
+    )
+    export.add_argument("model", help="zoo name, model folder (converted or a training checkpoint) or Hub id")
+    export.add_argument("output", help="output folder: model.onnx / model.pt2, config.json, processor config, README")
+    export.add_argument("--format", choices=tuple(FORMATS), default="onnx", help="default onnx")
+    export.add_argument("--dynamic-batch", action="store_true", help="any batch size (default: fixed at 1)")
+    export.add_argument(
+        "--num-frames",
+        type=int,
+        metavar="T",
+        help="fix the frame count at T (default: the ResNet3d models take any frame count from their minimum up; "
+        "the Inception I3D is fixed at its processor's num_frames, >= 9)",
+    )
+    export.add_argument("--image-size", type=int, metavar="N", help="crop size (default: the processor's crop_size)")
+    export.add_argument("--opset", type=int, metavar="N", help="ONNX opset (default: torch's; 22 for bfloat16)")
+    export.add_argument("--dtype", choices=tuple(DTYPES), default="float32", help="default float32")
+    export.add_argument("--features", action="store_true", help="also output pooler_output (the clip features)")
+    export.add_argument(
+        "--no-check", dest="check", action="store_false", help="skip the parity check against the PyTorch model"
+    )
+    export.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    export.set_defaults(func=_cmd_export)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hf-i3d", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -617,6 +677,7 @@ def build_parser() -> argparse.ArgumentParser:
     zoo.set_defaults(func=_zoo)
 
     _add_fvd_parser(commands)
+    _build_export_parser(commands)
 
     return parser
 
