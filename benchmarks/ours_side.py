@@ -73,6 +73,8 @@ def build_forward(model: torch.nn.Module, pixel_values: torch.Tensor, variant: s
     from hf_i3d.inference import optimize_for_inference, plain_forward
 
     model.eval()
+    if variant == "onnxruntime":
+        return build_onnxruntime(model, pixel_values)
     options = {
         "eager": None,
         "default": None,
@@ -90,6 +92,33 @@ def build_forward(model: torch.nn.Module, pixel_values: torch.Tensor, variant: s
             logits["last"] = model(pixel_values).logits
 
     return step, lambda: {"logits": logits["last"]}
+
+
+def build_onnxruntime(model: torch.nn.Module, pixel_values: torch.Tensor):
+    """The model as ``hf-i3d export`` writes it by default (``hf_i3d.export.export_onnx``: batch 1, the ResNet3d
+    frame axis dynamic), run by onnxruntime's CPU provider with the worker's thread count. Exporting is setup, not
+    timed; the benchmark's output comparison with our eager model is the parity check."""
+    import tempfile
+
+    import onnxruntime
+
+    from hf_i3d.export import export_onnx
+
+    path = Path(tempfile.mkdtemp(prefix="hf_i3d_bench_onnx_")) / "model.onnx"
+    export_onnx(model, path, num_frames=pixel_values.shape[1], image_size=pixel_values.shape[-1], check=False)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    path.unlink()
+    path.parent.rmdir()
+    inputs = {"pixel_values": pixel_values.numpy()}
+    logits = {}
+
+    def step():
+        logits["last"] = session.run(None, inputs)[0]
+
+    return step, lambda: {"logits": torch.from_numpy(logits["last"])}
 
 
 def build_video_test(model: torch.nn.Module, video: str, variant: str):

@@ -166,6 +166,22 @@ CASES: dict[str, Case] = {
             FORWARD,
             compile_variants=("compiled",),
         ),
+        Case(
+            "r50_onnxruntime_1x32x224",
+            "I3D-R50 forward, 1 clip of 32x224x224: onnxruntime CPU (hf-i3d export's model.onnx) vs ours",
+            "i3d_r50",
+            "forward",
+            (1, 3, 32, 224, 224),
+            ("eager", "fast", "onnxruntime"),
+        ),
+        Case(
+            "inception_onnxruntime_1x64x224",
+            "Inception I3D forward, 1 clip of 64x224x224: onnxruntime CPU (hf-i3d export's model.onnx) vs ours",
+            "inception_i3d",
+            "forward",
+            (1, 3, 64, 224, 224),
+            ("eager", "fast", "onnxruntime"),
+        ),
     )
 }
 

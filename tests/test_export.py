@@ -175,11 +175,11 @@ def test_a_wrong_export_fails_the_parity_check(tmp_path):
     model = tiny_model("i3d-r50-heavy")
     result = export_program(model, num_frames=4, image_size=RESNET_SIZE, check=False)
     with torch.no_grad():
-        model.classifier.bias.add_(1e-3)  # the model moves on; the program keeps the old bias
+        model.classifier.bias.add_(0.05)  # the model moves on; the program keeps the old bias
     from hf_i3d.export import _program_runner, check_parity
 
     with pytest.raises(
-        ExportError, match=r"^parity check failed: logits 1x4x3x64x64: max \|diff\| 1\.00e-03"
+        ExportError, match=r"^parity check failed: logits 1x4x3x64x64: max \|diff\| 5\.00e-02"
     ):
         check_parity(model, _program_runner(result.program), result.spec)
 
