@@ -27,6 +27,7 @@ from hf_i3d import (
 from hf_i3d.cli import main
 from hf_i3d.configuration_inception_i3d import MIXED_CHANNELS
 from hf_i3d.export import ExportError, export_onnx, export_program, input_spec, min_frames
+from hf_i3d.inference import plain_forward
 from hf_i3d.zoo import ZOO, get_entry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,7 +100,7 @@ def test_min_frames_is_the_fewest_frames_the_model_classifies(name, expected):
     model = tiny_model(name)
     size = image_size(name)
     assert min_frames(model.config) == expected
-    with torch.no_grad():
+    with torch.no_grad(), plain_forward():
         assert model(torch.randn(1, expected, 3, size, size)).logits.shape == (1, 5)
         with pytest.raises((RuntimeError, ValueError)):
             model(torch.randn(1, expected - 1, 3, size, size))
@@ -122,7 +123,7 @@ def test_onnx_logits_match_pytorch_at_several_batch_sizes_and_frame_counts(name,
     generator = torch.Generator().manual_seed(1)
     for batch, frames in shapes:
         pixel_values = torch.randn(batch, frames, 3, size, size, generator=generator)
-        with torch.no_grad():
+        with torch.no_grad(), plain_forward():
             expected = model(pixel_values).logits.numpy()
         [logits] = session.run(None, {"pixel_values": pixel_values.numpy()})
         assert logits.shape == expected.shape
@@ -161,7 +162,7 @@ def test_exported_program_round_trip_with_features(tmp_path):
     )
     loaded = torch.export.load(path).module()
     pixel_values = torch.randn(3, 7, 3, RESNET_SIZE, RESNET_SIZE)
-    with torch.no_grad():
+    with torch.no_grad(), plain_forward():
         logits, pooled = loaded(pixel_values)
         expected = model(pixel_values).logits
         expected_pooled = model.base_model(pixel_values).pooler_output
@@ -217,7 +218,7 @@ def test_cli_exports_a_zoo_name_from_the_cache(tmp_path, monkeypatch, capsys):
     assert "`pixel_values`: float32 (batch, frames, 3, 64, 64)" in readme and "max |diff|" in readme
     program = torch.export.load(output / "model.pt2").module()
     pixel_values = torch.randn(2, 3, 3, 64, 64)
-    with torch.no_grad():
+    with torch.no_grad(), plain_forward():
         torch.testing.assert_close(program(pixel_values), model(pixel_values).logits, atol=1e-4, rtol=0)
 
 
@@ -316,7 +317,7 @@ def test_readme_onnxruntime_runner_gives_the_processor_and_model_logits(tmp_path
     namespace: dict = {}
     exec(code.replace('"i3d-r50-onnx", "video.mp4"', f'"{folder}", "{video}"'), namespace)  # noqa: S102
     pixel_values = processor(str(video), return_tensors="pt")["pixel_values"]
-    with torch.no_grad():
+    with torch.no_grad(), plain_forward():
         expected = model(pixel_values).logits.numpy()
     np.testing.assert_allclose(
         namespace["logits"], expected, atol=1e-4 * max(1.0, np.abs(expected).max()), rtol=0

@@ -41,6 +41,7 @@ from torch import nn
 
 from .configuration_i3d import I3DConfig
 from .configuration_inception_i3d import InceptionI3DConfig
+from .inference import plain_forward
 from .modeling_i3d import I3DConv3d
 from .modeling_inception_i3d import MIN_FRAMES as INCEPTION_MIN_FRAMES
 from .zoo import canonical_name
@@ -299,7 +300,7 @@ def _trace(model: nn.Module, spec: InputSpec, features: bool) -> tuple[Exportabl
     frames = spec.num_frames
     if spec.dynamic_frames and isinstance(model.config, I3DConfig):
         frames = next(t for t in range(frames, frames + 4096) if _resnet3d_frames_out(model.config, t) >= 2)
-    with _size_oblivious(), torch.no_grad():
+    with _size_oblivious(), torch.no_grad(), plain_forward():
         program = torch.export.export(
             exportable,
             (_example(spec, batch=batch, frames=frames),),
@@ -336,7 +337,7 @@ def check_parity(
     checks = []
     for index, (batch, frames) in enumerate(shapes or check_shapes(spec)):
         pixel_values = _example(spec, batch=batch, frames=frames, seed=index + 1)
-        with torch.no_grad():
+        with torch.no_grad(), plain_forward():  # the plain computation, not the cached fast copy
             output = reference_model(pixel_values=pixel_values.float(), return_dict=True)
             references = [output.logits]
             if features:
@@ -518,7 +519,7 @@ def export_onnx(
             f"ONNX export needs onnx, onnxscript and onnxruntime ({error.name} is missing): pip install 'hf_i3d[export]'"
         ) from error
     exportable, program = _trace(model, spec, features)
-    with _size_oblivious():
+    with _size_oblivious(), plain_forward():
         onnx_program = torch.onnx.export(
             program,
             (_example(spec),),
