@@ -511,8 +511,11 @@ def _add_extract_features_parser(commands) -> None:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     """``hf-i3d export``: a zoo name, model folder or training checkpoint -> an ONNX / ExportedProgram folder."""
+    from transformers.utils import logging as transformers_logging
+
     from .export import DTYPES, ExportError, export_folder
 
+    transformers_logging.disable_progress_bar()  # no weight-loading bar: errors stay one line
     try:
         result = export_folder(
             args.model,

@@ -475,6 +475,20 @@ def export_program(
     return result
 
 
+def onnx_opset(dtype: torch.dtype, opset: int | None) -> int | None:
+    """The opset to ask torch's exporter for: ``opset`` checked (>= 18; >= 22 for bfloat16, the first opset whose
+    Conv takes it), 22 for bfloat16 when not given, else None (torch's default)."""
+    if dtype == torch.bfloat16:
+        if opset is not None and opset < BFLOAT16_MIN_OPSET:
+            raise ExportError(
+                f"a bfloat16 ONNX model needs opset >= {BFLOAT16_MIN_OPSET} (Conv), got {opset}"
+            )
+        opset = opset or BFLOAT16_MIN_OPSET
+    if opset is not None and opset < MIN_OPSET:
+        raise ExportError(f"opset must be >= {MIN_OPSET} (torch's ONNX exporter), got {opset}")
+    return opset
+
+
 def export_onnx(
     model: nn.Module,
     path: str | os.PathLike,
@@ -494,14 +508,7 @@ def export_onnx(
     exporter; with ``check`` it runs in onnxruntime on random inputs against ``model`` (:func:`check_parity`) before
     it is moved into place, so a file that fails is never written. ``opset`` defaults to torch's (22 for
     bfloat16, the first opset whose Conv takes it)."""
-    if dtype == torch.bfloat16:
-        if opset is not None and opset < BFLOAT16_MIN_OPSET:
-            raise ExportError(
-                f"a bfloat16 ONNX model needs opset >= {BFLOAT16_MIN_OPSET} (Conv), got {opset}"
-            )
-        opset = opset or BFLOAT16_MIN_OPSET
-    if opset is not None and opset < MIN_OPSET:
-        raise ExportError(f"opset must be >= {MIN_OPSET} (torch's ONNX exporter), got {opset}")
+    opset = onnx_opset(dtype, opset)
     spec = input_spec(
         model,
         batch_size=batch_size,
@@ -576,6 +583,8 @@ def export_folder(
     output_dir = Path(output_dir)
     if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())) and not overwrite:
         raise ExportError(f"{output_dir} already exists and is not empty (pass --overwrite to replace it)")
+    if format == "onnx":  # refuse a bad opset before loading anything
+        onnx_opset(kwargs.get("dtype", torch.float32), kwargs.get("opset"))
     name = os.fspath(model_name_or_path)
     if not os.path.isdir(name) and canonical_name(name) is None and name.count("/") != 1:
         raise ExportError(
@@ -682,4 +691,5 @@ __all__ = [
     "export_program",
     "input_spec",
     "min_frames",
+    "onnx_opset",
 ]
