@@ -34,7 +34,17 @@ ROOT = Path(__file__).resolve().parents[1]
 RESNET_SIZE = 64  # stage 4 keeps 2x2 pixels; the ResNet3d models are fully convolutional
 INCEPTION_SIZE = 224  # the Inception I3D head needs a 7x7 Mixed_5c
 # One zoo entry per architecture: the R50 variants (dense, fast, video) share the R50 config (checked below).
-ARCHITECTURES = ["i3d-r34-kinetics400", "i3d-r50-kinetics400", "i3d-r50-heavy", "i3d-inception-kinetics400"]
+ARCHITECTURES = [
+    "i3d-r34-kinetics400",
+    "i3d-r50-kinetics400",
+    "i3d-r50-heavy",
+    "i3d-inception-kinetics400",
+    "i3d-r50-nl-dot-product-kinetics400",
+    "i3d-r50-nl-embedded-gaussian-kinetics400",
+    "i3d-r50-nl-gaussian-kinetics400",
+    "i3d-r50-pytorchvideo-kinetics400",
+]
+LARGE_CROP = {"i3d-inception-kinetics400", "i3d-r50-pytorchvideo-kinetics400"}  # heads with a 7x7 window
 
 
 def tiny_model(name: str, num_labels: int = 5, seed: int = 0):
@@ -63,7 +73,7 @@ def tiny_model(name: str, num_labels: int = 5, seed: int = 0):
 
 
 def image_size(name: str) -> int:
-    return INCEPTION_SIZE if get_entry(name).model_type == "inception_i3d" else RESNET_SIZE
+    return INCEPTION_SIZE if name in LARGE_CROP else RESNET_SIZE
 
 
 @functools.cache
@@ -80,11 +90,19 @@ def export_dir(tmp_path_factory) -> str:
     return str(tmp_path_factory.mktemp("exports"))
 
 
-def test_r50_variants_share_the_r50_architecture():
-    r50 = I3DConfig(**get_entry("i3d-r50-kinetics400").config).to_diff_dict()
-    for name in ("i3d-r50-dense-kinetics400", "i3d-r50-fast-kinetics400", "i3d-r50-video-kinetics400"):
-        assert I3DConfig(**get_entry(name).config).to_diff_dict() == r50
-    assert {e.model_type for e in ZOO.values()} == {"i3d", "inception_i3d"}
+def _architecture(name: str) -> str:
+    entry = get_entry(name)
+    config_class = InceptionI3DConfig if entry.model_type == "inception_i3d" else I3DConfig
+    settings = config_class(**entry.config).to_diff_dict()
+    settings.pop("num_frames", None)  # a processor default, not structure
+    return json.dumps(settings, sort_keys=True)
+
+
+def test_the_tested_architectures_cover_the_zoo():
+    """Every zoo entry has the structure of one of ARCHITECTURES (the R50 variants share the R50 config)."""
+    covered = {_architecture(name) for name in ARCHITECTURES}
+    assert [name for name in ZOO if _architecture(name) not in covered] == []
+    assert len(covered) == len(ARCHITECTURES)
 
 
 @pytest.mark.parametrize(
@@ -94,6 +112,8 @@ def test_r50_variants_share_the_r50_architecture():
         ("i3d-r50-kinetics400", 5),
         ("i3d-r50-heavy", 2),
         ("i3d-inception-kinetics400", 9),
+        ("i3d-r50-nl-embedded-gaussian-kinetics400", 5),
+        ("i3d-r50-pytorchvideo-kinetics400", 8),
     ],
 )
 def test_min_frames_is_the_fewest_frames_the_model_classifies(name, expected):

@@ -7,8 +7,8 @@ the clip features the classifier reads. Height and width are fixed at export; ba
 
 * batch: dynamic with ``dynamic_batch=True`` (any batch >= 1);
 * frames: the ResNet3d family (``I3DConfig``) takes any frame count from :func:`min_frames` up (5 for the zoo's
-  2020 stem with pool2, 2 for the heavy model), so its frame axis is dynamic unless a fixed ``num_frames`` is asked
-  for. The Inception I3D needs at least 9 frames (Mixed_5c must have two time steps for the (2, 7, 7) logits pool)
+  2020 stem with pool2, 2 for the heavy model, 8 for pytorchvideo's R50 with its (4, 7, 7) head pool), so its frame
+  axis is dynamic unless a fixed ``num_frames`` is asked for. The Inception I3D needs at least 9 frames (Mixed_5c must have two time steps for the (2, 7, 7) logits pool)
   and is exported with a fixed frame count: torch.export does not finish on its TF 'SAME' padding, recomputed from the
   input shape at every layer, when the frame count is symbolic (issue 13).
 
@@ -159,14 +159,20 @@ def _resnet3d_frames_out(config: I3DConfig, frames: int) -> int:
     return max(size, 0)
 
 
+def _head_window(config: I3DConfig) -> int:
+    """Time steps the head needs: the window of pytorchvideo's head pool (``head_pool_kernel_size``), else 1."""
+    kernel = getattr(config, "head_pool_kernel_size", None)
+    return int(kernel[0]) if kernel else 1
+
+
 def min_frames(config: Any) -> int:
     """The fewest frames the model classifies: 9 for the Inception I3D (Mixed_5c needs two time steps), and for the
-    ResNet3d family the fewest that leave every layer at least one time step (5 with the 2020 stem and pool2, 2 for
-    the heavy model)."""
+    ResNet3d family the fewest that leave every layer at least one time step and the head its window (5 with the 2020
+    stem and pool2, 2 for the heavy model, 4 for pytorchvideo's R50 and its (4, 7, 7) head pool)."""
     if isinstance(config, InceptionI3DConfig):
         return INCEPTION_MIN_FRAMES
     if isinstance(config, I3DConfig):
-        return next(t for t in range(1, 4097) if _resnet3d_frames_out(config, t) >= 1)
+        return next(t for t in range(1, 4097) if _resnet3d_frames_out(config, t) >= _head_window(config))
     raise ExportError(
         f"cannot export a {type(config).__name__} model: hf_i3d exports I3D and Inception I3D models"
     )
@@ -299,7 +305,10 @@ def _trace(model: nn.Module, spec: InputSpec, features: bool) -> tuple[Exportabl
     batch = max(spec.batch_size, 2) if spec.dynamic_batch else spec.batch_size
     frames = spec.num_frames
     if spec.dynamic_frames and isinstance(model.config, I3DConfig):
-        frames = next(t for t in range(frames, frames + 4096) if _resnet3d_frames_out(model.config, t) >= 2)
+        need = _head_window(model.config) + 1
+        frames = next(
+            t for t in range(frames, frames + 4096) if _resnet3d_frames_out(model.config, t) >= need
+        )
     with _size_oblivious(), torch.no_grad(), plain_forward():
         program = torch.export.export(
             exportable,
