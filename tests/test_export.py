@@ -26,7 +26,14 @@ from hf_i3d import (
 )
 from hf_i3d.cli import main
 from hf_i3d.configuration_inception_i3d import MIXED_CHANNELS
-from hf_i3d.export import ExportError, export_onnx, export_program, input_spec, min_frames
+from hf_i3d.export import (
+    ExportError,
+    dynamic_frames_problem,
+    export_onnx,
+    export_program,
+    input_spec,
+    min_frames,
+)
 from hf_i3d.inference import plain_forward
 from hf_i3d.zoo import ZOO, get_entry
 
@@ -81,7 +88,10 @@ def onnx_export(name: str, folder: str) -> tuple:
     """Export the tiny ``name`` once per test session (dynamic batch; dynamic frames where the family allows)."""
     model = tiny_model(name)
     path = Path(folder) / f"{name}.onnx"
-    result = export_onnx(model, path, dynamic_batch=True, image_size=image_size(name), check_shapes=[(1, 10)])
+    frames = model.config.num_frames if dynamic_frames_problem(model.config) else 10
+    result = export_onnx(
+        model, path, dynamic_batch=True, image_size=image_size(name), check_shapes=[(1, frames)]
+    )
     return model, result
 
 
@@ -131,7 +141,7 @@ def test_min_frames_is_the_fewest_frames_the_model_classifies(name, expected):
 def test_onnx_logits_match_pytorch_at_several_batch_sizes_and_frame_counts(name, export_dir):
     model, result = onnx_export(name, export_dir)
     spec = result.spec
-    resnet = get_entry(name).model_type == "i3d"
+    resnet = dynamic_frames_problem(model.config) is None  # dynamic frames: every ResNet3d but pytorchvideo's
     assert spec.dynamic_batch and spec.dynamic_frames == resnet
     session = onnxruntime.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
     [onnx_input] = session.get_inputs()
@@ -139,7 +149,8 @@ def test_onnx_logits_match_pytorch_at_several_batch_sizes_and_frame_counts(name,
     assert isinstance(onnx_input.shape[0], str) and isinstance(onnx_input.shape[1], str) == resnet
     assert onnx_input.shape[2:] == [3, image_size(name), image_size(name)]
     least = min_frames(model.config)
-    shapes = [(1, least), (2, 8), (3, 13)] if resnet else [(1, 10), (2, 10), (3, 10)]
+    frames = spec.num_frames
+    shapes = [(1, least), (2, 8), (3, 13)] if resnet else [(1, frames), (2, frames), (3, frames)]
     size = image_size(name)
     generator = torch.Generator().manual_seed(1)
     for batch, frames in shapes:
@@ -226,7 +237,16 @@ def test_cli_exports_a_zoo_name_from_the_cache(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HF_I3D_CACHE", str(tmp_path / "cache"))
     model = _save_folder(tmp_path / "cache" / "models" / "i3d-r50-heavy", "i3d-r50-heavy")
     output = tmp_path / "out"
-    code = main(["export", "i3d_r50_8x8x1", str(output), "--format", "exported-program", "--dynamic-batch"])
+    code = main(
+        [
+            "export",
+            "i3d_imagenet-pretrained-r50-heavy_8xb8-32x2x1-100e_kinetics400-rgb",
+            str(output),
+            "--format",
+            "exported-program",
+            "--dynamic-batch",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     assert sorted(p.name for p in output.iterdir()) == [
         "README.md",

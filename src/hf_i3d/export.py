@@ -185,6 +185,11 @@ def dynamic_frames_problem(config: Any) -> str | None:
             "the Inception I3D exports with a fixed frame count: torch.export does not finish on its TF 'SAME' "
             "padding (recomputed from the input shape at every layer) with a symbolic frame count"
         )
+    if isinstance(config, I3DConfig) and _head_window(config) > 1:
+        return (
+            "a ResNet3d with pytorchvideo's head window exports with a fixed frame count: torch.export specialises the "
+            "frame axis where the window leaves one time step"
+        )
     return None
 
 
