@@ -7,8 +7,8 @@ the clip features the classifier reads. Height and width are fixed at export; ba
 
 * batch: dynamic with ``dynamic_batch=True`` (any batch >= 1);
 * frames: the ResNet3d family (``I3DConfig``) takes any frame count from :func:`min_frames` up (5 for the zoo's
-  2020 stem with pool2, 2 for the heavy model, 8 for pytorchvideo's R50 with its (4, 7, 7) head pool), so its frame
-  axis is dynamic unless a fixed ``num_frames`` is asked for. The Inception I3D needs at least 9 frames (Mixed_5c must have two time steps for the (2, 7, 7) logits pool)
+  2020 stem with pool2, 2 for the heavy model), so its frame axis is dynamic unless a fixed ``num_frames`` is asked
+  for; pytorchvideo's R50 (8 frames for its (4, 7, 7) head pool) exports with a fixed frame count. The Inception I3D needs at least 9 frames (Mixed_5c must have two time steps for the (2, 7, 7) logits pool)
   and is exported with a fixed frame count: torch.export does not finish on its TF 'SAME' padding, recomputed from the
   input shape at every layer, when the frame count is symbolic (issue 13).
 
