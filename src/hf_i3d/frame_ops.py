@@ -1,0 +1,227 @@
+"""Frame arithmetic of mmaction2's pipelines: sizes, crop boxes, ``cv2`` resizing and the normalisation table.
+
+Self-contained (numpy; OpenCV imported on first use) because a saved ``I3DVideoProcessor`` carries it; the training
+transforms (``hf_i3d.transforms``) build on the same functions. Frames are ``(T, H, W, C)`` arrays, RGB for ``C=3``.
+
+Ported from ``mmaction/datasets/pipelines/augmentations.py`` at mmaction2 v0.5.0 (``7dc99cf6``): ``Resize``
+(``mmcv.rescale_size`` + ``mmcv.imresize`` = ``cv2.resize``), ``CenterCrop``, ``ThreeCrop``, ``Flip``
+(``mmcv.imflip_``) and ``Normalize`` (``mmcv.imnormalize_``), done frame by frame in one pass with the
+normalisation as a per-channel lookup table of the exact float32 values ``mmcv.imnormalize_`` gives each uint8 level.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+IMAGENET_MEAN = (
+    123.675,
+    116.28,
+    103.53,
+)  # mmaction2 img_norm_cfg, RGB, 0-255 scale (= 255 x ImageNet 0-1 values)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+
+Box = tuple[int, int, int, int]  # (x1, y1, x2, y2): columns x1..x2-1 and rows y1..y2-1
+
+
+def optional_import(module: str, package: str, what: str) -> Any:
+    """Import an optional dependency on first use, with an install hint. (Through importlib, so that transformers'
+    remote-code import check does not make it a requirement of every saved folder.)"""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError(f"{what} needs {module}: pip install {package}") from exc
+
+
+def _cv2() -> Any:
+    return optional_import("cv2", "opencv-python-headless", "hf_i3d's mmaction2 frame arithmetic")
+
+
+def rescale_size(width: int, height: int, short_side: int) -> tuple[int, int]:
+    """``(new_w, new_h)`` of ``Resize(scale=(-1, short_side))``: keep the ratio, short side to ``short_side``.
+
+    mmaction2 turns ``(-1, s)`` into ``(inf, s)`` and ``mmcv.rescale_size`` computes
+    ``f = min(inf / long, s / short)`` and ``int(w * f + 0.5), int(h * f + 0.5)``.
+    """
+    factor = min(float("inf") / max(width, height), short_side / min(width, height))
+    return int(width * factor + 0.5), int(height * factor + 0.5)
+
+
+def output_size(width: int, height: int, size: Any) -> tuple[int, int]:
+    """``(new_w, new_h)`` for a transformers ``size``: ``shortest_edge`` as :func:`rescale_size` (mmcv rounding),
+    ``longest_edge`` likewise for the long side (with both, the smaller factor), ``height``/``width`` exactly."""
+    get = size.get if isinstance(size, dict) else lambda key: getattr(size, key, None)
+    if get("height") and get("width"):
+        return int(get("width")), int(get("height"))
+    short, long = get("shortest_edge"), get("longest_edge")
+    if not short and not long:
+        raise ValueError(f"size must give shortest_edge, longest_edge or height and width, got {size!r}")
+    factor = min(
+        short / min(width, height) if short else float("inf"),
+        long / max(width, height) if long else float("inf"),
+    )
+    return int(width * factor + 0.5), int(height * factor + 0.5)
+
+
+def check_fits(width: int, height: int, crop_w: int, crop_h: int, what: str) -> None:
+    """A ValueError unless a ``crop_w x crop_h`` crop fits a ``width x height`` frame."""
+    if crop_w > width or crop_h > height or crop_w < 1 or crop_h < 1:
+        raise ValueError(f"{what}: a {crop_w}x{crop_h} crop does not fit a {width}x{height} frame")
+
+
+def center_crop_box(width: int, height: int, crop_w: int, crop_h: int | None = None) -> Box:
+    """``CenterCrop``: ``left = (W - cw) // 2``, ``top = (H - ch) // 2``."""
+    crop_h = crop_w if crop_h is None else crop_h
+    check_fits(width, height, crop_w, crop_h, "CenterCrop")
+    left, top = (width - crop_w) // 2, (height - crop_h) // 2
+    return left, top, left + crop_w, top + crop_h
+
+
+def three_crop_boxes(width: int, height: int, crop_w: int, crop_h: int | None = None) -> tuple[Box, Box, Box]:
+    """``ThreeCrop``: three crops along the long side, in mmaction2's order left/top, right/bottom, middle.
+
+    The crop must span the short side (``crop_h == H`` or ``crop_w == W``); the offsets are ``0, 2*step, step``
+    with ``step = (long - crop) // 2``. A landscape frame is cut along x, a portrait one along y.
+    """
+    crop_h = crop_w if crop_h is None else crop_h
+    check_fits(width, height, crop_w, crop_h, "ThreeCrop")
+    if crop_h == height:
+        step = (width - crop_w) // 2
+        offsets = ((0, 0), (2 * step, 0), (step, 0))
+    elif crop_w == width:
+        step = (height - crop_h) // 2
+        offsets = ((0, 0), (0, 2 * step), (0, step))
+    else:
+        raise ValueError(
+            f"ThreeCrop needs the {crop_w}x{crop_h} crop to span the short side of the {width}x{height} frame "
+            "(resize the short side to the crop size first)"
+        )
+    return tuple((x, y, x + crop_w, y + crop_h) for x, y in offsets)  # type: ignore[return-value]
+
+
+def normalization_lut(
+    rescale_factor: float | None, mean: Sequence[float] | None, std: Sequence[float] | None, channels: int = 3
+) -> np.ndarray:
+    """``(channels, 256)`` float32: ``(level * rescale_factor - mean) / std`` of every uint8 level, per channel.
+
+    With mean and std, the value is computed as ``mmcv.imnormalize_`` does on the 0-255 scale, bit for bit:
+    ``mean' = float32(mean / rescale_factor)``, ``std' = float32(std / rescale_factor)``, then ``level - mean'``
+    rounded to float32 and multiplied by ``1 / float64(std')`` (mmaction2's ImageNet values and DeepMind's
+    ``x / 127.5 - 1`` both come out exactly). ``None`` skips that step (``rescale_factor=None``: no rescaling).
+    """
+    scale = 1.0 if rescale_factor is None else float(rescale_factor)
+    levels = np.arange(256, dtype=np.float64)[None, :]
+    if mean is None or std is None:
+        return np.repeat((levels * scale).astype(np.float32), channels, axis=0)
+    mean64 = np.broadcast_to(np.asarray(mean, dtype=np.float64), (channels,)) / scale
+    std64 = np.broadcast_to(np.asarray(std, dtype=np.float64), (channels,)) / scale
+    mean64 = mean64.astype(np.float32).astype(np.float64)[:, None]
+    stdinv = 1.0 / std64.astype(np.float32).astype(np.float64)[:, None]
+    return ((levels - mean64).astype(np.float32).astype(np.float64) * stdinv).astype(np.float32)
+
+
+def normalize_array(
+    frames: np.ndarray,
+    rescale_factor: float | None,
+    mean: Sequence[float] | None,
+    std: Sequence[float] | None,
+) -> np.ndarray:
+    """Float frames ``(..., C)`` -> float32 ``(x * rescale_factor - mean) / std`` (the uint8 case uses the table)."""
+    out = frames.astype(np.float32) * np.float32(1.0 if rescale_factor is None else rescale_factor)
+    if mean is not None and std is not None:
+        out = (out - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
+    return out.astype(np.float32, copy=False)
+
+
+def resize_clip(frames: np.ndarray, width: int, height: int, interpolation: int | None = None) -> np.ndarray:
+    """Every frame resized to ``width x height`` with ``cv2.resize`` (``INTER_LINEAR``: ``mmcv.imresize``);
+    the input itself when it already has that size (cv2 would return an identical copy)."""
+    if frames.shape[1:3] == (height, width):
+        return frames
+    cv2 = _cv2()
+    flag = cv2.INTER_LINEAR if interpolation is None else interpolation
+    out = np.empty((frames.shape[0], height, width, *frames.shape[3:]), dtype=frames.dtype)
+    for i, frame in enumerate(frames):
+        out[i] = cv2.resize(frame, (width, height), interpolation=flag).reshape(out.shape[1:])
+    return out
+
+
+def cut_views(
+    frames: np.ndarray,
+    resize: tuple[int, int] | None,
+    boxes: Sequence[Box],
+    output_size: tuple[int, int] | None,
+    norm: tuple[float | None, Sequence[float] | None, Sequence[float] | None],
+    num_clips: int = 1,
+    flip: bool = False,
+    interpolation: int | None = None,
+) -> np.ndarray:
+    """Resize each frame to ``resize = (w, h)`` (None: keep), cut every box, resize each crop to ``output_size``
+    (None: the box size), mirror if ``flip`` and normalise with ``norm = (rescale_factor, mean, std)``.
+
+    ``frames`` is ``(num_clips * T, H, W, C)``, clip-major; returns float32 ``(len(boxes) * num_clips, T, C, h, w)``
+    in mmaction2's ``FormatShape`` order, crop-major: view ``v`` is box ``v // num_clips`` of clip
+    ``v % num_clips``. uint8 frames are normalised through :func:`normalization_lut`; other dtypes directly.
+    """
+    cv2 = _cv2()
+    flag = cv2.INTER_LINEAR if interpolation is None else interpolation
+    total, height, width = frames.shape[:3]
+    channels = frames.shape[3] if frames.ndim == 4 else 1
+    frames = frames.reshape(total, height, width, channels)
+    if isinstance(num_clips, bool) or not isinstance(num_clips, int) or num_clips < 1 or total % num_clips:
+        raise ValueError(f"{total} frames cannot be split into num_clips={num_clips!r} clips of equal length")
+    fw, fh = resize or (width, height)
+    for x1, y1, x2, y2 in boxes:
+        if not (0 <= x1 < x2 <= fw and 0 <= y1 < y2 <= fh):
+            raise ValueError(f"crop box {(x1, y1, x2, y2)} lies outside the {fw}x{fh} frame")
+    first = boxes[0]
+    ow, oh = output_size or (first[2] - first[0], first[3] - first[1])
+    out = np.empty((len(boxes) * num_clips, total // num_clips, channels, oh, ow), dtype=np.float32)
+    views = out.reshape(len(boxes), total, channels, oh, ow)  # crop-major, then clip-major frames
+    luts = None
+    if frames.dtype == np.uint8:
+        table = norm if isinstance(norm, np.ndarray) else normalization_lut(*norm, channels=channels)
+        luts = [np.ascontiguousarray(table[c].reshape(256, 1)) for c in range(channels)]
+    resize_frame = (fw, fh) != (width, height)
+    # several crops cut from one frame (ThreeCrop) share one split of the frame into planes
+    split_frame_once = len(boxes) > 1 and not flip and luts is not None
+    for t, frame in enumerate(frames):
+        if resize_frame:
+            frame = cv2.resize(frame, (fw, fh), interpolation=flag).reshape(fh, fw, channels)
+        frame_planes = cv2.split(frame) if split_frame_once else None
+        for k, (x1, y1, x2, y2) in enumerate(boxes):
+            if (x2 - x1, y2 - y1) == (ow, oh) and frame_planes is not None:
+                planes = [plane[y1:y2, x1:x2] for plane in frame_planes]
+            else:
+                crop = frame[y1:y2, x1:x2]
+                if (x2 - x1, y2 - y1) != (ow, oh):
+                    crop = cv2.resize(crop, (ow, oh), interpolation=flag).reshape(oh, ow, channels)
+                if flip:
+                    crop = crop[:, ::-1]
+                if luts is None:
+                    views[k, t] = normalize_array(crop, *norm).transpose(2, 0, 1)
+                    continue
+                planes = cv2.split(np.ascontiguousarray(crop))
+            for c, plane in enumerate(planes):
+                cv2.LUT(plane, luts[c], dst=views[k, t, c])
+    return out
+
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "Box",
+    "center_crop_box",
+    "check_fits",
+    "cut_views",
+    "normalization_lut",
+    "normalize_array",
+    "optional_import",
+    "output_size",
+    "rescale_size",
+    "resize_clip",
+    "three_crop_boxes",
+]
