@@ -1,4 +1,5 @@
-"""Frame arithmetic of mmaction2's pipelines: sizes, crop boxes, ``cv2`` resizing and the normalisation table.
+"""Arithmetic of mmaction2's test pipeline: which frames (test clip offsets), sizes, crop boxes, ``cv2`` resizing and
+the normalisation table.
 
 Self-contained (numpy; OpenCV imported on first use) because a saved ``I3DVideoProcessor`` carries it; the training
 transforms (``hf_i3d.transforms``) build on the same functions. Frames are ``(T, H, W, C)`` arrays, RGB for ``C=3``.
@@ -17,11 +18,8 @@ from typing import Any
 
 import numpy as np
 
-IMAGENET_MEAN = (
-    123.675,
-    116.28,
-    103.53,
-)  # mmaction2 img_norm_cfg, RGB, 0-255 scale (= 255 x ImageNet 0-1 values)
+# mmaction2's img_norm_cfg, RGB, on the 0-255 scale (255 x the ImageNet 0-1 values)
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
 
 Box = tuple[int, int, int, int]  # (x1, y1, x2, y2): columns x1..x2-1 and rows y1..y2-1
@@ -40,19 +38,56 @@ def _cv2() -> Any:
     return optional_import("cv2", "opencv-python-headless", "hf_i3d's mmaction2 frame arithmetic")
 
 
-def rescale_size(width: int, height: int, short_side: int) -> tuple[int, int]:
-    """``(new_w, new_h)`` of ``Resize(scale=(-1, short_side))``: keep the ratio, short side to ``short_side``.
+def uniform_test_offsets(
+    total_frames: int, clip_len: int, frame_interval: int = 1, num_clips: int = 1, offset_rule: str = "0.x"
+) -> np.ndarray:
+    """First frame of each of ``num_clips`` test clips, ``SampleFrames._get_test_clips``: the 0.x rule
+    ``int(i * avg + avg / 2)`` (mmaction2 v0.5.0 ... v0.24.1, ``loading.py`` at ``7dc99cf6``) or the 1.x rule
+    ``round(i * max_offset / (num_clips - 1))`` (v1.0+, ``transforms/loading.py`` at ``4d6c9347``)."""
+    if offset_rule == "0.x":
+        avg_interval = (total_frames - clip_len * frame_interval + 1) / float(num_clips)
+        if total_frames > clip_len * frame_interval - 1:
+            return (np.arange(num_clips) * avg_interval + avg_interval / 2.0).astype(np.int64)
+        return np.zeros((num_clips,), dtype=np.int64)
+    if clip_len == 1:  # 1.x keeps the TSN-style rule for 2D models (fractional until the final cast)
+        avg_interval = total_frames / float(num_clips)
+        return np.arange(num_clips) * avg_interval + avg_interval / 2.0
+    max_offset = max(total_frames - ((clip_len - 1) * frame_interval + 1), 0)
+    if num_clips > 1:
+        return np.round(np.arange(num_clips) * (max_offset / float(num_clips - 1)))
+    return np.array([max_offset // 2])
 
-    mmaction2 turns ``(-1, s)`` into ``(inf, s)`` and ``mmcv.rescale_size`` computes
-    ``f = min(inf / long, s / short)`` and ``int(w * f + 0.5), int(h * f + 0.5)``.
-    """
-    factor = min(float("inf") / max(width, height), short_side / min(width, height))
-    return int(width * factor + 0.5), int(height * factor + 0.5)
+
+def dense_test_offsets(
+    total_frames: int, num_clips: int = 1, sample_range: int = 64, num_sample_positions: int = 10
+) -> np.ndarray:
+    """``DenseSampleFrames._get_test_clips``: ``num_clips`` clips from each of ``num_sample_positions`` evenly
+    spaced starts (``linspace``), wrapped modulo the video length."""
+    sample_position = max(1, 1 + total_frames - sample_range)
+    starts = np.linspace(0, sample_position - 1, num=num_sample_positions, dtype=int)
+    base_offsets = np.arange(num_clips) * (sample_range // num_clips)
+    return ((starts[:, None] + base_offsets[None, :]) % total_frames).reshape(-1)
+
+
+def clip_frame_indices(
+    offsets: np.ndarray, clip_len: int, frame_interval: int, total_frames: int, out_of_bound: str = "loop"
+) -> np.ndarray:
+    """Frame indices of clips starting at ``offsets``, clip-major: ``clip_len`` frames ``frame_interval`` apart;
+    past the end they loop (``mod total_frames``) or, with ``'repeat_last'``, repeat each clip's last valid frame."""
+    frame_inds = np.asarray(offsets)[:, None] + np.arange(clip_len)[None, :] * frame_interval
+    if out_of_bound == "loop":
+        frame_inds = np.mod(frame_inds, total_frames)
+    else:  # 'repeat_last', as SampleFrames.__call__ writes it (each clip's largest in-range index)
+        safe = frame_inds < total_frames
+        last = np.max(safe * frame_inds, axis=1)
+        frame_inds = safe * frame_inds + (~safe) * last[:, None]
+    return frame_inds.reshape(-1).astype(np.int64)
 
 
 def output_size(width: int, height: int, size: Any) -> tuple[int, int]:
-    """``(new_w, new_h)`` for a transformers ``size``: ``shortest_edge`` as :func:`rescale_size` (mmcv rounding),
-    ``longest_edge`` likewise for the long side (with both, the smaller factor), ``height``/``width`` exactly."""
+    """``(new_w, new_h)`` for a transformers ``size`` (a dict or SizeDict): ``height``/``width`` exactly, else the ratio
+    kept with ``shortest_edge`` and/or ``longest_edge`` as mmcv rounds ``Resize(scale=(-1, short))``: the factor
+    ``min(short / min(w, h), long / max(w, h))`` and ``int(w * f + 0.5), int(h * f + 0.5)``."""
     get = size.get if isinstance(size, dict) else lambda key: getattr(size, key, None)
     if get("height") and get("width"):
         return int(get("width")), int(get("height"))
@@ -216,12 +251,14 @@ __all__ = [
     "Box",
     "center_crop_box",
     "check_fits",
+    "clip_frame_indices",
+    "dense_test_offsets",
     "cut_views",
     "normalization_lut",
     "normalize_array",
     "optional_import",
     "output_size",
-    "rescale_size",
     "resize_clip",
     "three_crop_boxes",
+    "uniform_test_offsets",
 ]

@@ -30,7 +30,7 @@ from .frame_ops import (
     center_crop_box,
     check_fits,
     cut_views,
-    rescale_size,
+    output_size,
     resize_clip,
     three_crop_boxes,
 )
@@ -50,6 +50,15 @@ TRAIN_CROPS = ("multiscale", "random")
 # ---------------------------------------------------------------------------------------------------------------
 # Size and crop-box arithmetic (pure functions)
 # ---------------------------------------------------------------------------------------------------------------
+def rescale_size(width: int, height: int, short_side: int) -> tuple[int, int]:
+    """``(new_w, new_h)`` of ``Resize(scale=(-1, short_side))``: keep the ratio, short side to ``short_side``.
+
+    mmaction2 turns ``(-1, s)`` into ``(inf, s)`` and ``mmcv.rescale_size`` computes
+    ``f = min(inf / long, s / short)`` and ``int(w * f + 0.5), int(h * f + 0.5)`` (``frame_ops.output_size``).
+    """
+    return output_size(width, height, {"shortest_edge": short_side})
+
+
 def multiscale_crop_sizes(
     width: int,
     height: int,

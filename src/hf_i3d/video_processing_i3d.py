@@ -1,23 +1,17 @@
 """``I3DVideoProcessor``: from videos to the model's ``pixel_values``, with mmaction2's test-time arithmetic.
 
-A transformers ``BaseVideoProcessor``: it takes what every video processor takes (a path, a list of frames as PIL
-images / arrays / tensors, ``(T, H, W, C)`` or ``(T, C, H, W)`` arrays and tensors, batches of these; grayscale and
-4-channel frames become RGB with ``do_convert_rgb``) and its standard settings mean what they mean everywhere:
-``do_sample_frames``/``num_frames`` (and ``fps``), ``do_resize``/``size``/``resample``, ``do_center_crop``/
-``crop_size``, ``do_rescale``/``rescale_factor``, ``do_normalize``/``image_mean``/``image_std``, ``do_convert_rgb``.
-The arithmetic is mmaction2's, so the zoo models see what they were tested on:
+A transformers ``BaseVideoProcessor``: it takes every input form video processors take (a path, frames as a list of PIL
+images / arrays / tensors or a ``(T, H, W, C)`` / ``(T, C, H, W)`` array or tensor, batches of these; grayscale and
+4-channel frames become RGB with ``do_convert_rgb``), and the standard settings mean what they mean everywhere. The
+arithmetic is mmaction2's (``hf_i3d.frame_ops``), so the zoo models see what they were tested on: ``sampler="uniform"``
+is ``SampleFrames(num_frames, frame_interval)`` (a centred clip; a short video loops), ``"dense"``
+``DenseSampleFrames`` (multi-view), ``"even"`` transformers' rule (``num_frames`` spread out, or ``fps``); resizing is
+``cv2.resize`` with ``mmcv.rescale_size`` rounding (no antialiasing), crops have floor offsets, and
+``(x * rescale_factor - mean) / std`` is rounded as ``mmcv.imnormalize_`` rounds it.
 
-* frames: ``sampler="uniform"`` is ``SampleFrames(num_frames, frame_interval)`` (one centred clip; a short video
-  loops), ``"dense"`` is ``DenseSampleFrames`` (multi-view only), ``"even"`` is transformers' default (``num_frames``
-  spread over the video, or ``fps``); see ``hf_i3d.sampling``;
-* resizing: ``cv2.resize`` with ``mmcv.rescale_size`` rounding (``int(x + 0.5)``, no antialiasing); crops: mmaction2's
-  ``CenterCrop``/``ThreeCrop`` (floor offsets); normalisation: ``(x * rescale_factor - mean) / std`` rounded as
-  ``mmcv.imnormalize_`` does (``hf_i3d.frame_ops``).
-
-``views="single"`` gives ``(B, T, C, H, W)``; ``views="multi"`` the test protocol ``num_clips`` clips (10 dense
-positions for ``sampler="dense"``) x ``num_crops`` crops of ``test_crop_size`` -> ``(B, V, T, C, H, W)`` in
-mmaction2's crop-major order (the models average the views). Paths are decoded with
-``transformers.video_utils.load_video`` (``video_backend``: PyAV or decord), reading only the sampled frames.
+``views="single"`` gives ``(B, T, C, H, W)``; ``views="multi"`` the test protocol, ``num_clips`` clips (10 positions
+for ``"dense"``) x ``num_crops`` crops of ``test_crop_size``: ``(B, V, T, C, H, W)`` in mmaction2's crop-major order
+(the models average the views). Paths are decoded by ``transformers.video_utils.load_video`` (``video_backend``).
 """
 
 from __future__ import annotations
@@ -39,10 +33,23 @@ from transformers.image_utils import (
 )
 from transformers.processing_utils import VideosKwargs
 from transformers.video_processing_utils import BaseVideoProcessor
-from transformers.video_utils import VideoMetadata, load_video, make_batched_metadata
+from transformers.video_utils import (
+    VideoMetadata,
+    default_sample_indices_fn,
+    load_video,
+    make_batched_metadata,
+)
 
-from .frame_ops import center_crop_box, cut_views, output_size, resize_clip, three_crop_boxes
-from .sampling import ClipSampler
+from .frame_ops import (
+    center_crop_box,
+    clip_frame_indices,
+    cut_views,
+    dense_test_offsets,
+    output_size,
+    resize_clip,
+    three_crop_boxes,
+    uniform_test_offsets,
+)
 
 VIEWS = ("single", "multi")  # one centred clip, or the model's multi-view test protocol
 SAMPLERS = ("uniform", "dense", "even")
@@ -53,14 +60,8 @@ LEGACY_NORMALIZATIONS = {
     "imagenet": (IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD),  # mmaction2's img_norm_cfg / 255
     "inception": ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5]),  # DeepMind's x / 127.5 - 1
 }
-# PIL resampling -> cv2 interpolation flag (INTER_NEAREST, INTER_LINEAR, INTER_CUBIC, INTER_AREA, INTER_LANCZOS4)
-_CV2_FLAGS = {
-    PILImageResampling.NEAREST: 0,
-    PILImageResampling.BILINEAR: 1,
-    PILImageResampling.BICUBIC: 2,
-    PILImageResampling.BOX: 3,
-    PILImageResampling.LANCZOS: 4,
-}
+# PIL resampling NEAREST, LANCZOS, BILINEAR, BICUBIC, BOX -> cv2 INTER_NEAREST, _LANCZOS4, _LINEAR, _CUBIC, _AREA
+_CV2_FLAGS = {0: 0, 1: 4, 2: 1, 3: 2, 4: 3}
 
 
 class I3DVideoProcessorKwargs(VideosKwargs, total=False):
@@ -92,15 +93,9 @@ class I3DVideoProcessor(BaseVideoProcessor):
     size = {"shortest_edge": 256}
     default_to_square = False
     crop_size = {"height": 224, "width": 224}
-    do_resize = True
-    do_center_crop = True
-    do_rescale = True
+    do_resize = do_center_crop = do_rescale = do_normalize = do_convert_rgb = do_sample_frames = True
     rescale_factor = 1 / 255
-    do_normalize = True
-    image_mean = IMAGENET_DEFAULT_MEAN
-    image_std = IMAGENET_DEFAULT_STD
-    do_convert_rgb = True
-    do_sample_frames = True
+    image_mean, image_std = IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
     num_frames = 32
     frame_interval = 2
     sampler = "uniform"
@@ -122,13 +117,9 @@ class I3DVideoProcessor(BaseVideoProcessor):
         if short_side is not None:
             kwargs["size"] = {"shortest_edge": int(short_side)}
         if normalization is not None:
-            if normalization not in LEGACY_NORMALIZATIONS:
-                raise ValueError(
-                    f"normalization must be one of {tuple(LEGACY_NORMALIZATIONS)}, got {normalization!r}"
-                )
             mean, std = LEGACY_NORMALIZATIONS[normalization]
-            kwargs.update(image_mean=list(mean), image_std=list(std), do_rescale=True, rescale_factor=1 / 255)
-            kwargs.update(do_normalize=True)
+            kwargs.update(image_mean=list(mean), image_std=list(std), rescale_factor=1 / 255)
+            kwargs.update(do_rescale=True, do_normalize=True)
         if isinstance(kwargs.get("crop_size"), int):
             kwargs["crop_size"] = {"height": kwargs["crop_size"], "width": kwargs["crop_size"]}
         super().__init__(**kwargs)
@@ -140,24 +131,16 @@ class I3DVideoProcessor(BaseVideoProcessor):
         standard fields; ``kwargs`` override any setting."""
         if isinstance(entry, str):
             raise TypeError("from_zoo_entry takes a ZooEntry; for a name pass hf_i3d.zoo.get_entry(name)")
-        data = entry.data
-        mean, std = LEGACY_NORMALIZATIONS[data.normalization]
+        d = entry.data
+        mean, std = LEGACY_NORMALIZATIONS[d.normalization]
         settings = dict(
-            num_frames=data.clip_len,
-            frame_interval=data.frame_interval,
-            sampler=data.sampler,
-            num_clips=data.num_clips,
-            offset_rule=data.offset_rule,
-            size={"shortest_edge": data.short_side},
-            crop_size={"height": data.crop_size, "width": data.crop_size},
-            test_crop_size=data.test_crop_size,
-            num_crops=data.num_crops,
-            image_mean=list(mean),
-            image_std=list(std),
-            zoo_name=entry.name,
+            num_frames=d.clip_len, frame_interval=d.frame_interval, sampler=d.sampler, zoo_name=entry.name
         )
-        settings.update(kwargs)
-        return cls(**settings)
+        settings.update(
+            num_clips=d.num_clips, offset_rule=d.offset_rule, size={"shortest_edge": d.short_side}
+        )
+        settings.update(crop_size=d.crop_size, test_crop_size=d.test_crop_size, num_crops=d.num_crops)
+        return cls(**{**settings, "image_mean": list(mean), "image_std": list(std), **kwargs})
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: Any, *args: Any, **kwargs: Any) -> Any:
@@ -179,45 +162,46 @@ class I3DVideoProcessor(BaseVideoProcessor):
 
     @staticmethod
     def _check(s: dict[str, Any]) -> None:
-        for name, allowed in (("views", VIEWS), ("sampler", SAMPLERS), ("video_backend", VIDEO_BACKENDS)):
+        for name, allowed in (
+            ("views", VIEWS),
+            ("sampler", SAMPLERS),
+            ("video_backend", VIDEO_BACKENDS),
+            ("offset_rule", ("0.x", "1.x")),
+            ("num_crops", (1, 3)),
+        ):
             if s[name] not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {s[name]!r}")
-        if s["num_crops"] not in (1, 3):
-            raise ValueError(f"num_crops must be 1 (centre crop) or 3 (ThreeCrop), got {s['num_crops']!r}")
+        for name in ("num_frames", "frame_interval", "num_clips", "test_crop_size"):
+            _positive_int(name, s[name])
         if s["views"] == "multi" and (s["sampler"] == "even" or not s["do_sample_frames"]):
             raise ValueError(
                 "views='multi' samples clips: it needs do_sample_frames and sampler 'uniform' or 'dense'"
             )
-        ClipSampler(s["num_frames"] or 1, s["frame_interval"], s["num_clips"], offset_rule=s["offset_rule"])
-
-    def clip_sampler(self, **kwargs: Any) -> ClipSampler:
-        """The mmaction2 frame sampler of one call: a centred clip (``views='single'``) or the multi-view clips."""
-        s = self._settings(**kwargs)
-        self._check(s)
-        if s["sampler"] == "even":
-            raise ValueError("sampler='even' is transformers' rule, not a ClipSampler")
-        if s["views"] == "single":
-            return ClipSampler(s["num_frames"], s["frame_interval"], num_clips=1, mode="val")
-        return ClipSampler(
-            s["num_frames"], s["frame_interval"], s["num_clips"], "test", s["sampler"], s["offset_rule"]
-        )
 
     def sample_frames(
         self, metadata: VideoMetadata, num_frames: int | None = None, fps: float | None = None, **kwargs: Any
     ) -> np.ndarray:
-        """Indices of the frames that make up the views, clip-major (a frame can repeat): mmaction2's samplers, or
-        with ``sampler='even'`` or an ``fps`` transformers' default rule (which refuses more frames than there are)."""
+        """Indices of the frames that make up the views, clip-major (a frame can repeat): mmaction2's ``SampleFrames``
+        (a centred clip, or ``num_clips`` test clips) or ``DenseSampleFrames`` (10 test positions); with
+        ``sampler='even'`` or an ``fps``, transformers' default rule (which refuses more frames than there are)."""
         s = self._settings(**{k: v for k, v in kwargs.items() if k in self.valid_kwargs.__annotations__})
+        self._check(s)
+        total, clip_len, step = metadata.total_num_frames, num_frames or s["num_frames"], s["frame_interval"]
         if fps is not None or s["sampler"] == "even":
             if s["views"] == "multi":
                 raise ValueError(
                     "views='multi' samples mmaction2 clips; fps and sampler='even' give one clip"
                 )
-            num_frames = None if fps is not None else (num_frames or self.num_frames)
-            return super().sample_frames(metadata, num_frames=num_frames, fps=fps)
-        return self.clip_sampler(**{**s, "num_frames": num_frames or s["num_frames"]})(
-            metadata.total_num_frames
-        )
+            return default_sample_indices_fn(metadata, num_frames=None if fps else clip_len, fps=fps)
+        if total < 1:
+            raise ValueError(f"cannot sample clips from a video with {total} frames")
+        if s["views"] == "single":  # mmaction2's val clip: SampleFrames(num_clips=1, test_mode=True)
+            offsets = uniform_test_offsets(total, clip_len, step)
+        elif s["sampler"] == "dense":
+            offsets = dense_test_offsets(total, s["num_clips"])
+        else:
+            offsets = uniform_test_offsets(total, clip_len, step, s["num_clips"], s["offset_rule"])
+        return clip_frame_indices(offsets, clip_len, step, total)
 
     def sample_indices(self, total_frames: int, **kwargs: Any) -> np.ndarray:
         """0-based frame indices this processor reads from a video of ``total_frames`` frames (clip-major)."""
@@ -227,7 +211,9 @@ class I3DVideoProcessor(BaseVideoProcessor):
         """Views per video with these settings (1 for ``views='single'``; clips x crops for ``'multi'``)."""
         s = self._settings(**kwargs)
         self._check(s)
-        return 1 if s["views"] == "single" else self.clip_sampler(**s).num_output_clips * s["num_crops"]
+        if s["views"] == "single":
+            return 1
+        return s["num_clips"] * (10 if s["sampler"] == "dense" else 1) * s["num_crops"]
 
     # -- decoding ------------------------------------------------------------------------------------------------
     def fetch_videos(
@@ -241,17 +227,16 @@ class I3DVideoProcessor(BaseVideoProcessor):
         picked: dict[str, np.ndarray] = {}
 
         def unique_indices(metadata: VideoMetadata, **kwargs: Any) -> np.ndarray:
-            total = metadata.total_num_frames
-            picked["all"] = (
-                np.asarray(sample_indices_fn(metadata=metadata)) if sample_indices_fn else np.arange(total)
+            sampled = (
+                sample_indices_fn(metadata=metadata)
+                if sample_indices_fn
+                else range(metadata.total_num_frames)
             )
+            picked["all"] = np.asarray(sampled)
             return np.unique(picked["all"])
 
-        frames, metadata = load_video(
-            os.fspath(video_url_or_urls),
-            backend=backend or self.video_backend,
-            sample_indices_fn=unique_indices,
-        )
+        path, backend = os.fspath(video_url_or_urls), backend or self.video_backend
+        frames, metadata = load_video(path, backend=backend, sample_indices_fn=unique_indices)
         metadata.frames_indices = picked["all"]
         if len(frames) != len(np.unique(picked["all"])):
             raise ValueError(f"{video_url_or_urls}: {len(frames)} of the sampled frames could be decoded")
@@ -303,7 +288,7 @@ class I3DVideoProcessor(BaseVideoProcessor):
         height, width = frames.shape[1:3]
         if s["do_resize"]:
             width, height = output_size(width, height, s["size"])
-            flag = _CV2_FLAGS.get(PILImageResampling(s["resample"]) if s["resample"] is not None else None)
+            flag = None if s["resample"] is None else _CV2_FLAGS[int(s["resample"])]
             frames = resize_clip(frames, width, height, flag)
         if multi:
             crop = s["test_crop_size"]
@@ -343,15 +328,8 @@ class I3DVideoProcessor(BaseVideoProcessor):
         crops (at most ``max_views_per_batch`` views, but one clip at least; None: all), so only one batch of float32
         views exists at a time (30 views of 32x256x256 are 755 MB). Use with ``hf_i3d.multiview.predict_view_batches``.
         """
-        if max_views_per_batch is not None and (
-            isinstance(max_views_per_batch, bool)
-            or not isinstance(max_views_per_batch, int)
-            or max_views_per_batch < 1
-        ):
-            raise ValueError(
-                f"max_views_per_batch must be a positive int or None, got {max_views_per_batch!r}"
-            )
         s = self._standard(self._settings(**kwargs))
+        _positive_int("max_views_per_batch", max_views_per_batch)
         if frame_indices is not None:
             unique, positions = np.unique(np.asarray(frame_indices), return_inverse=True)
             frames = np.asarray(video)
@@ -395,6 +373,11 @@ class I3DVideoProcessor(BaseVideoProcessor):
         if s["return_metadata"]:
             data["video_metadata"] = metas
         return BatchFeature(data=data, tensor_type=return_tensors)
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(f"{name} must be a positive int or None, got {value!r}")
 
 
 def _get(size: Any, key: str) -> Any:
