@@ -31,7 +31,7 @@ def optional_import(module: str, package: str, what: str) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise ImportError(f"{what} needs {module}: pip install {package}") from exc
+        raise ImportError(f"{what} needs the {package!r} package: pip install {package}") from exc
 
 
 def _cv2() -> Any:
