@@ -1,13 +1,9 @@
-"""Arithmetic of mmaction2's test pipeline: which frames (test clip offsets), sizes, crop boxes, ``cv2`` resizing and
-the normalisation table.
+"""mmaction2's test-time arithmetic: clip offsets, sizes, crop boxes, ``cv2`` resizing, the normalisation table.
 
-Self-contained (numpy; OpenCV imported on first use) because a saved ``I3DVideoProcessor`` carries it; the training
-transforms (``hf_i3d.transforms``) build on the same functions. Frames are ``(T, H, W, C)`` arrays, RGB for ``C=3``.
-
-Ported from ``mmaction/datasets/pipelines/augmentations.py`` at mmaction2 v0.5.0 (``7dc99cf6``): ``Resize``
-(``mmcv.rescale_size`` + ``mmcv.imresize`` = ``cv2.resize``), ``CenterCrop``, ``ThreeCrop``, ``Flip``
-(``mmcv.imflip_``) and ``Normalize`` (``mmcv.imnormalize_``), done frame by frame in one pass with the
-normalisation as a per-channel lookup table of the exact float32 values ``mmcv.imnormalize_`` gives each uint8 level.
+Self-contained (numpy; OpenCV on first use): a saved ``I3DVideoProcessor`` carries it, and ``hf_i3d.sampling`` /
+``hf_i3d.transforms`` build on it. Ported from mmaction2 v0.5.0 (``7dc99cf6``) ``datasets/pipelines``: ``Resize``
+(``mmcv.rescale_size`` + ``cv2.resize``), ``CenterCrop``, ``ThreeCrop``, ``Flip``, ``Normalize``
+(``mmcv.imnormalize_``, as a per-level lookup table), done frame by frame in one pass.
 """
 
 from __future__ import annotations
@@ -140,13 +136,9 @@ def three_crop_boxes(width: int, height: int, crop_w: int, crop_h: int | None = 
 def normalization_lut(
     rescale_factor: float | None, mean: Sequence[float] | None, std: Sequence[float] | None, channels: int = 3
 ) -> np.ndarray:
-    """``(channels, 256)`` float32: ``(level * rescale_factor - mean) / std`` of every uint8 level, per channel.
-
-    With mean and std, the value is computed as ``mmcv.imnormalize_`` does on the 0-255 scale, bit for bit:
-    ``mean' = float32(mean / rescale_factor)``, ``std' = float32(std / rescale_factor)``, then ``level - mean'``
-    rounded to float32 and multiplied by ``1 / float64(std')`` (mmaction2's ImageNet values and DeepMind's
-    ``x / 127.5 - 1`` both come out exactly). ``None`` skips that step (``rescale_factor=None``: no rescaling).
-    """
+    """``(channels, 256)`` float32 ``(level * rescale_factor - mean) / std`` of every uint8 level (None skips a step),
+    rounded as ``mmcv.imnormalize_`` on the 0-255 scale: ``level - float32(mean / rescale_factor)`` to float32, times
+    ``1 / float64(float32(std / rescale_factor))`` (exact for mmaction2's ImageNet values and DeepMind's x/127.5-1)."""
     scale = 1.0 if rescale_factor is None else float(rescale_factor)
     levels = np.arange(256, dtype=np.float64)[None, :]
     if mean is None or std is None:
@@ -156,19 +148,6 @@ def normalization_lut(
     mean64 = mean64.astype(np.float32).astype(np.float64)[:, None]
     stdinv = 1.0 / std64.astype(np.float32).astype(np.float64)[:, None]
     return ((levels - mean64).astype(np.float32).astype(np.float64) * stdinv).astype(np.float32)
-
-
-def normalize_array(
-    frames: np.ndarray,
-    rescale_factor: float | None,
-    mean: Sequence[float] | None,
-    std: Sequence[float] | None,
-) -> np.ndarray:
-    """Float frames ``(..., C)`` -> float32 ``(x * rescale_factor - mean) / std`` (the uint8 case uses the table)."""
-    out = frames.astype(np.float32) * np.float32(1.0 if rescale_factor is None else rescale_factor)
-    if mean is not None and std is not None:
-        out = (out - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
-    return out.astype(np.float32, copy=False)
 
 
 def resize_clip(frames: np.ndarray, width: int, height: int, interpolation: int | None = None) -> np.ndarray:
@@ -194,13 +173,10 @@ def cut_views(
     flip: bool = False,
     interpolation: int | None = None,
 ) -> np.ndarray:
-    """Resize each frame to ``resize = (w, h)`` (None: keep), cut every box, resize each crop to ``output_size``
-    (None: the box size), mirror if ``flip`` and normalise with ``norm = (rescale_factor, mean, std)``.
-
-    ``frames`` is ``(num_clips * T, H, W, C)``, clip-major; returns float32 ``(len(boxes) * num_clips, T, C, h, w)``
-    in mmaction2's ``FormatShape`` order, crop-major: view ``v`` is box ``v // num_clips`` of clip
-    ``v % num_clips``. uint8 frames are normalised through :func:`normalization_lut`; other dtypes directly.
-    """
+    """``(num_clips * T, H, W, C)`` clip-major frames -> float32 ``(len(boxes) * num_clips, T, C, h, w)`` views in
+    mmaction2's crop-major ``FormatShape`` order (view ``v``: box ``v // num_clips`` of clip ``v % num_clips``):
+    each frame resized to ``resize`` (None: kept), boxes cut, crops resized to ``output_size`` (None: kept),
+    mirrored if ``flip``, normalised with ``norm = (rescale_factor, mean, std)`` (uint8 through the table)."""
     cv2 = _cv2()
     flag = cv2.INTER_LINEAR if interpolation is None else interpolation
     total, height, width = frames.shape[:3]
@@ -236,29 +212,13 @@ def cut_views(
                     crop = cv2.resize(crop, (ow, oh), interpolation=flag).reshape(oh, ow, channels)
                 if flip:
                     crop = crop[:, ::-1]
-                if luts is None:
-                    views[k, t] = normalize_array(crop, *norm).transpose(2, 0, 1)
+                if luts is None:  # float frames: (x * rescale_factor - mean) / std in float32
+                    value = crop.astype(np.float32) * np.float32(1.0 if norm[0] is None else norm[0])
+                    if norm[1] is not None:
+                        value = (value - np.float32(norm[1])) / np.float32(norm[2])
+                    views[k, t] = value.transpose(2, 0, 1)
                     continue
                 planes = cv2.split(np.ascontiguousarray(crop))
             for c, plane in enumerate(planes):
                 cv2.LUT(plane, luts[c], dst=views[k, t, c])
     return out
-
-
-__all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
-    "Box",
-    "center_crop_box",
-    "check_fits",
-    "clip_frame_indices",
-    "dense_test_offsets",
-    "cut_views",
-    "normalization_lut",
-    "normalize_array",
-    "optional_import",
-    "output_size",
-    "resize_clip",
-    "three_crop_boxes",
-    "uniform_test_offsets",
-]

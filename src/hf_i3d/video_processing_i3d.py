@@ -52,10 +52,10 @@ from .frame_ops import (
 )
 
 VIEWS = ("single", "multi")  # one centred clip, or the model's multi-view test protocol
-SAMPLERS = ("uniform", "dense", "even")
-VIDEO_BACKENDS = ("pyav", "decord")
-DEFAULT_VIDEO_BACKEND = "pyav"  # frame-accurate and what transformers' load_video and pipeline use
-# Old saved configs named the normalisation instead of giving mean/std: (mean, std) on the 0-1 scale.
+DEFAULT_VIDEO_BACKEND = "pyav"  # the package's one default decoder (= hf_i3d.decoding.DEFAULT_VIDEO_BACKEND)
+_CHOICES = {"views": VIEWS, "sampler": ("uniform", "dense", "even"), "video_backend": ("pyav", "decord")}
+_CHOICES.update(offset_rule=("0.x", "1.x"), num_crops=(1, 3))
+# (mean, std) on the 0-1 scale of the normalisations old saved configs named instead of giving mean/std
 LEGACY_NORMALIZATIONS = {
     "imagenet": (IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD),  # mmaction2's img_norm_cfg / 255
     "inception": ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5]),  # DeepMind's x / 127.5 - 1
@@ -65,9 +65,7 @@ _CV2_FLAGS = {0: 0, 1: 4, 2: 1, 3: 2, 4: 3}
 
 
 class I3DVideoProcessorKwargs(VideosKwargs, total=False):
-    """The settings beyond ``VideosKwargs``: sampling (``frame_interval``, ``sampler``, ``offset_rule``), the
-    multi-view protocol (``views``, ``num_clips``, ``test_crop_size``, ``num_crops``), the decoder of paths
-    (``video_backend``) and the zoo name the settings came from."""
+    """The settings beyond ``VideosKwargs`` (sampling, the multi-view protocol, the decoder of paths)."""
 
     frame_interval: int
     sampler: str
@@ -81,11 +79,8 @@ class I3DVideoProcessorKwargs(VideosKwargs, total=False):
 
 
 class I3DVideoProcessor(BaseVideoProcessor):
-    """Video processor of the hf_i3d models (see the module docstring); defaults are ``i3d-r50-kinetics400``'s.
-
-    ``num_frames`` is mmaction2's ``clip_len`` (the pipeline passes ``config.num_frames`` as it); ``crop_size`` is the
-    single-view crop and ``test_crop_size`` / ``num_crops`` the multi-view ones.
-    """
+    """Video processor of the hf_i3d models (module docstring), with ``i3d-r50-kinetics400``'s defaults.
+    ``num_frames`` is mmaction2's ``clip_len``; ``crop_size`` the single view's crop, ``test_crop_size`` the others'."""
 
     valid_kwargs = I3DVideoProcessorKwargs
     model_input_names = ["pixel_values"]
@@ -110,8 +105,7 @@ class I3DVideoProcessor(BaseVideoProcessor):
     name_resolver = None
 
     def __init__(self, **kwargs: Any) -> None:
-        # configs saved before the standard fields carried the resize and normalisation as `short_side` and
-        # `normalization` (the saved image_mean/std were not used); they load with the same outputs
+        # configs saved before the standard fields had `short_side` and `normalization` (not the saved mean/std)
         short_side = kwargs.pop("short_side", None)
         normalization = kwargs.pop("normalization", None)
         if short_side is not None:
@@ -123,7 +117,7 @@ class I3DVideoProcessor(BaseVideoProcessor):
         if isinstance(kwargs.get("crop_size"), int):
             kwargs["crop_size"] = {"height": kwargs["crop_size"], "width": kwargs["crop_size"]}
         super().__init__(**kwargs)
-        self._check(self._settings())
+        self._settings()
 
     @classmethod
     def from_zoo_entry(cls, entry: Any, **kwargs: Any) -> I3DVideoProcessor:
@@ -149,26 +143,15 @@ class I3DVideoProcessor(BaseVideoProcessor):
             pretrained_model_name_or_path = cls.name_resolver(pretrained_model_name_or_path)
         return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
 
-    # -- settings ------------------------------------------------------------------------------------------------
-    def _settings(self, **overrides: Any) -> dict[str, Any]:
-        """Every setting for one call: the processor's, replaced by the non-None ``overrides``."""
-        names = set(self.valid_kwargs.__annotations__)
-        unknown = sorted(set(overrides) - names - {"return_tensors"})
+    def _settings(self, standard: bool = False, **overrides: Any) -> dict[str, Any]:
+        """Every setting of one call, checked: the processor's, replaced by the non-None ``overrides``; with
+        ``standard``, ``size``/``crop_size`` in transformers' form (``size=42`` is ``{'shortest_edge': 42}``)."""
+        s = {name: getattr(self, name, None) for name in self.valid_kwargs.__annotations__}
+        unknown = sorted(set(overrides) - set(s) - {"return_tensors"})
         if unknown:
-            raise TypeError(f"I3DVideoProcessor got unexpected argument(s) {unknown}; valid: {sorted(names)}")
-        settings = {name: getattr(self, name, None) for name in names}
-        settings.update({k: v for k, v in overrides.items() if v is not None})
-        return settings
-
-    @staticmethod
-    def _check(s: dict[str, Any]) -> None:
-        for name, allowed in (
-            ("views", VIEWS),
-            ("sampler", SAMPLERS),
-            ("video_backend", VIDEO_BACKENDS),
-            ("offset_rule", ("0.x", "1.x")),
-            ("num_crops", (1, 3)),
-        ):
+            raise TypeError(f"I3DVideoProcessor got unexpected argument(s) {unknown}; valid: {sorted(s)}")
+        s.update({k: v for k, v in overrides.items() if v is not None})
+        for name, allowed in _CHOICES.items():
             if s[name] not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {s[name]!r}")
         for name in ("num_frames", "frame_interval", "num_clips", "test_crop_size"):
@@ -177,15 +160,17 @@ class I3DVideoProcessor(BaseVideoProcessor):
             raise ValueError(
                 "views='multi' samples clips: it needs do_sample_frames and sampler 'uniform' or 'dense'"
             )
+        if standard:
+            s.update(self._standardize_kwargs(**s))
+            self._validate_preprocess_kwargs(**s)
+        return s
 
     def sample_frames(
         self, metadata: VideoMetadata, num_frames: int | None = None, fps: float | None = None, **kwargs: Any
     ) -> np.ndarray:
-        """Indices of the frames that make up the views, clip-major (a frame can repeat): mmaction2's ``SampleFrames``
-        (a centred clip, or ``num_clips`` test clips) or ``DenseSampleFrames`` (10 test positions); with
-        ``sampler='even'`` or an ``fps``, transformers' default rule (which refuses more frames than there are)."""
+        """The frames of the views, clip-major (a frame can repeat): mmaction2's ``SampleFrames`` / ``DenseSampleFrames``
+        test offsets; with ``sampler='even'`` or ``fps``, transformers' rule (no more frames than the video has)."""
         s = self._settings(**{k: v for k, v in kwargs.items() if k in self.valid_kwargs.__annotations__})
-        self._check(s)
         total, clip_len, step = metadata.total_num_frames, num_frames or s["num_frames"], s["frame_interval"]
         if fps is not None or s["sampler"] == "even":
             if s["views"] == "multi":
@@ -210,29 +195,25 @@ class I3DVideoProcessor(BaseVideoProcessor):
     def num_views(self, **kwargs: Any) -> int:
         """Views per video with these settings (1 for ``views='single'``; clips x crops for ``'multi'``)."""
         s = self._settings(**kwargs)
-        self._check(s)
-        if s["views"] == "single":
-            return 1
-        return s["num_clips"] * (10 if s["sampler"] == "dense" else 1) * s["num_crops"]
+        return (
+            1
+            if s["views"] == "single"
+            else s["num_clips"] * (10 if s["sampler"] == "dense" else 1) * s["num_crops"]
+        )
 
-    # -- decoding ------------------------------------------------------------------------------------------------
     def fetch_videos(
         self, video_url_or_urls: Any, sample_indices_fn: Any = None, backend: str | None = None
     ) -> Any:
-        """Decode paths with ``transformers.video_utils.load_video`` (``video_backend``: PyAV or decord, not
-        torchcodec), reading each sampled frame once: ``(frames (F, H, W, 3) uint8 in index order, metadata)``;
-        ``metadata.frames_indices`` holds the sampled indices, clip-major."""
+        """Paths decoded by ``load_video`` (``video_backend``, not torchcodec), each sampled frame once: ``(frames
+        (F, H, W, 3) in index order, metadata)``; ``metadata.frames_indices`` holds the sampled indices."""
         if isinstance(video_url_or_urls, (list, tuple)):
             return list(zip(*[self.fetch_videos(v, sample_indices_fn, backend) for v in video_url_or_urls]))
         picked: dict[str, np.ndarray] = {}
 
         def unique_indices(metadata: VideoMetadata, **kwargs: Any) -> np.ndarray:
-            sampled = (
-                sample_indices_fn(metadata=metadata)
-                if sample_indices_fn
-                else range(metadata.total_num_frames)
+            picked["all"] = np.asarray(
+                sample_indices_fn(metadata) if sample_indices_fn else range(metadata.total_num_frames)
             )
-            picked["all"] = np.asarray(sampled)
             return np.unique(picked["all"])
 
         path, backend = os.fspath(video_url_or_urls), backend or self.video_backend
@@ -245,8 +226,7 @@ class I3DVideoProcessor(BaseVideoProcessor):
     def _load(
         self, video: Any, metadata: VideoMetadata | None, s: dict[str, Any], input_data_format: Any = None
     ) -> tuple[np.ndarray, np.ndarray, VideoMetadata]:
-        """One video as uint8 (or float) frames ``(F, H, W, C)`` each read once, and the clip-major positions in
-        them of the sampled frames."""
+        """One video's sampled frames ``(F, H, W, C)``, each once, and the clip-major positions of the samples."""
         sample = None
         if s["do_sample_frames"]:
 
@@ -266,10 +246,7 @@ class I3DVideoProcessor(BaseVideoProcessor):
             frames = video.permute(0, 2, 3, 1).cpu().numpy()
             if len(frames) == 0:
                 raise ValueError("the video has no frames")
-            if metadata is None:
-                metadata = VideoMetadata(
-                    total_num_frames=len(frames), height=frames.shape[1], width=frames.shape[2]
-                )
+            metadata = metadata or VideoMetadata(len(frames), height=frames.shape[1], width=frames.shape[2])
             indices = sample(metadata) if sample else np.arange(len(frames))
             metadata.frames_indices = indices
         unique, positions = np.unique(indices, return_inverse=True)
@@ -277,12 +254,10 @@ class I3DVideoProcessor(BaseVideoProcessor):
             frames = frames[unique]
         return frames, positions.reshape(-1), metadata
 
-    # -- views ---------------------------------------------------------------------------------------------------
     def _iter_views(
         self, frames: np.ndarray, positions: np.ndarray, s: dict[str, Any], max_views_per_batch: int | None
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """``(view_indices, float32 (n, T, C, h, w))`` batches of whole clips with all their crops; each frame is
-        resized once, even where clips share it."""
+        """``(view_indices, float32 (n, T, C, h, w))`` batches of whole clips with all their crops (frames resized once)."""
         multi = s["views"] == "multi"
         num_clips = len(positions) // s["num_frames"] if multi else 1
         height, width = frames.shape[1:3]
@@ -290,18 +265,16 @@ class I3DVideoProcessor(BaseVideoProcessor):
             width, height = output_size(width, height, s["size"])
             flag = None if s["resample"] is None else _CV2_FLAGS[int(s["resample"])]
             frames = resize_clip(frames, width, height, flag)
+        crop = s["test_crop_size"]
+        boxes = [(0, 0, width, height)]
         if multi:
-            crop = s["test_crop_size"]
             boxes = (
                 three_crop_boxes(width, height, crop)
                 if s["num_crops"] == 3
-                else (center_crop_box(width, height, crop),)
+                else [center_crop_box(width, height, crop)]
             )
         elif s["do_center_crop"]:
-            crop = s["crop_size"]
-            boxes = (center_crop_box(width, height, _get(crop, "width"), _get(crop, "height")),)
-        else:
-            boxes = ((0, 0, width, height),)
+            boxes = [center_crop_box(width, height, s["crop_size"].width, s["crop_size"].height)]
         norm = (
             s["rescale_factor"] if s["do_rescale"] else None,
             s["image_mean"] if s["do_normalize"] else None,
@@ -319,16 +292,11 @@ class I3DVideoProcessor(BaseVideoProcessor):
     def iter_view_batches(
         self, video: Any, max_views_per_batch: int | None = None, *, frame_indices: Any = None, **kwargs: Any
     ) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
-        """The views of one video, made a few clips at a time: yields ``(view_indices, pixel_values)`` with float32
-        ``pixel_values`` ``(n, T, C, H, W)`` and their positions in the ``(V, ...)`` order :meth:`preprocess` gives.
-
-        ``video`` is anything :meth:`preprocess` takes for one video, or, with ``frame_indices``, only the frames a
-        sampler picked (``(F, H, W, 3)`` uint8 in index order, as ``hf_i3d.decoding.read_video_sampled(...,
-        expand=False)`` gives them with the clip-major ``frame_indices``). Each batch holds whole clips with all their
-        crops (at most ``max_views_per_batch`` views, but one clip at least; None: all), so only one batch of float32
-        views exists at a time (30 views of 32x256x256 are 755 MB). Use with ``hf_i3d.multiview.predict_view_batches``.
-        """
-        s = self._standard(self._settings(**kwargs))
+        """One video's views a few whole clips at a time (at most ``max_views_per_batch`` views but one clip; None:
+        all), so only one batch of float32 views exists at once: ``(view_indices in preprocess's order, (n, T, C, H, W))``.
+        ``video``: what :meth:`preprocess` takes, or only the frames sampled at ``frame_indices`` (``(F, H, W, 3)`` in
+        index order, as ``hf_i3d.decoding.read_video_sampled(..., expand=False)`` gives them)."""
+        s = self._settings(True, **kwargs)
         _positive_int("max_views_per_batch", max_views_per_batch)
         if frame_indices is not None:
             unique, positions = np.unique(np.asarray(frame_indices), return_inverse=True)
@@ -340,23 +308,12 @@ class I3DVideoProcessor(BaseVideoProcessor):
         for indices, views in self._iter_views(frames, positions.reshape(-1), s, max_views_per_batch):
             yield indices, torch.from_numpy(views)
 
-    def _standard(self, s: dict[str, Any]) -> dict[str, Any]:
-        """Checked settings with ``size``/``crop_size`` in transformers' canonical form (``size=42`` is
-        ``{'shortest_edge': 42}``, ``crop_size=84`` a square)."""
-        self._check(s)
-        default_to_square = s.pop("default_to_square", None)
-        s.update(self._standardize_kwargs(default_to_square=default_to_square, **s))
-        self._validate_preprocess_kwargs(**s)
-        return s
-
     def preprocess(self, videos: Any, **kwargs: Any) -> BatchFeature:
-        """``pixel_values`` for one video or a batch (every input form of ``BaseVideoProcessor``): ``(B, T, C, H, W)``,
-        or ``(B, V, T, C, H, W)`` with ``views='multi'``. Keyword arguments override the settings for this call;
-        ``return_tensors="pt"`` gives torch tensors, ``return_metadata=True`` adds the videos' ``VideoMetadata``."""
+        """``pixel_values`` ``(B, T, C, H, W)`` (``(B, V, T, C, H, W)`` with ``views='multi'``) of one video or a batch;
+        keyword arguments override the settings for this call."""
         return_tensors = kwargs.pop("return_tensors", None)
-        settings = self._settings(**kwargs)
+        s = self._settings(True, **kwargs)
         validate_typed_dict(self.valid_kwargs, kwargs)
-        s = self._standard(settings)
         videos = _batched_videos(videos)
         metadata = s["video_metadata"]
         metadata = make_batched_metadata(videos, metadata) if metadata is not None else [None] * len(videos)
@@ -380,16 +337,12 @@ def _positive_int(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be a positive int or None, got {value!r}")
 
 
-def _get(size: Any, key: str) -> Any:
-    return size.get(key) if isinstance(size, dict) else getattr(size, key)
-
-
 def _is_frame(item: Any) -> bool:
     return isinstance(item, Image.Image) or getattr(item, "ndim", None) in (2, 3)
 
 
 def _as_video(video: Any) -> Any:
-    """One video as a path or a 4-D array/tensor ``(T, ...)``: frames are stacked, grayscale ones get a channel."""
+    """One video as a path or a 4-D array/tensor: frames stacked, grayscale ones given a channel."""
     if isinstance(video, (str, os.PathLike)):
         return os.fspath(video)
     if isinstance(video, (list, tuple)):
@@ -406,8 +359,7 @@ def _as_video(video: Any) -> Any:
 
 
 def _batched_videos(videos: Any) -> list[Any]:
-    """transformers' input forms as a list of videos: a path, frames (a list of PIL images / arrays / tensors, or a
-    4-D array/tensor), or a batch of these (a list, or a 5-D array/tensor)."""
+    """A list of videos from transformers' input forms: a video (path, frame list, 4-D array) or a batch of them."""
     if isinstance(videos, (list, tuple)) and videos and not _is_frame(videos[0]):
         return [_as_video(video) for video in videos]
     if getattr(videos, "ndim", None) == 5:
