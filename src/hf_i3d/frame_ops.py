@@ -134,13 +134,26 @@ def three_crop_boxes(width: int, height: int, crop_w: int, crop_h: int | None = 
 
 
 def normalization_lut(
-    rescale_factor: float | None, mean: Sequence[float] | None, std: Sequence[float] | None, channels: int = 3
+    rescale_factor: float | None,
+    mean: Sequence[float] | None,
+    std: Sequence[float] | None,
+    channels: int = 3,
+    rounding: str = "mmcv",
 ) -> np.ndarray:
     """``(channels, 256)`` float32 ``(level * rescale_factor - mean) / std`` of every uint8 level (None skips a step),
     rounded as ``mmcv.imnormalize_`` on the 0-255 scale: ``level - float32(mean / rescale_factor)`` to float32, times
-    ``1 / float64(float32(std / rescale_factor))`` (exact for mmaction2's ImageNet values and DeepMind's x/127.5-1)."""
+    ``1 / float64(float32(std / rescale_factor))`` (exact for mmaction2's ImageNet values and DeepMind's x/127.5-1);
+    ``rounding='float32'``: ``x / (1 / rescale_factor)``, minus mean, over std, each in float32 (PySlowFast)."""
     scale = 1.0 if rescale_factor is None else float(rescale_factor)
     levels = np.arange(256, dtype=np.float64)[None, :]
+    if (
+        rounding == "float32" and mean is not None and std is not None
+    ):  # PySlowFast: x / 255, then (x - m) / s
+        scaled = np.arange(256, dtype=np.float32)[None, :] / np.float32(1.0 / scale)
+        mean32 = np.broadcast_to(np.asarray(mean, dtype=np.float32), (channels,))[:, None]
+        return (
+            (scaled - mean32) / np.broadcast_to(np.asarray(std, dtype=np.float32), (channels,))[:, None]
+        ).astype(np.float32)
     if mean is None or std is None:
         return np.repeat((levels * scale).astype(np.float32), channels, axis=0)
     mean64 = np.broadcast_to(np.asarray(mean, dtype=np.float64), (channels,)) / scale
@@ -194,7 +207,7 @@ def cut_views(
     views = out.reshape(len(boxes), total, channels, oh, ow)  # crop-major, then clip-major frames
     luts = None
     if frames.dtype == np.uint8:
-        table = norm if isinstance(norm, np.ndarray) else normalization_lut(*norm, channels=channels)
+        table = norm if isinstance(norm, np.ndarray) else normalization_lut(*norm[:3], channels, *norm[3:])
         luts = [np.ascontiguousarray(table[c].reshape(256, 1)) for c in range(channels)]
     resize_frame = (fw, fh) != (width, height)
     # several crops cut from one frame (ThreeCrop) share one split of the frame into planes
@@ -214,7 +227,7 @@ def cut_views(
                     crop = crop[:, ::-1]
                 if luts is None:  # float frames: (x * rescale_factor - mean) / std in float32
                     value = crop.astype(np.float32) * np.float32(1.0 if norm[0] is None else norm[0])
-                    if norm[1] is not None:
+                    if norm[1] is not None and norm[2] is not None:
                         value = (value - np.float32(norm[1])) / np.float32(norm[2])
                     views[k, t] = value.transpose(2, 0, 1)
                     continue

@@ -523,11 +523,8 @@ class I3DModel(I3DPreTrainedModel):
         hidden_state = self.stem(pixel_values.permute(0, 2, 1, 3, 4))
         hidden_states = (hidden_state,) if output_hidden_states else None
         for stage_index, stage in enumerate(self.stages):
-            if (
-                stage.layers[0].gradient_checkpointing
-                and torch.is_grad_enabled()
-                and not hidden_state.requires_grad
-            ):
+            checkpointed = getattr(stage.layers[0], "gradient_checkpointing", False)  # the fast copy has none
+            if checkpointed and torch.is_grad_enabled() and not hidden_state.requires_grad:
                 # behind frozen layers the input carries no gradient, and reentrant checkpointing would then cut this
                 # stage's parameters off from the loss; a leaf that asks for one keeps them connected
                 hidden_state.requires_grad_()

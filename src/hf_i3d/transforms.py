@@ -152,9 +152,7 @@ def normalization_lut(normalization: str) -> np.ndarray:
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
     lut = _lut(*NORMALIZATION_STATS[normalization])
     if normalization == "pytorchvideo":  # PySlowFast's float32 steps: div255, then NormalizeVideo
-        scaled = (np.arange(256, dtype=np.float32)[None, :] / np.float32(255.0)).astype(np.float32)
-        mean = np.asarray(PYTORCHVIDEO_MEAN, dtype=np.float32)[:, None]
-        lut = ((scaled - mean) / np.asarray(PYTORCHVIDEO_STD, dtype=np.float32)[:, None]).astype(np.float32)
+        lut = _lut(*NORMALIZATION_STATS[normalization], rounding="float32")
     lut.setflags(write=False)
     return lut
 

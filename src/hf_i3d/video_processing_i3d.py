@@ -54,11 +54,12 @@ from .frame_ops import (
 VIEWS = ("single", "multi")  # one centred clip, or the model's multi-view test protocol
 DEFAULT_VIDEO_BACKEND = "pyav"  # the package's one default decoder (= hf_i3d.decoding.DEFAULT_VIDEO_BACKEND)
 _CHOICES = {"views": VIEWS, "sampler": ("uniform", "dense", "even"), "video_backend": ("pyav", "decord")}
-_CHOICES.update(offset_rule=("0.x", "1.x"), num_crops=(1, 3))
+_CHOICES.update(offset_rule=("0.x", "1.x"), num_crops=(1, 3), rounding=("mmcv", "float32"))
 # (mean, std) on the 0-1 scale of the normalisations old saved configs named instead of giving mean/std
 LEGACY_NORMALIZATIONS = {
     "imagenet": (IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD),  # mmaction2's img_norm_cfg / 255
     "inception": ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5]),  # DeepMind's x / 127.5 - 1
+    "pytorchvideo": ([0.45, 0.45, 0.45], [0.225, 0.225, 0.225]),  # PySlowFast's (x / 255 - 0.45) / 0.225
 }
 # PIL resampling NEAREST, LANCZOS, BILINEAR, BICUBIC, BOX -> cv2 INTER_NEAREST, _LANCZOS4, _LINEAR, _CUBIC, _AREA
 _CV2_FLAGS = {0: 0, 1: 4, 2: 1, 3: 2, 4: 3}
@@ -76,6 +77,7 @@ class I3DVideoProcessorKwargs(VideosKwargs, total=False):
     views: str
     video_backend: str
     zoo_name: str | None
+    rounding: str
 
 
 class I3DVideoProcessor(BaseVideoProcessor):
@@ -101,6 +103,7 @@ class I3DVideoProcessor(BaseVideoProcessor):
     views = "single"
     video_backend = DEFAULT_VIDEO_BACKEND
     zoo_name = None
+    rounding = "mmcv"  # normalisation rounded as mmcv.imnormalize_, or 'float32' steps (PySlowFast models)
     # Maps a name given to ``from_pretrained`` (e.g. a zoo name) to what to load; installed by ``hf_i3d``.
     name_resolver = None
 
@@ -114,6 +117,7 @@ class I3DVideoProcessor(BaseVideoProcessor):
             mean, std = LEGACY_NORMALIZATIONS[normalization]
             kwargs.update(image_mean=list(mean), image_std=list(std), rescale_factor=1 / 255)
             kwargs.update(do_rescale=True, do_normalize=True)
+            kwargs["rounding"] = "float32" if normalization == "pytorchvideo" else "mmcv"
         if isinstance(kwargs.get("crop_size"), int):
             kwargs["crop_size"] = {"height": kwargs["crop_size"], "width": kwargs["crop_size"]}
         super().__init__(**kwargs)
@@ -134,6 +138,7 @@ class I3DVideoProcessor(BaseVideoProcessor):
             num_clips=d.num_clips, offset_rule=d.offset_rule, size={"shortest_edge": d.short_side}
         )
         settings.update(crop_size=d.crop_size, test_crop_size=d.test_crop_size, num_crops=d.num_crops)
+        settings["rounding"] = "float32" if d.normalization == "pytorchvideo" else "mmcv"
         return cls(**{**settings, "image_mean": list(mean), "image_std": list(std), **kwargs})
 
     @classmethod
@@ -279,6 +284,7 @@ class I3DVideoProcessor(BaseVideoProcessor):
             s["rescale_factor"] if s["do_rescale"] else None,
             s["image_mean"] if s["do_normalize"] else None,
             s["image_std"] if s["do_normalize"] else None,
+            s["rounding"],
         )
         crops, clip_len = len(boxes), len(positions) // num_clips
         clips_per_batch = max(1, (max_views_per_batch or crops * num_clips) // crops)
