@@ -122,7 +122,7 @@ def build_onnxruntime(model: torch.nn.Module, pixel_values: torch.Tensor):
 
 
 def build_video_test(model: torch.nn.Module, video: str, variant: str):
-    """The 30-view test of one video, decode to scores, as ``hf-i3d predict --views 30`` runs it.
+    """The 30-view test of one video, decode to scores, as ``hf-i3d predict --views multi --backend decord`` runs it.
 
     ``eager``: the plain model, all 30 views made and classified in one batch (what mmaction2 does);
     ``fast``: ``optimize_for_inference`` and views made and classified 6 at a time (``predict``'s defaults).
@@ -133,8 +133,12 @@ def build_video_test(model: torch.nn.Module, video: str, variant: str):
     from hf_i3d import I3DVideoProcessor
     from hf_i3d.inference import optimize_for_inference, plain_forward
     from hf_i3d.predict import Classifier, video_scores
+    from hf_i3d.zoo import get_entry
 
-    processor = I3DVideoProcessor.from_zoo_entry("i3d-r50-kinetics400", offset_rule="1.x")
+    # decord, as the reference decodes
+    processor = I3DVideoProcessor.from_zoo_entry(
+        get_entry("i3d-r50-kinetics400"), offset_rule="1.x", video_backend="decord"
+    )
     model.eval()
     if variant == "eager":
         classifier, per_batch = Classifier(model, processor, "i3d_r50"), None
@@ -146,7 +150,7 @@ def build_video_test(model: torch.nn.Module, video: str, variant: str):
 
     def step():
         with plain_forward() if variant == "eager" else contextlib.nullcontext():
-            scores["last"], _ = video_scores(classifier, video, views="30", max_views_per_batch=per_batch)
+            scores["last"], _ = video_scores(classifier, video, views="multi", max_views_per_batch=per_batch)
 
     return step, lambda: {"scores": scores["last"]}
 

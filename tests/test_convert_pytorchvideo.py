@@ -223,7 +223,7 @@ def test_zoo_name_downloads_and_converts_with_the_pytorchvideo_converter(tmp_pat
 def test_processor_of_the_entry_normalises_like_pytorchvideo():
     from hf_i3d import I3DVideoProcessor
 
-    processor = I3DVideoProcessor.from_zoo_entry(PRESET)
+    processor = I3DVideoProcessor.from_zoo_entry(get_entry(PRESET))
     assert processor.num_frames == 8 and processor.frame_interval == 8 and processor.test_crop_size == 256
     video = np.full((64, 240, 320, 3), 200, dtype=np.uint8)
     pixel = processor(video, return_tensors="pt")["pixel_values"]

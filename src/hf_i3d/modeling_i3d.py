@@ -50,14 +50,22 @@ def centre_tap(weight: torch.Tensor, padding: tuple[int, ...]) -> tuple[torch.Te
     return weight[:, :, kernel_t // 2 : kernel_t // 2 + 1], (0, *padding[1:])
 
 
-def merge_view_logits(view_logits: torch.Tensor, mode: str = "prob", *, multi_label: bool = False) -> torch.Tensor:
+def merge_view_logits(
+    view_logits: torch.Tensor, mode: str = "prob", *, multi_label: bool = False
+) -> torch.Tensor:
     """Per-video logits ``(B, K)`` from per-view logits ``(B, V, K)``, as mmaction2 ``BaseHead.average_clip`` averages
     views: 'score' is the mean logits; 'prob' the log of the mean softmax (or the logit of the mean sigmoid for
     multi-label), so the usual activation of the result gives mmaction2's averaged probabilities."""
     if mode == "score":
         return view_logits.float().mean(dim=1).to(view_logits.dtype)
-    scores = (torch.sigmoid if multi_label else partial(torch.softmax, dim=2))(view_logits.float()).mean(dim=1)
-    merged = torch.logit(scores, eps=1e-7) if multi_label else scores.clamp_min(torch.finfo(scores.dtype).tiny).log()
+    scores = (torch.sigmoid if multi_label else partial(torch.softmax, dim=2))(view_logits.float()).mean(
+        dim=1
+    )
+    merged = (
+        torch.logit(scores, eps=1e-7)
+        if multi_label
+        else scores.clamp_min(torch.finfo(scores.dtype).tiny).log()
+    )
     return merged.to(view_logits.dtype)
 
 
@@ -389,7 +397,10 @@ class I3DPreTrainedModel(PreTrainedModel):
         """``PreTrainedModel.save_pretrained``; a folder saved with its code also maps ``AutoModel`` to the backbone,
         since transformers writes only the saved class into ``auto_map``."""
         if self._auto_class is not None:
-            self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), "AutoModel": "modeling_i3d.I3DModel"}
+            self.config.auto_map = {
+                **(getattr(self.config, "auto_map", None) or {}),
+                "AutoModel": "modeling_i3d.I3DModel",
+            }
         return super().save_pretrained(save_directory, *args, **kwargs)
 
     @torch.no_grad()
@@ -505,11 +516,18 @@ class I3DModel(I3DPreTrainedModel):
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         accelerated = self._accelerated()
         if accelerated is not None:
-            return accelerated(pixel_values, output_hidden_states=output_hidden_states, return_dict=return_dict)
+            return accelerated(
+                pixel_values, output_hidden_states=output_hidden_states, return_dict=return_dict
+            )
         _check_pixel_values(pixel_values, self.config)
         hidden_state = self.stem(pixel_values.permute(0, 2, 1, 3, 4))
         hidden_states = (hidden_state,) if output_hidden_states else None
         for stage_index, stage in enumerate(self.stages):
+            checkpointed = getattr(stage.layers[0], "gradient_checkpointing", False)  # the fast copy has none
+            if checkpointed and torch.is_grad_enabled() and not hidden_state.requires_grad:
+                # behind frozen layers the input carries no gradient, and reentrant checkpointing would then cut this
+                # stage's parameters off from the loss; a leaf that asks for one keeps them connected
+                hidden_state.requires_grad_()
             hidden_state = stage(hidden_state)
             if output_hidden_states:
                 hidden_states += (hidden_state,)
@@ -554,7 +572,11 @@ class I3DForVideoClassification(I3DPreTrainedModel):
         accelerated = self._accelerated()
         if accelerated is not None:
             return accelerated(
-                pixel_values, labels, output_hidden_states=output_hidden_states, return_dict=return_dict, **kwargs
+                pixel_values,
+                labels,
+                output_hidden_states=output_hidden_states,
+                return_dict=return_dict,
+                **kwargs,
             )
         num_views = pixel_values.shape[1] if pixel_values.dim() == 6 else None
         if num_views is not None:

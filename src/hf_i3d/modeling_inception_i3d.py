@@ -36,15 +36,24 @@ from transformers.modeling_outputs import (
 from .configuration_inception_i3d import ENDPOINT_NAMES, InceptionI3DConfig
 
 
-def merge_view_logits(view_logits: torch.Tensor, mode: str = "prob", *, multi_label: bool = False) -> torch.Tensor:
+def merge_view_logits(
+    view_logits: torch.Tensor, mode: str = "prob", *, multi_label: bool = False
+) -> torch.Tensor:
     """Per-video logits ``(B, K)`` from per-view logits ``(B, V, K)`` as mmaction2 ``BaseHead.average_clip`` averages
     views; the same function as ``modeling_i3d.merge_view_logits``, repeated because a saved folder carries one model
     file (tests check the two agree)."""
     if mode == "score":
         return view_logits.float().mean(dim=1).to(view_logits.dtype)
-    scores = (torch.sigmoid if multi_label else partial(torch.softmax, dim=2))(view_logits.float()).mean(dim=1)
-    merged = torch.logit(scores, eps=1e-7) if multi_label else scores.clamp_min(torch.finfo(scores.dtype).tiny).log()
+    scores = (torch.sigmoid if multi_label else partial(torch.softmax, dim=2))(view_logits.float()).mean(
+        dim=1
+    )
+    merged = (
+        torch.logit(scores, eps=1e-7)
+        if multi_label
+        else scores.clamp_min(torch.finfo(scores.dtype).tiny).log()
+    )
     return merged.to(view_logits.dtype)
+
 
 # Mixed_5c is (T/8, H/32, W/32) (rounded up) and the logits pool is a VALID (2, 7, 7) window.
 LOGITS_POOL = (2, 7, 7)
@@ -73,7 +82,8 @@ def _same_padding(
     ``total = max((out - 1) * stride + k - in, 0)``, ``before = total // 2``, the rest after."""
     pads: list[int] = []
     for size, k, s in zip(reversed(sizes), reversed(kernel_size), reversed(stride)):
-        total = max((math.ceil(size / s) - 1) * s + k - size, 0)
+        # (ceil(in / s) - 1) * s + k - in in integers: a shape function torch.export traces with symbolic sizes
+        total = torch.sym_max(k - s + (-size) % s, 0) if s > 1 else max(k - 1, 0)
         pads += [total // 2, total - total // 2]
     return tuple(pads)
 
@@ -82,7 +92,8 @@ def _pad_same(
     hidden_state: torch.Tensor, kernel_size: tuple[int, ...], stride: tuple[int, ...], value: float
 ) -> torch.Tensor:
     pads = _same_padding(tuple(hidden_state.shape[-3:]), kernel_size, stride)
-    return F.pad(hidden_state, pads, value=value) if any(pads) else hidden_state
+    static_zero = all(isinstance(pad, int) and pad == 0 for pad in pads)
+    return hidden_state if static_zero else F.pad(hidden_state, pads, value=value)
 
 
 class InceptionI3DBatchNorm(nn.BatchNorm3d):
@@ -180,6 +191,8 @@ class InceptionI3DPooler(nn.Module):
     """
 
     def forward(self, hidden_state: torch.Tensor) -> torch.Tensor:
+        if hidden_state.dtype == torch.bfloat16 and hidden_state.device.type == "cpu":  # no bf16 CPU kernel
+            return F.avg_pool3d(hidden_state.float(), kernel_size=LOGITS_POOL, stride=1).to(torch.bfloat16)
         return F.avg_pool3d(hidden_state, kernel_size=LOGITS_POOL, stride=1)
 
 
@@ -326,7 +339,9 @@ class InceptionI3DModel(InceptionI3DPreTrainedModel):
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         accelerated = self._accelerated()
         if accelerated is not None:
-            return accelerated(pixel_values, output_hidden_states=output_hidden_states, return_dict=return_dict)
+            return accelerated(
+                pixel_values, output_hidden_states=output_hidden_states, return_dict=return_dict
+            )
         _check_pixel_values(pixel_values, self.config)
         hidden_state = pixel_values.permute(0, 2, 1, 3, 4)
         hidden_states = () if output_hidden_states else None
@@ -373,7 +388,11 @@ class InceptionI3DForVideoClassification(InceptionI3DPreTrainedModel):
         accelerated = self._accelerated()
         if accelerated is not None:
             return accelerated(
-                pixel_values, labels, output_hidden_states=output_hidden_states, return_dict=return_dict, **kwargs
+                pixel_values,
+                labels,
+                output_hidden_states=output_hidden_states,
+                return_dict=return_dict,
+                **kwargs,
             )
         num_views = pixel_values.shape[1] if pixel_values.dim() == 6 else None
         if num_views is not None:

@@ -1,7 +1,7 @@
 """Classify videos with a model of the zoo or a saved folder: what ``hf-i3d predict`` runs.
 
-Single view (one centred clip, centre crop) or the model's multi-view test protocol (10 clips x 3 crops for the
-mmaction2 models), with views averaged by ``hf_i3d.multiview`` as mmaction2 does ('prob' by default).
+Single view (``views="single"``: one centred clip, centre crop) or the model's multi-view test protocol
+(``views="multi"``: 10 clips x 3 crops for the mmaction2 models), with views averaged by ``hf_i3d.multiview`` as mmaction2 does ('prob' by default).
 
 By default the model runs through ``hf_i3d.inference.optimize_for_inference`` on CPU (BatchNorm folded, oneDNN
 kernels; float32 logits within 1e-4 of the plain model, ``tests/test_inference.py``) and the views of a video are
@@ -63,6 +63,7 @@ def load_classifier(
 
     from .hub import resolve_model
     from .video_processing_i3d import I3DVideoProcessor
+    from .zoo import get_entry
 
     folder = resolve_model(name_or_path)
     model = AutoModelForVideoClassification.from_pretrained(folder).eval()
@@ -71,7 +72,7 @@ def load_classifier(
     except OSError:
         zoo_name = getattr(model.config, "zoo_name", None)
         processor = (
-            I3DVideoProcessor.from_zoo_entry(zoo_name, **processor_kwargs)
+            I3DVideoProcessor.from_zoo_entry(get_entry(zoo_name), **processor_kwargs)
             if zoo_name
             else I3DVideoProcessor(num_frames=model.config.num_frames, **processor_kwargs)
         )
@@ -83,20 +84,6 @@ def load_classifier(
     return Classifier(model=model, processor=processor, name=str(name_or_path), optimized=optimized)
 
 
-def thirty_view_settings(processor: Any) -> dict[str, Any]:
-    """Processor settings of the 30-view test (10 clips, or 10 dense positions, x 3 crops)."""
-    settings: dict[str, Any] = {"views": "multi", "num_crops": 3}
-    if processor.sampler != "dense":
-        settings["num_clips"] = 10
-    short_side, crop = processor.short_side, processor.test_crop_size
-    if crop != short_side:
-        raise ValueError(
-            f"the 30-view test takes 3 crops spanning the short side ({short_side}), but this model's test crop is "
-            f"{crop}x{crop}; use --views single"
-        )
-    return settings
-
-
 def video_scores(
     classifier: Classifier,
     video: str | os.PathLike,
@@ -105,18 +92,27 @@ def video_scores(
     average: str = "prob",
     max_views_per_batch: int | None = 6,
 ) -> tuple[torch.Tensor, int]:
-    """Per-class scores ``(K,)`` of one video and its number of views: 'prob' averages the softmax of every view
-    (mmaction2's ``average_clips='prob'``), 'score' the logits.
+    """Per-class scores ``(K,)`` of one video and its number of views (``views``: 'single', one centred clip, or
+    'multi', the processor's test protocol, 10 clips x 3 crops for the mmaction2 models): 'prob' averages the softmax
+    of every view (mmaction2's ``average_clips='prob'``), 'score' the logits.
 
     The frames are decoded once and the views made and classified ``max_views_per_batch`` at a time (rounded to
     whole clips; None: all at once).
     """
+    from .decoding import read_video_sampled
     from .multiview import predict_view_batches
 
     processor, model = classifier.processor, classifier.model
-    settings = thirty_view_settings(processor) if views == "30" else {"views": "single"}
-    num_views = processor.num_views(**settings)
-    batches = processor.iter_view_batches(os.fspath(video), max_views_per_batch, **settings)
+    num_views = processor.num_views(views=views)
+
+    def sample(total_frames: int) -> Any:
+        return processor.sample_indices(total_frames, views=views)
+
+    # each sampled frame decoded once (hf_i3d's decoders, the model's thread count), then handed to the processor
+    frames, indices = read_video_sampled(
+        os.fspath(video), sample, processor.video_backend, torch.get_num_threads(), expand=False
+    )
+    batches = processor.iter_view_batches(frames, max_views_per_batch, frame_indices=indices, views=views)
     scores = predict_view_batches(
         model,
         batches,

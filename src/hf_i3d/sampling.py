@@ -9,7 +9,8 @@ One sampler, :class:`ClipSampler`, gives the frame indices of every clip a video
   published 2020 numbers) or the 1.x rule (``round(i*max_offset/(num_clips-1))``, mmaction2 >= 1.0); dense: 10
   ``linspace`` start positions.
 
-Sources: ``mmaction/datasets/pipelines/loading.py`` at v0.5.0 (``7dc99cf6``) for the 0.x rules and
+The test-time rules (used by the video processor too) live in ``hf_i3d.frame_ops``; this module adds the training
+draws and puts the modes together. Sources: ``mmaction/datasets/pipelines/loading.py`` at v0.5.0 (``7dc99cf6``) for the 0.x rules and
 ``mmaction/datasets/transforms/loading.py`` at v1.2.0 (``4d6c9347``) for the 1.x test rule. mmaction2 draws from the
 global ``np.random``; here the draws come from an explicit ``np.random.RandomState`` (``rng``), so
 ``RandomState(s)`` reproduces what mmaction2 samples after ``np.random.seed(s)``. Indices are 0-based positions in
@@ -19,12 +20,11 @@ the video plus ``start_index`` (1 for ``img_00001.jpg`` frame folders, 0 for dec
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:  # the zoo table is only needed for type hints; settings are read by attribute
-    from .zoo import DataSettings
+from .frame_ops import clip_frame_indices, dense_test_offsets, uniform_test_offsets
 
 MODES = ("train", "val", "test")
 SAMPLERS = ("uniform", "dense")
@@ -71,8 +71,9 @@ class ClipSampler:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
 
     @classmethod
-    def from_settings(cls, settings: DataSettings, mode: str, **overrides: Any) -> ClipSampler:
-        """The sampler of a zoo entry's ``mode`` pipeline, as its mmaction2 config builds it.
+    def from_settings(cls, settings: Any, mode: str, **overrides: Any) -> ClipSampler:
+        """The sampler of a zoo entry's ``mode`` pipeline (``settings``: a ``zoo.DataSettings``, read by attribute, so
+        that this module stays self-contained for saved processors), as its mmaction2 config builds it.
 
         Uniform configs sample 1 clip in train and val and ``settings.num_clips`` in test; dense configs pass
         ``settings.num_clips`` (1) everywhere. ``overrides`` replace any field (e.g. ``num_clips=1`` for a
@@ -114,21 +115,9 @@ class ClipSampler:
 
     def _uniform_test_offsets(self, total_frames: int) -> np.ndarray:
         """``SampleFrames._get_test_clips``: 0.x (v0.5.0 ... v0.24.1) or 1.x (v1.0+, PySlowFast-style) rule."""
-        if self.offset_rule == "0.x":
-            ori_clip_len = self.clip_len * self.frame_interval
-            avg_interval = (total_frames - ori_clip_len + 1) / float(self.num_clips)
-            if total_frames > ori_clip_len - 1:
-                base_offsets = np.arange(self.num_clips) * avg_interval
-                return (base_offsets + avg_interval / 2.0).astype(np.int64)
-            return np.zeros((self.num_clips,), dtype=np.int64)
-        if self.clip_len == 1:  # 1.x keeps the TSN-style rule for 2D models (fractional until the final cast)
-            avg_interval = total_frames / float(self.num_clips)
-            return np.arange(self.num_clips) * avg_interval + avg_interval / 2.0
-        ori_clip_len = (self.clip_len - 1) * self.frame_interval + 1
-        max_offset = max(total_frames - ori_clip_len, 0)
-        if self.num_clips > 1:
-            return np.round(np.arange(self.num_clips) * (max_offset / float(self.num_clips - 1)))
-        return np.array([max_offset // 2])
+        return uniform_test_offsets(
+            total_frames, self.clip_len, self.frame_interval, self.num_clips, self.offset_rule
+        )
 
     def _dense_train_offsets(self, total_frames: int, rng: Any) -> np.ndarray:
         """``DenseSampleFrames._get_train_clips``: one random start in ``[0, N - sample_range - 1]``."""
@@ -139,11 +128,7 @@ class ClipSampler:
 
     def _dense_test_offsets(self, total_frames: int) -> np.ndarray:
         """``DenseSampleFrames._get_test_clips``: ``num_sample_positions`` evenly spaced starts."""
-        sample_position = max(1, 1 + total_frames - self.sample_range)
-        interval = self.sample_range // self.num_clips
-        starts = np.linspace(0, sample_position - 1, num=self.num_sample_positions, dtype=int)
-        base_offsets = np.arange(self.num_clips) * interval
-        return ((starts[:, None] + base_offsets[None, :]) % total_frames).reshape(-1)
+        return dense_test_offsets(total_frames, self.num_clips, self.sample_range, self.num_sample_positions)
 
     def clip_offsets(self, total_frames: int, rng: np.random.RandomState | None = None) -> np.ndarray:
         """The 0-based first frame of each clip (before ``out_of_bound`` handling), as mmaction2 computes it."""
@@ -176,14 +161,10 @@ class ClipSampler:
         than a clip loops (or repeats its last frame with ``out_of_bound='repeat_last'``).
         """
         clip_offsets = self.clip_offsets(total_frames, rng)
-        frame_inds = clip_offsets[:, None] + np.arange(self.clip_len)[None, :] * self.frame_interval
-        if self.out_of_bound == "loop":
-            frame_inds = np.mod(frame_inds, total_frames)
-        else:  # 'repeat_last', as SampleFrames.__call__ writes it (each clip's largest in-range index)
-            safe = frame_inds < total_frames
-            last = np.max(safe * frame_inds, axis=1)
-            frame_inds = safe * frame_inds + (~safe) * last[:, None]
-        return (frame_inds.reshape(-1) + start_index + offset).astype(np.int64)
+        frame_inds = clip_frame_indices(
+            clip_offsets, self.clip_len, self.frame_interval, total_frames, self.out_of_bound
+        )
+        return (frame_inds + start_index + offset).astype(np.int64)
 
 
 __all__ = ["ClipSampler", "MODES", "OFFSET_RULES", "OUT_OF_BOUND_OPTS", "SAMPLERS"]

@@ -2,7 +2,9 @@
 
 A clip is a uint8 numpy array ``(T, H, W, 3)`` in RGB order (several clips are stacked clip-major). The crop boxes are
 plain functions returning ``(x1, y1, x2, y2)`` so they can be checked on their own; :class:`ClipTransform` composes
-them into the train / val / test pipelines of the zoo configs and returns float32 ``(V, T, C, H, W)`` views.
+them into the train / val / test pipelines of the zoo configs and returns float32 ``(V, T, C, H, W)`` views. The
+arithmetic the video processor shares (resize, centre and three crops, normalisation, the one-pass cut of views)
+lives in ``hf_i3d.frame_ops``; this module adds the training crops, flips and the per-mode pipelines.
 
 Ported from ``mmaction/datasets/pipelines/augmentations.py`` at mmaction2 v0.5.0 (``7dc99cf6``): ``Resize``
 (``mmcv.rescale_size`` + ``mmcv.imresize`` = ``cv2.resize(INTER_LINEAR)``), ``MultiScaleCrop``, ``RandomCrop``,
@@ -15,26 +17,34 @@ written straight into the one output array.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, replace
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .frame_ops import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Box,
+    center_crop_box,
+    check_fits,
+    cut_views,
+    output_size,
+    resize_clip,
+    three_crop_boxes,
+)
+from .frame_ops import normalization_lut as _lut
+
 if TYPE_CHECKING:
     from .zoo import DataSettings
 
-IMAGENET_MEAN = (123.675, 116.28, 103.53)  # mmaction2 img_norm_cfg, RGB, 0-255 scale
-IMAGENET_STD = (58.395, 57.12, 57.375)
 NORMALIZATIONS = ("imagenet", "inception", "pytorchvideo")
 # pytorchvideo / PySlowFast Kinetics models: ``x / 255`` then mean 0.45, std 0.225 per channel (``DATA.MEAN/STD``)
 PYTORCHVIDEO_MEAN = (0.45, 0.45, 0.45)
 PYTORCHVIDEO_STD = (0.225, 0.225, 0.225)
 MODES = ("train", "val", "test")
 TRAIN_CROPS = ("multiscale", "random")
-
-Box = tuple[int, int, int, int]  # (x1, y1, x2, y2): columns x1..x2-1 and rows y1..y2-1
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -44,40 +54,9 @@ def rescale_size(width: int, height: int, short_side: int) -> tuple[int, int]:
     """``(new_w, new_h)`` of ``Resize(scale=(-1, short_side))``: keep the ratio, short side to ``short_side``.
 
     mmaction2 turns ``(-1, s)`` into ``(inf, s)`` and ``mmcv.rescale_size`` computes
-    ``f = min(inf / long, s / short)`` and ``int(w * f + 0.5), int(h * f + 0.5)``.
+    ``f = min(inf / long, s / short)`` and ``int(w * f + 0.5), int(h * f + 0.5)`` (``frame_ops.output_size``).
     """
-    factor = min(float("inf") / max(width, height), short_side / min(width, height))
-    return int(width * factor + 0.5), int(height * factor + 0.5)
-
-
-def center_crop_box(width: int, height: int, crop_w: int, crop_h: int | None = None) -> Box:
-    """``CenterCrop``: ``left = (W - cw) // 2``, ``top = (H - ch) // 2``."""
-    crop_h = crop_w if crop_h is None else crop_h
-    _check_fits(width, height, crop_w, crop_h, "CenterCrop")
-    left, top = (width - crop_w) // 2, (height - crop_h) // 2
-    return left, top, left + crop_w, top + crop_h
-
-
-def three_crop_boxes(width: int, height: int, crop_w: int, crop_h: int | None = None) -> tuple[Box, Box, Box]:
-    """``ThreeCrop``: three crops along the long side, in mmaction2's order left/top, right/bottom, middle.
-
-    The crop must span the short side (``crop_h == H`` or ``crop_w == W``); the offsets are ``0, 2*step, step``
-    with ``step = (long - crop) // 2``. A landscape frame is cut along x, a portrait one along y.
-    """
-    crop_h = crop_w if crop_h is None else crop_h
-    _check_fits(width, height, crop_w, crop_h, "ThreeCrop")
-    if crop_h == height:
-        step = (width - crop_w) // 2
-        offsets = ((0, 0), (2 * step, 0), (step, 0))
-    elif crop_w == width:
-        step = (height - crop_h) // 2
-        offsets = ((0, 0), (0, 2 * step), (0, step))
-    else:
-        raise ValueError(
-            f"ThreeCrop needs the {crop_w}x{crop_h} crop to span the short side of the {width}x{height} frame "
-            "(resize the short side to the crop size first)"
-        )
-    return tuple((x, y, x + crop_w, y + crop_h) for x, y in offsets)  # type: ignore[return-value]
+    return output_size(width, height, {"shortest_edge": short_side})
 
 
 def multiscale_crop_sizes(
@@ -103,7 +82,7 @@ def multiscale_crop_sizes(
 def multiscale_crop_offsets(width: int, height: int, crop_w: int, crop_h: int) -> list[tuple[int, int]]:
     """The 5 fixed ``(x, y)`` offsets of ``MultiScaleCrop(random_crop=False)``: upper left, upper right, lower left,
     lower right, centre, on a grid of ``((W - cw) // 4, (H - ch) // 4)`` steps."""
-    _check_fits(width, height, crop_w, crop_h, "MultiScaleCrop")
+    check_fits(width, height, crop_w, crop_h, "MultiScaleCrop")
     w_step, h_step = (width - crop_w) // 4, (height - crop_h) // 4
     return [(0, 0), (4 * w_step, 0), (0, 4 * h_step), (4 * w_step, 4 * h_step), (2 * w_step, 2 * h_step)]
 
@@ -131,7 +110,7 @@ def multiscale_crop_box(
 def random_crop_box(width: int, height: int, size: int, rng: Any) -> Box:
     """``RandomCrop(size)``: ``y = randint(0, H - size)`` then ``x = randint(0, W - size)`` (upper bound exclusive,
     as mmaction2 writes it; 0 when the side equals ``size``)."""
-    _check_fits(width, height, size, size, "RandomCrop")
+    check_fits(width, height, size, size, "RandomCrop")
     y = int(rng.randint(0, height - size)) if height > size else 0
     x = int(rng.randint(0, width - size)) if width > size else 0
     return x, y, x + size, y + size
@@ -149,80 +128,41 @@ def lazy_crop_box(box: Box, size: tuple[int, int], original_size: tuple[int, int
     return tuple(int(v) for v in scaled.round().astype(int))  # type: ignore[return-value]
 
 
-def _cv2():
-    """OpenCV, imported lazily with an install hint (through importlib, so that transformers' remote-code import
-    check does not report the module name 'cv2', which is not the name to pip-install)."""
-    try:
-        return importlib.import_module("cv2")
-    except ImportError as exc:
-        raise ImportError("hf_i3d.transforms needs OpenCV: pip install opencv-python-headless") from exc
-
-
-def _check_fits(width: int, height: int, crop_w: int, crop_h: int, what: str) -> None:
-    if crop_w > width or crop_h > height or crop_w < 1 or crop_h < 1:
-        raise ValueError(f"{what}: a {crop_w}x{crop_h} crop does not fit a {width}x{height} frame")
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Clip operations
 # ---------------------------------------------------------------------------------------------------------------
+#: ``rescale_factor, mean, std`` of each named normalisation, in transformers' terms (0-1 scale after rescaling):
+#: mmaction2's ImageNet mean/std (``img_norm_cfg``, 0-255) and DeepMind's ``x / 127.5 - 1`` (Inception I3D).
+NORMALIZATION_STATS = {
+    "imagenet": (1 / 255, tuple(m / 255 for m in IMAGENET_MEAN), tuple(s / 255 for s in IMAGENET_STD)),
+    "inception": (1 / 255, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    "pytorchvideo": (1 / 255, PYTORCHVIDEO_MEAN, PYTORCHVIDEO_STD),
+}
+
+
 @cache
 def normalization_lut(normalization: str) -> np.ndarray:
-    """``(3, 256)`` float32: the normalised value of every uint8 level, per RGB channel.
+    """``(3, 256)`` float32: the normalised value of every uint8 level, per RGB channel (read-only).
 
-    'imagenet' reproduces ``mmcv.imnormalize_`` bit for bit: ``cv2.subtract`` of the float64 mean then
-    ``cv2.multiply`` by ``1 / float64(std)``, each rounded to float32 (std and mean are float32 first).
-    'inception' is DeepMind's ``x / 127.5 - 1`` (rounded once to float32).
-    'pytorchvideo' is PySlowFast's ``(x / 255 - 0.45) / 0.225`` in float32 steps (``div255`` then
-    ``NormalizeVideo``).
+    'imagenet' reproduces ``mmcv.imnormalize_`` bit for bit; 'inception' is DeepMind's ``x / 127.5 - 1``
+    (see ``frame_ops.normalization_lut``); 'pytorchvideo' is PySlowFast's ``(x / 255 - 0.45) / 0.225`` in float32
+    steps.
     """
-    levels = np.arange(256, dtype=np.float64)[None, :]
-    if normalization == "imagenet":
-        mean = np.asarray(IMAGENET_MEAN, dtype=np.float32).astype(np.float64)[:, None]
-        stdinv = 1.0 / np.asarray(IMAGENET_STD, dtype=np.float32).astype(np.float64)[:, None]
-        lut = ((levels - mean).astype(np.float32).astype(np.float64) * stdinv).astype(np.float32)
-    elif normalization == "inception":
-        lut = np.repeat(levels / 127.5 - 1.0, 3, axis=0).astype(np.float32)
-    elif normalization == "pytorchvideo":
-        scaled = (levels.astype(np.float32) / np.float32(255.0)).astype(np.float32)
-        mean = np.asarray(PYTORCHVIDEO_MEAN, dtype=np.float32)[:, None]
-        std = np.asarray(PYTORCHVIDEO_STD, dtype=np.float32)[:, None]
-        lut = ((scaled - mean) / std).astype(np.float32)
-    else:
+    if normalization not in NORMALIZATION_STATS:
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+    lut = _lut(*NORMALIZATION_STATS[normalization])
+    if normalization == "pytorchvideo":  # PySlowFast's float32 steps: div255, then NormalizeVideo
+        lut = _lut(*NORMALIZATION_STATS[normalization], rounding="float32")
     lut.setflags(write=False)
     return lut
-
-
-def resize_clip(frames: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Every frame resized to ``width x height`` with ``cv2.resize(INTER_LINEAR)`` (``mmcv.imresize``);
-    the input itself when it already has that size (cv2 would return an identical copy)."""
-    if frames.shape[1:3] == (height, width):
-        return frames
-    cv2 = _cv2()
-    out = np.empty((frames.shape[0], height, width, frames.shape[3]), dtype=frames.dtype)
-    for i, frame in enumerate(frames):
-        cv2.resize(frame, (width, height), dst=out[i], interpolation=cv2.INTER_LINEAR)
-    return out
 
 
 def normalize_clip(frames: np.ndarray, normalization: str = "imagenet", flip: bool = False) -> np.ndarray:
     """uint8 ``(T, H, W, 3)`` -> float32 ``(T, 3, H, W)`` normalised (and mirrored left-right if ``flip``)."""
     frames = _check_frames(frames)
-    out = np.empty((frames.shape[0], 3, *frames.shape[1:3]), dtype=np.float32)
-    _normalize_frames_into(out, frames, normalization_lut(normalization), flip)
-    return out
-
-
-def _normalize_frames_into(out: np.ndarray, frames: np.ndarray, lut: np.ndarray, flip: bool) -> None:
-    cv2 = _cv2()
-
-    luts = [np.ascontiguousarray(lut[c].reshape(256, 1)) for c in range(3)]
-    for t, frame in enumerate(frames):
-        if flip:
-            frame = cv2.flip(frame, 1)
-        for c, plane in enumerate(cv2.split(frame)):
-            cv2.LUT(plane, luts[c], dst=out[t, c])
+    height, width = frames.shape[1:3]
+    box = ((0, 0, width, height),)
+    return cut_views(frames, None, box, None, normalization_lut(normalization), flip=flip)[0]
 
 
 def _check_frames(frames: Any) -> np.ndarray:
@@ -335,50 +275,16 @@ class ClipTransform:
 
     def apply(self, frames: np.ndarray, params: ClipParams, num_clips: int = 1) -> np.ndarray:
         """Apply ``params`` to ``frames`` (``num_clips`` clips stacked clip-major): float32 ``(V, T, 3, h, w)``."""
-        cv2 = _cv2()
         frames = _check_frames(frames)
-        total, height, width = frames.shape[:3]
-        if (
-            isinstance(num_clips, bool)
-            or not isinstance(num_clips, int)
-            or num_clips < 1
-            or total % num_clips
-        ):
-            raise ValueError(
-                f"{total} frames cannot be split into num_clips={num_clips!r} clips of equal length"
-            )
-        clip_len = total // num_clips
-        fw, fh = params.resize or (width, height)
-        for x1, y1, x2, y2 in params.boxes:
-            if not (0 <= x1 < x2 <= fw and 0 <= y1 < y2 <= fh):
-                raise ValueError(f"crop box {(x1, y1, x2, y2)} lies outside the {fw}x{fh} frame")
-        first = params.boxes[0]
-        ow, oh = params.output_size or (first[2] - first[0], first[3] - first[1])
-        out = np.empty((len(params.boxes) * num_clips, clip_len, 3, oh, ow), dtype=np.float32)
-        views = out.reshape(len(params.boxes), total, 3, oh, ow)  # crop-major, then clip-major frames
-        luts = [
-            np.ascontiguousarray(normalization_lut(self.normalization)[c].reshape(256, 1)) for c in range(3)
-        ]
-        resize_frame = (fw, fh) != (width, height)
-        # several crops cut from one frame (ThreeCrop) share one split of the frame into planes
-        split_frame_once = len(params.boxes) > 1 and not params.flip
-        for t, frame in enumerate(frames):
-            if resize_frame:
-                frame = cv2.resize(frame, (fw, fh), interpolation=cv2.INTER_LINEAR)
-            frame_planes = cv2.split(frame) if split_frame_once else None
-            for k, (x1, y1, x2, y2) in enumerate(params.boxes):
-                if (x2 - x1, y2 - y1) == (ow, oh) and frame_planes is not None:
-                    planes = [plane[y1:y2, x1:x2] for plane in frame_planes]
-                else:
-                    crop = frame[y1:y2, x1:x2]
-                    if (x2 - x1, y2 - y1) != (ow, oh):
-                        crop = cv2.resize(crop, (ow, oh), interpolation=cv2.INTER_LINEAR)
-                    if params.flip:
-                        crop = cv2.flip(crop, 1)
-                    planes = cv2.split(crop)
-                for c, plane in enumerate(planes):
-                    cv2.LUT(plane, luts[c], dst=views[k, t, c])
-        return out
+        return cut_views(
+            frames,
+            params.resize,
+            params.boxes,
+            params.output_size,
+            normalization_lut(self.normalization),
+            num_clips,
+            params.flip,
+        )
 
     def __call__(
         self, frames: np.ndarray, rng: np.random.RandomState | None = None, num_clips: int = 1
