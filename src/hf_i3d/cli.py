@@ -97,13 +97,17 @@ def _add_convert_pytorchvideo(sources: argparse._SubParsersAction) -> None:
 def _predict(args: argparse.Namespace) -> int:
     import json
 
-    from .predict import classify_videos, format_table, load_classifier
+    from .predict import classify_videos, format_table, load_classifier, thirty_view_settings
 
     if args.optimize:
         from .inference import keep_freed_memory
 
         keep_freed_memory()  # this process only classifies: reuse activation memory across views and videos
     classifier = load_classifier(args.model, optimize=args.optimize, video_backend=args.backend)
+    if args.views == "30":
+        thirty_view_settings(
+            classifier.processor
+        )  # a model without a 30-view test: one error before decoding
     predictions = classify_videos(
         classifier,
         args.videos,
@@ -115,6 +119,8 @@ def _predict(args: argparse.Namespace) -> int:
     for prediction in predictions:
         if prediction.error is not None:
             print(f"hf-i3d predict: error: {prediction.error}", file=sys.stderr)
+        for warning in prediction.warnings:
+            print(f"hf-i3d predict: warning: {warning}", file=sys.stderr)
     if args.json:
         print(json.dumps([p.to_dict() for p in predictions], indent=2))
     else:

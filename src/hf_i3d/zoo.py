@@ -482,3 +482,15 @@ def label_maps(names: list[str] | tuple[str, ...]) -> dict[str, dict]:
     config fields every model built from a label list needs, from one place (``Config(**label_maps(names))``)."""
     names = list(names)
     return {"id2label": dict(enumerate(names)), "label2id": {name: i for i, name in enumerate(names)}}
+
+
+def suggest_names(name: str, limit: int = 3) -> list[str]:
+    """The zoo names closest to ``name`` (compared with the names and aliases, ``difflib``), for "did you mean"."""
+    import difflib
+
+    text = str(name).strip().lower()
+    matches = difflib.get_close_matches(text, list(_ALIASES), n=limit * 3, cutoff=0.6)
+    names = list(dict.fromkeys(_ALIASES[match] for match in matches))
+    if not names and text.startswith("i3d"):  # e.g. 'i3d-r50': the names that start the same way
+        names = [n for n in ZOO if n.startswith(text) or text.startswith(n.rsplit("-", 1)[0])]
+    return names[:limit]
