@@ -77,21 +77,47 @@ def config_keys(config_class: type) -> set[str]:
     return keys
 
 
+_SCALAR_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+    "str": (str,),
+    "str | None": (str, type(None)),
+}
+
+
+def _own_fields(config_class: type) -> dict[str, str]:
+    """Field name -> annotation (as written) of ``config_class`` and its bases up to transformers' own config."""
+    fields: dict[str, str] = {}
+    for klass in config_class.__mro__:
+        if klass.__module__.startswith("transformers."):
+            break
+        for name, annotation in getattr(klass, "__annotations__", {}).items():
+            fields.setdefault(
+                name, annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
+            )
+    return fields
+
+
 def check_override_keys(overrides: Mapping[str, Any], config_class: type, where: str = "--set") -> None:
     """Refuse keys ``config_class`` does not know (a typo would otherwise be written into ``config.json`` and
-    ignored), with the nearest known names."""
+    ignored), with the nearest known names, and values of the wrong type for an int/float/bool/str field
+    (``base_channels=four``)."""
     import difflib
 
     known = config_keys(config_class)
-    for key in overrides:
+    fields = _own_fields(config_class)
+    for key, value in overrides.items():
         if key not in known:
             close = difflib.get_close_matches(key, sorted(known), n=3, cutoff=0.6)
-            hint = (
-                f"; did you mean {' or '.join(close)}?"
-                if close
-                else f"; known keys: {', '.join(sorted(known))}"
+            hint = f"did you mean {' or '.join(close)}?" if close else f"its fields: {', '.join(fields)}"
+            raise ConversionError(f"{where} {key}: {config_class.__name__} has no field {key!r}; {hint}")
+        allowed = _SCALAR_TYPES.get(fields.get(key, ""))
+        if allowed and (not isinstance(value, allowed) or (bool not in allowed and isinstance(value, bool))):
+            raise ConversionError(
+                f"{where} {key}={value!r}: {config_class.__name__}.{key} takes {fields[key]} values, got "
+                f"{type(value).__name__}"
             )
-            raise ConversionError(f"{where} {key}: {config_class.__name__} has no field {key!r}{hint}")
 
 
 def check_finite(tensors: Iterable[tuple[str, Any]], source: str, allow_nonfinite: bool = False) -> None:
