@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import importlib
 import io
-import logging
 import os
 import re
 import string
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -42,8 +42,6 @@ import numpy as np
 VIDEO_BACKENDS = ("decord", "pyav", "torchcodec")
 JPEG_BACKENDS = ("simplejpeg", "turbojpeg", "cv2", "pil")
 DEFAULT_FILENAME_TMPL = "img_{:05}.jpg"
-
-logger = logging.getLogger(__name__)
 
 
 def _optional(module: str, package: str, what: str):
@@ -124,14 +122,13 @@ _FALLBACK_SAID: list[str] = []
 
 
 def _say_fallback(path: str, reason: str) -> None:
-    """Tell once per process that decord could not read a file and PyAV decodes it instead."""
+    """Tell once per process, on stderr, that decord could not read a file and PyAV decodes it instead."""
     if not _FALLBACK_SAID:
         _FALLBACK_SAID.append(path)
-        logger.warning(
-            "hf_i3d: decord cannot read %s (%s); decoding it with PyAV instead (said once; later files that decord "
-            "cannot read are decoded with PyAV too)",
-            _printable(path),
-            reason,
+        print(
+            f"hf_i3d: decord cannot read {_printable(path)} ({reason}); decoding it with PyAV instead (said once; "
+            "later files that decord cannot read are decoded with PyAV too)",
+            file=sys.stderr,
         )
 
 

@@ -1,0 +1,586 @@
+"""What a careless or hostile user gets: one row per mistake, each with the exact line(s) it must print.
+
+Every row runs ``hf-i3d`` (``hf_i3d.cli.main``) in a folder of prepared files (a tiny model, short, small and odd
+videos, small checkpoints) and compares the exit code and *every* stderr line: one clear line, never a traceback.
+A regression is one failing row. The example script and the data-file rows live with them (``test_training.py``,
+``test_data.py``); the conversion-safety properties that need more than one command are the tests below the table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+from _video_utils import write_video
+
+from hf_i3d import I3DConfig, I3DForVideoClassification, I3DVideoProcessor, decoding
+from hf_i3d.cli import main as cli_main
+from hf_i3d.convert import save_converted
+
+LABELS = ["archery", "bowling", "cartwheeling"]
+NON_UTF8 = os.fsdecode(b"caf\xe9.mp4")  # a Latin-1 file name, as Linux keeps it (surrogate-escaped)
+
+
+def mmaction_state(model: I3DForVideoClassification) -> dict[str, torch.Tensor]:
+    """Our state dict under mmaction2's key names (the inverse of ``convert.mmaction.mmaction_key_to_hf``)."""
+    state = {}
+    for key, value in model.state_dict().items():
+        new = key.replace("i3d.stem.conv.", "backbone.conv1.").replace(".norm.", ".bn.")
+        new = new.replace(".shortcut.", ".downsample.").replace("classifier.", "cls_head.fc_cls.")
+        if new.startswith("i3d.stages."):
+            _, _, stage, _, block, rest = new.split(".", 5)
+            new = f"backbone.layer{int(stage) + 1}.{block}.{rest}"
+        state[new] = value.clone()
+    return state
+
+
+class Eval:
+    """Pickles as a call of ``builtins.eval`` (what a hostile checkpoint carries); never run by the converter."""
+
+    def __reduce__(self):
+        return (eval, ("__import__('os').getcwd()",))
+
+
+def write_resolution_change(path: Path) -> None:
+    """An MPEG-TS H.264 video of 10 frames at 64x48 followed by 10 at 32x24 (two streams concatenated)."""
+    import av
+    from _video_utils import synthetic_frames
+
+    parts = []
+    for width, height in ((64, 48), (32, 24)):
+        part = path.with_suffix(f".{width}.ts")
+        with av.open(str(part), "w", format="mpegts") as container:
+            stream = container.add_stream("libx264", rate=25)
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            stream.options = {"crf": "10", "preset": "ultrafast"}
+            for frame in synthetic_frames(10, width, height):
+                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+        parts.append(part.read_bytes())
+        part.unlink()
+    path.write_bytes(b"".join(parts))
+
+
+def write_gif(path: Path, num_frames: int = 20) -> None:
+    from _video_utils import synthetic_frames
+    from PIL import Image
+
+    images = [Image.fromarray(frame) for frame in synthetic_frames(num_frames, 32, 32)]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=40, loop=0)
+
+
+def save_model_folder(folder: Path, test_crop_size: int = 32) -> None:
+    torch.manual_seed(0)
+    config = I3DConfig(base_channels=4, num_frames=8, id2label=dict(enumerate(LABELS)))
+    model = I3DForVideoClassification(config).eval()
+    processor = I3DVideoProcessor.from_zoo_entry(
+        "i3d-r50-kinetics400",
+        num_frames=8,
+        short_side=32,
+        crop_size={"height": 32, "width": 32},
+        test_crop_size=test_crop_size,
+    )
+    save_converted(model, folder, processor.save_pretrained)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> Path:
+    """The folder every row runs in."""
+    root = tmp_path_factory.mktemp("bad-inputs")
+    save_model_folder(root / "model")
+    save_model_folder(root / "model-crop24", test_crop_size=24)
+    shutil.copytree(root / "model", root / "model-noproc")
+    (root / "model-noproc" / "video_preprocessor_config.json").unlink()
+    shutil.copytree(root / "model", root / "model-badproc")
+    (root / "model-badproc" / "video_preprocessor_config.json").write_text('{"num_frames": 8,')
+    (root / "empty").mkdir()
+    (root / "notmodel" / "data").mkdir(parents=True)
+    (root / "notmodel" / "notes.odt").write_text("mine")
+    (root / "afile.txt").write_text("a file")
+    write_video(root / "ok.mp4", 20)
+    write_video(root / "short.mp4", 3)
+    write_video(root / "tiny16.mp4", 20, width=16, height=16)
+    shutil.copy(root / "ok.mp4", root / NON_UTF8)
+    write_gif(root / "clip.gif")
+    write_resolution_change(root / "change.ts")
+    (root / "garbage.mp4").write_bytes(b"not a video\n" * 50)
+
+    torch.manual_seed(0)
+    small = I3DForVideoClassification(I3DConfig(base_channels=4, num_labels=6)).eval()
+    state = mmaction_state(small)
+    (root / "ckpts").mkdir()
+    torch.save({"state_dict": state}, root / "ckpts" / "small.pth")
+    nan_state = dict(state)
+    nan_state["cls_head.fc_cls.weight"] = state["cls_head.fc_cls.weight"].clone()
+    nan_state["cls_head.fc_cls.weight"][0, 0] = float("nan")
+    nan_state["backbone.conv1.conv.weight"] = state["backbone.conv1.conv.weight"].clone()
+    nan_state["backbone.conv1.conv.weight"][0, 0, 0, :2, 0] = float("inf")
+    torch.save({"state_dict": nan_state}, root / "ckpts" / "nan.pth")
+    torch.save({"state_dict": state, "meta": {"note": Eval()}}, root / "ckpts" / "eval.pth")
+    return root
+
+
+CONVERT = [
+    "convert",
+    "mmaction",
+    "ckpts/small.pth",
+    "--preset",
+    "i3d-r50-kinetics400",
+    "--set",
+    "base_channels=4",
+]
+CONVERT += ["--set", "num_labels=6"]
+
+
+def convert_argv(checkpoint: str, output: str, *extra: str) -> list[str]:
+    argv = list(CONVERT)
+    argv[2] = checkpoint
+    return argv + ["--output", output, *extra]
+
+
+@dataclass
+class Row:
+    """One mistake: the command (run in the prepared folder), the exit code and every line it must print on
+    stderr (``{w}`` is the folder); ``check(world, stdout)`` asserts what else must hold."""
+
+    id: str
+    argv: list[str]
+    code: int
+    err: list[str]
+    check: object = None
+    usage: str = ""  # argparse errors: the usage lines start with this, the last line is compared
+
+
+def _unchanged(*names):
+    def check(world: Path, out: str) -> None:
+        for name in names:
+            assert (world / name).exists(), name
+
+    return check
+
+
+def _json_looped(world: Path, out: str) -> None:
+    [entry] = json.loads(out)
+    assert entry["looped"] is True and entry["total_frames"] == 3 and len(entry["predictions"]) == 3
+    assert entry["warnings"][0].startswith("short.mp4 has 3 frames")
+
+
+def _predicted(count: int):
+    def check(world: Path, out: str) -> None:
+        entries = json.loads(out)
+        assert len(entries) == count and all(len(e["predictions"]) == 3 for e in entries)
+
+    return check
+
+
+WORKING_DIR = "name a new folder for the converted model"
+NOT_MODEL = "a model is a folder holding config.json, a zoo name or a Hub id"
+NAN = (
+    "ckpts/nan.pth: 2 tensor(s) hold NaN or Inf values: backbone.conv1.conv.weight (2 Inf), "
+    "cls_head.fc_cls.weight (1 NaN); the model would give NaN scores (pass --allow-nonfinite to convert it anyway)"
+)
+EVAL = (
+    "ckpts/eval.pth refers to builtins.eval, which a weights file has no reason to hold; refused (nothing in it "
+    "was run). Pass --trust-checkpoint if you know where the file comes from (its objects are then replaced by "
+    "inert stand-ins, still never run)"
+)
+FALLBACK = (
+    "hf_i3d: decord cannot read {video} (decoding frames 2..16 fails: Check failed: from_size == to_size "
+    "(1536 vs. 768) DECORDArrayCopyFromTo: The size must exactly match); decoding it with PyAV instead (said once; "
+    "later files that decord cannot read are decoded with PyAV too)"
+)
+
+ROWS = [
+    # --- conversions: nothing outside the output folder is ever touched -------------------------------------
+    Row(
+        "convert-output-is-working-dir",
+        convert_argv("ckpts/small.pth", ".", "--overwrite"),
+        1,
+        [f"hf-i3d convert: error: --output . is the working directory; {WORKING_DIR}"],
+        _unchanged("ckpts/small.pth", "afile.txt", "model/config.json"),
+    ),
+    Row(
+        "convert-output-above-working-dir",
+        convert_argv("ckpts/small.pth", "..", "--overwrite"),
+        1,
+        [f"hf-i3d convert: error: --output .. is a folder above the working directory; {WORKING_DIR}"],
+    ),
+    Row(
+        "convert-output-is-the-checkpoint-folder",
+        convert_argv("ckpts/small.pth", "ckpts", "--overwrite"),
+        1,
+        [f"hf-i3d convert: error: --output ckpts holds the input ckpts/small.pth; {WORKING_DIR}"],
+        _unchanged("ckpts/small.pth"),
+    ),
+    Row(
+        "convert-overwrite-a-folder-that-is-no-model",
+        convert_argv("ckpts/small.pth", "notmodel", "--overwrite"),
+        1,
+        [
+            "hf-i3d convert: error: --overwrite refuses to replace notmodel: it does not look like a model folder "
+            "(it holds data, notes.odt); choose another --output or remove the folder yourself"
+        ],
+        _unchanged("notmodel/notes.odt", "notmodel/data"),
+    ),
+    Row(
+        "convert-output-is-a-file",
+        convert_argv("ckpts/small.pth", "afile.txt"),
+        1,
+        ["hf-i3d convert: error: --output afile.txt is a file; name a folder"],
+    ),
+    Row(
+        "convert-output-under-a-file",
+        convert_argv("ckpts/small.pth", "afile.txt/out"),
+        1,
+        ["hf-i3d convert: error: --output afile.txt/out lies under the file {w}/afile.txt; name a folder"],
+    ),
+    Row(
+        "convert-set-value-of-the-wrong-type",
+        convert_argv("ckpts/small.pth", "out-type", "--set", "base_channels=four"),
+        1,
+        [
+            "hf-i3d convert: error: --set base_channels='four': I3DConfig.base_channels takes int values, got str"
+        ],
+    ),
+    Row(
+        "convert-set-unknown-key",
+        convert_argv("ckpts/small.pth", "out-unknown", "--set", "frobnicate=3"),
+        1,
+        [
+            "hf-i3d convert: error: --set frobnicate: I3DConfig has no field 'frobnicate'; its fields: depth, "
+            "num_channels, base_channels, num_stages, conv1_kernel, conv1_stride_t, pool1_stride_t, with_pool2, "
+            "spatial_strides, temporal_strides, dilations, inflate, inflate_style, frozen_stages, norm_eval, "
+            "zero_init_residual, bn_eps, bn_momentum, dropout_ratio, init_std, num_frames, image_size, "
+            "average_clips, zoo_name"
+        ],
+    ),
+    Row(
+        "convert-set-misspelled-key",
+        convert_argv("ckpts/small.pth", "out-typo", "--set", "base_chanels=4"),
+        1,
+        [
+            "hf-i3d convert: error: --set base_chanels: I3DConfig has no field 'base_chanels'; did you mean "
+            "base_channels or num_channels?"
+        ],
+    ),
+    Row(
+        "convert-nan-weights", convert_argv("ckpts/nan.pth", "out-nan"), 1, [f"hf-i3d convert: error: {NAN}"]
+    ),
+    Row(
+        "convert-nan-weights-allowed",
+        convert_argv("ckpts/nan.pth", "out-nan-allowed", "--allow-nonfinite"),
+        0,
+        [],
+        _unchanged("out-nan-allowed/model.safetensors"),
+    ),
+    Row(
+        "convert-eval-payload",
+        convert_argv("ckpts/eval.pth", "out-eval"),
+        1,
+        [f"hf-i3d convert: error: {EVAL}"],
+    ),
+    Row(
+        "convert-eval-payload-trusted",
+        convert_argv("ckpts/eval.pth", "out-eval-trusted", "--trust-checkpoint"),
+        0,
+        [],
+        _unchanged("out-eval-trusted/model.safetensors"),
+    ),
+    Row(
+        "convert-unknown-preset",
+        convert_argv("ckpts/small.pth", "out-preset") + ["--preset", "i3d-r18"],
+        1,
+        [
+            "hf-i3d convert: error: Unknown zoo name 'i3d-r18'. Known names: i3d-inception-kinetics400, "
+            "i3d-r34-kinetics400, i3d-r50-dense-kinetics400, i3d-r50-fast-kinetics400, i3d-r50-heavy, "
+            "i3d-r50-kinetics400, i3d-r50-video-kinetics400"
+        ],
+    ),
+    # --- predict: the model -----------------------------------------------------------------------------------
+    Row(
+        "predict-model-is-a-file",
+        ["predict", "ok.mp4", "--model", "afile.txt"],
+        1,
+        [f"hf-i3d predict: error: afile.txt is a file; {NOT_MODEL}"],
+    ),
+    Row(
+        "predict-model-is-an-empty-folder",
+        ["predict", "ok.mp4", "--model", "empty"],
+        1,
+        ["hf-i3d predict: error: empty is not a model folder: it is empty"],
+    ),
+    Row(
+        "predict-model-is-not-a-model-folder",
+        ["predict", "ok.mp4", "--model", "notmodel"],
+        1,
+        ["hf-i3d predict: error: notmodel is not a model folder: it has no config.json"],
+    ),
+    Row(
+        "predict-model-path-missing",
+        ["predict", "ok.mp4", "--model", "./models/mine"],
+        1,
+        ["hf-i3d predict: error: ./models/mine: no such model folder"],
+    ),
+    Row(
+        "predict-zoo-name-typo",
+        ["predict", "ok.mp4", "--model", "i3d-r50-kinetcs400"],
+        1,
+        [
+            "hf-i3d predict: error: unknown model 'i3d-r50-kinetcs400': not a zoo name, a local folder or a Hub "
+            "id (OWNER/NAME); did you mean i3d-r50-kinetics400?"
+        ],
+    ),
+    Row(
+        "predict-processor-config-missing",
+        ["predict", "ok.mp4", "--model", "model-noproc"],
+        1,
+        [
+            "hf-i3d predict: error: model-noproc has no video_preprocessor_config.json: the model's frame count, "
+            "crop and normalisation are unknown (save the processor beside the model with "
+            "I3DVideoProcessor.save_pretrained, or convert it again)"
+        ],
+    ),
+    Row(
+        "predict-processor-config-corrupt",
+        ["predict", "ok.mp4", "--model", "model-badproc"],
+        1,
+        [
+            "hf-i3d predict: error: model-badproc/video_preprocessor_config.json is not valid JSON (Expecting "
+            "property name enclosed in double quotes: line 1 column 18 (char 17))"
+        ],
+    ),
+    # --- predict: the options ---------------------------------------------------------------------------------
+    Row(
+        "predict-top-k-negative",
+        ["predict", "ok.mp4", "--model", "model", "--top-k", "-3"],
+        2,
+        ["hf-i3d predict: error: argument --top-k: expected a positive integer, got -3"],
+        usage="usage: hf-i3d predict",
+    ),
+    Row(
+        "predict-top-k-zero",
+        ["predict", "ok.mp4", "--model", "model", "--top-k", "0"],
+        2,
+        ["hf-i3d predict: error: argument --top-k: expected a positive integer, got 0"],
+        usage="usage: hf-i3d predict",
+    ),
+    Row(
+        "predict-thirty-views-checked-before-decoding",
+        ["predict", "ok.mp4", "garbage.mp4", "--model", "model-crop24", "--views", "30"],
+        1,
+        [
+            "hf-i3d predict: error: the 30-view test takes 3 crops spanning the short side (32), but this model's "
+            "test crop is 24x24; use --views single"
+        ],
+    ),
+    # --- predict: the videos ----------------------------------------------------------------------------------
+    Row(
+        "predict-short-video-is-looped-and-said",
+        ["predict", "short.mp4", "--model", "model", "--json", "--top-k", "3"],
+        0,
+        [
+            "hf-i3d predict: warning: short.mp4 has 3 frames, fewer than a clip spans (8 frames 2 apart: 15); its "
+            "frames were repeated (looped) to fill the clip, so the scores are less reliable"
+        ],
+        _json_looped,
+    ),
+    Row(
+        "predict-small-h264-falls-back-to-pyav-once",
+        ["predict", "tiny16.mp4", "tiny16.mp4", "--model", "model", "--json", "--top-k", "3"],
+        0,
+        [FALLBACK.format(video="tiny16.mp4")],
+        _predicted(2),
+    ),
+    Row(
+        "predict-gif",
+        ["predict", "clip.gif", "--model", "model", "--json", "--top-k", "3"],
+        0,
+        [
+            "hf_i3d: decord cannot read clip.gif (it fails to open it: [clip.gif] Failed to measure "
+            "duration/frame-count due to broken metadata.); decoding it with PyAV instead (said once; later files "
+            "that decord cannot read are decoded with PyAV too)"
+        ],
+        _predicted(1),
+    ),
+    Row(
+        "predict-non-utf8-file-name",
+        ["predict", NON_UTF8, "--model", "model", "--json", "--top-k", "3"],
+        0,
+        [
+            "hf_i3d: decord cannot read caf\\xe9.mp4 (its name is not valid UTF-8); decoding it with PyAV instead "
+            "(said once; later files that decord cannot read are decoded with PyAV too)"
+        ],
+        _predicted(1),
+    ),
+    Row(
+        "predict-resolution-change-decord",
+        ["predict", "change.ts", "--model", "model"],
+        1,
+        [
+            "hf-i3d predict: error: change.ts: the frame size changes mid-video (64x48, then 32x24); re-encode it "
+            "at one size (e.g. ffmpeg -i IN -vf scale=64:48 OUT)"
+        ],
+    ),
+    Row(
+        "predict-resolution-change-pyav",
+        ["predict", "change.ts", "--model", "model", "--backend", "pyav"],
+        1,
+        [
+            "hf-i3d predict: error: change.ts: the frame size changes mid-video (64x48, frame 10 is 32x24); "
+            "re-encode it at one size (e.g. ffmpeg -i IN -vf scale=64:48 OUT)"
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[row.id for row in ROWS])
+def test_bad_input(row: Row, world: Path, monkeypatch, capsys):
+    monkeypatch.chdir(world)
+    monkeypatch.setattr(decoding, "_FALLBACK_SAID", [])  # "said once" per process: once per row here
+    try:
+        code = cli_main(row.argv)
+    except SystemExit as exit_:  # argparse
+        code = exit_.code
+    captured = capsys.readouterr()
+    progress = re.compile(r"^[\w ]+: +\d+%\|")  # transformers' tqdm bars (e.g. "Writing model shards")
+    lines = [line for line in captured.err.splitlines() if line.strip() and not progress.match(line)]
+    expected = [line.format(w=world) for line in row.err]
+    kept = lines[-1:] if row.usage else lines  # argparse prints its (multi-line) usage first
+    assert (code, kept) == (row.code, expected)
+    if row.usage:
+        assert lines[0].startswith(row.usage), lines[0]
+    assert "Traceback" not in captured.err
+    if row.check is not None:
+        row.check(world, captured.out)
+
+
+def test_debug_shows_the_traceback(world, monkeypatch):
+    monkeypatch.chdir(world)
+    from hf_i3d.predict import ModelLoadError
+
+    with pytest.raises(ModelLoadError, match="empty is not a model folder: it is empty"):
+        cli_main(["predict", "ok.mp4", "--model", "empty", "--debug"])
+
+
+def test_zoo_name_typo_fails_before_any_network_call(monkeypatch):
+    import socket
+
+    from hf_i3d.hub import UnknownModelError, resolve_model
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a network call was made")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    with pytest.raises(UnknownModelError, match=r"did you mean i3d-inception-kinetics400\?$"):
+        resolve_model("i3d-inceptoin-kinetics400")
+    assert resolve_model("someone/some-model") == "someone/some-model"  # Hub ids pass through untouched
+
+
+# --- conversions killed at any moment ----------------------------------------------------------------------------
+
+
+class FakeModel:
+    """Stands in for a model in ``save_converted``: ``save_pretrained`` writes ``config.json`` and a weights file
+    holding ``version``, calling ``step()`` between the two (a kill mid-write)."""
+
+    base_model_prefix = ""
+
+    class Config:
+        @classmethod
+        def register_for_auto_class(cls, *args) -> None:
+            pass
+
+    def __init__(self, version: str, step=lambda: None) -> None:
+        self.config, self.version, self.step = self.Config(), version, step
+
+    @classmethod
+    def register_for_auto_class(cls, *args) -> None:
+        pass
+
+    def save_pretrained(self, folder) -> None:
+        (Path(folder) / "config.json").write_text("{}")
+        self.step()
+        (Path(folder) / "model.safetensors").write_text(self.version)
+
+
+def _convert_and_die_at(step: int, output: Path, exchange: bool) -> int:
+    """Fork; the child replaces ``output`` and SIGKILLs itself at the ``step``-th file-system step of
+    ``save_converted`` (its wrapped calls); returns the child's wait status (0: it finished first)."""
+    import types
+
+    import hf_i3d.convert as convert
+
+    pid = os.fork()
+    if pid:
+        return os.waitpid(pid, 0)[1]
+    try:  # the child: no torch work, only file operations
+        calls = [0]
+
+        def counted(function):
+            def wrapped(*args, **kwargs):
+                calls[0] += 1
+                if calls[0] == step:
+                    os.kill(os.getpid(), signal.SIGKILL)
+                return function(*args, **kwargs)
+
+            return wrapped
+
+        convert.os = types.SimpleNamespace(**{**vars(os), "replace": counted(os.replace)})
+        convert.shutil = types.SimpleNamespace(**{**vars(shutil), "rmtree": counted(shutil.rmtree)})
+        convert._exchange = counted(convert._exchange if exchange else lambda first, second: False)
+        convert._apply_umask = counted(convert._apply_umask)
+        convert.save_converted(FakeModel("new", step=counted(lambda: None)), output, overwrite=True)
+    finally:
+        os._exit(0)
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["renameat2-exchange", "two-renames"])
+def test_a_conversion_killed_at_any_step_leaves_the_previous_output(tmp_path, exchange):
+    """SIGKILL at each file-system step of an --overwrite conversion (mid-write, after the write, at the swap, at
+    the clean-up): the output path always holds a complete model folder, the old or the new one (or, between the
+    two renames of the fallback, the old one waits beside it), and the next run puts it back and sweeps every
+    leftover. Nothing beside the output is touched."""
+    from hf_i3d.convert import save_converted
+
+    output = tmp_path / "model"
+    (tmp_path / "mine.txt").write_text("mine")
+    save_converted(FakeModel("old"), output)
+    killed = 0
+    for step in range(1, 12):
+        if _convert_and_die_at(step, output, exchange) == 0:
+            break
+        killed += 1
+        folder = output
+        if (
+            not output.exists()
+        ):  # killed between the two renames of the fallback: the old folder waits beside it
+            [folder] = [p for p in tmp_path.iterdir() if p.name.startswith(".model.old-")]
+        assert (folder / "config.json").is_file()
+        assert (folder / "model.safetensors").read_text() in ("old", "new")
+        save_converted(FakeModel("old"), output, overwrite=True)  # the next run: sweeps, puts back, replaces
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.txt", "model"]
+        assert (output / "model.safetensors").read_text() == "old"
+    assert killed == (4 if exchange else 7)  # every step of the path was hit before it ran to the end
+    assert (output / "model.safetensors").read_text() == "new"
+
+
+def test_converted_folders_follow_the_umask(world):
+    previous = os.umask(0o027)
+    try:
+        output = world / "umask"
+        assert cli_main(convert_argv(str(world / "ckpts/small.pth"), str(output))) == 0
+    finally:
+        os.umask(previous)
+    assert output.stat().st_mode & 0o777 == 0o750
+    assert (output / "model.safetensors").stat().st_mode & 0o777 == 0o640
+    assert (output / "config.json").stat().st_mode & 0o777 == 0o640
