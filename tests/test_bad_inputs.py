@@ -259,7 +259,7 @@ ROWS = [
             "hf-i3d convert: error: --set frobnicate: I3DConfig has no field 'frobnicate'; its fields: depth, "
             "num_channels, base_channels, num_stages, conv1_kernel, conv1_stride_t, pool1_stride_t, with_pool2, "
             "spatial_strides, temporal_strides, dilations, inflate, inflate_style, frozen_stages, norm_eval, "
-            "zero_init_residual, bn_eps, bn_momentum, dropout_ratio, init_std, num_frames, image_size, "
+            "zero_init_residual, bn_eps, bn_momentum, dropout_prob, initializer_range, num_frames, image_size, "
             "average_clips, zoo_name"
         ],
     ),

@@ -25,6 +25,7 @@ import errno
 import os
 import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -66,14 +67,18 @@ _COMMON_CONFIG_KEYS = frozenset({"num_labels", "id2label", "label2id", "problem_
 
 def config_keys(config_class: type) -> set[str]:
     """The keyword arguments ``config_class`` knows: its declared fields (and those of its bases), the names of its
-    ``attribute_map`` and of a ``legacy_names`` / ``renamed_fields`` mapping where it has one, and the label keys."""
+    ``attribute_map``, the old names its module's ``RENAMED_FIELDS`` still accepts, and the label keys."""
     keys = set(_COMMON_CONFIG_KEYS)
     for klass in config_class.__mro__:
-        keys.update(name for name in getattr(klass, "__annotations__", {}) if not name.startswith("_"))
-        for mapping_name in ("attribute_map", "legacy_names", "renamed_fields"):
-            mapping = klass.__dict__.get(mapping_name)
+        keys.update(
+            name
+            for name, annotation in getattr(klass, "__annotations__", {}).items()
+            if not name.startswith("_") and "ClassVar" not in str(annotation)
+        )
+        module = sys.modules.get(klass.__module__)
+        for mapping in (klass.__dict__.get("attribute_map"), getattr(module, "RENAMED_FIELDS", None)):
             if isinstance(mapping, Mapping):
-                keys.update(mapping)
+                keys.update(mapping)  # attribute aliases, and old field names that still load
     return keys
 
 
@@ -93,6 +98,8 @@ def _own_fields(config_class: type) -> dict[str, str]:
         if klass.__module__.startswith("transformers."):
             break
         for name, annotation in getattr(klass, "__annotations__", {}).items():
+            if "ClassVar" in str(annotation):
+                continue
             fields.setdefault(
                 name, annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
             )
