@@ -45,7 +45,13 @@ from typing import Any
 import numpy as np
 
 from ._validation import check_choice
-from .annotations import MODALITIES, Annotation, parse_annotation_list, read_label_names
+from .annotations import (
+    MODALITIES,
+    Annotation,
+    check_not_one_based,
+    parse_annotation_list,
+    read_label_names,
+)
 from .decoding import (
     DEFAULT_FILENAME_TMPL,
     JPEG_BACKENDS,
@@ -124,6 +130,7 @@ def load_video_dataset(
         for split, ann_file in ann_files.items()
     }
     if names is not None:
+        check_not_one_based(parsed, ann_files, len(names))
         num_classes, label_source = len(names), f"{len(names)} label names"
     elif num_classes is not None:
         label_source = f"num_classes={num_classes}"
