@@ -584,3 +584,104 @@ def test_converted_folders_follow_the_umask(world):
     assert output.stat().st_mode & 0o777 == 0o750
     assert (output / "model.safetensors").stat().st_mode & 0o777 == 0o640
     assert (output / "config.json").stat().st_mode & 0o777 == 0o640
+
+
+# --- annotation lists and label files ----------------------------------------------------------------------------
+
+
+@dataclass
+class DataRow:
+    """A list (and label file) as bytes, and what loading them must give: the exact error (``{d}`` is the folder),
+    or with ``error=None`` the paths and labels read and the exact warning logged."""
+
+    id: str
+    files: dict[str, bytes]
+    error: str | None
+    modality: str = "video"
+    read: list[tuple[str, int]] | None = None
+    warning: str | None = None
+
+
+LABELS_3 = b"up\ndown\nleft\n"
+DATA_ROWS = [
+    DataRow(
+        "list-with-bom-is-read",
+        {"list.txt": "\ufeffa.mp4 0\nb.mp4 2\n".encode(), "labels.txt": LABELS_3},
+        None,
+        read=[("a.mp4", 0), ("b.mp4", 2)],
+    ),
+    DataRow(
+        "latin1-list",
+        {"list.txt": "a.mp4 0\ncaf\xe9.mp4 1\n".encode("latin-1"), "labels.txt": LABELS_3},
+        "{d}/list.txt:2: not UTF-8 text (byte 0xe9); save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)",
+    ),
+    DataRow(
+        "latin1-label-file",
+        {"list.txt": b"a.mp4 0\n", "labels.txt": "up\ndown\ncaf\xe9\n".encode("latin-1")},
+        "{d}/labels.txt:3: not UTF-8 text (byte 0xe9); save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)",
+    ),
+    DataRow(
+        "classind-with-a-gap",
+        {"list.txt": b"a.mp4 0\n", "labels.txt": b"1 up\n2 down\n4 left\n"},
+        "{d}/labels.txt: class ids must run 1..3 without gaps (classInd.txt 'id name' lines); id 3 is missing",
+    ),
+    DataRow(
+        "classind-repeated-id",
+        {"list.txt": b"a.mp4 0\n", "labels.txt": b"1 up\n2 down\n2 left\n"},
+        "{d}/labels.txt:3: class id 2 repeats line 2",
+    ),
+    DataRow(
+        "one-based-list",
+        {"list.txt": b"a.mp4 1\nb.mp4 2\nc.mp4 3\n", "labels.txt": b"1 up\n2 down\n3 left\n"},
+        "{d}/list.txt:3: labels run 1..3 but there are 3 label names (labels 0..2): the lists look 1-based; "
+        "subtract 1 from every label (mmaction2 lists are 0-based)",
+    ),
+    DataRow(
+        "rawframes-list-loaded-as-video",
+        {"list.txt": b"a 120 0\nb 90 2\n", "labels.txt": LABELS_3},
+        "{d}/list.txt:1: expected 'path label', got 3 fields 'a 120 0' (a rawframes list 'frame_dir total_frames "
+        "label'? load it with modality='rawframes'; only a multi-label list takes multi_label=True)",
+    ),
+    DataRow(
+        "path-with-spaces",
+        {"list.txt": b"my video.mp4 1\n", "labels.txt": LABELS_3},
+        "{d}/list.txt:1: expected 'path label', got 3 fields 'my video.mp4 1' (a path with spaces? list paths "
+        "cannot contain spaces)",
+    ),
+    DataRow(
+        "one-path-two-labels",
+        {"list.txt": b"a.mp4 0\nb.mp4 1\na.mp4 2\n", "labels.txt": LABELS_3},
+        "{d}/list.txt:3: a.mp4 is listed again with other values ('a.mp4 2'; line 1 has a.mp4 0): keep one of the "
+        "two lines",
+    ),
+    DataRow(
+        "exact-duplicate-lines",
+        {"list.txt": b"a.mp4 0\nb.mp4 1\na.mp4 0\nb.mp4 1\n", "labels.txt": LABELS_3},
+        None,
+        read=[("a.mp4", 0), ("b.mp4", 1)],
+        warning="{d}/list.txt: 2 exact duplicate line(s) ignored: lines 3 (= line 1), 4 (= line 2)",
+    ),
+]
+
+
+@pytest.mark.parametrize("row", DATA_ROWS, ids=[row.id for row in DATA_ROWS])
+def test_bad_data_file(row: DataRow, tmp_path, caplog):
+    import logging
+
+    from hf_i3d.data import AnnotationError, load_video_dataset
+
+    for name, content in row.files.items():
+        (tmp_path / name).write_bytes(content)
+    load = lambda: load_video_dataset(  # noqa: E731
+        tmp_path, {"train": tmp_path / "list.txt"}, row.modality, tmp_path / "labels.txt"
+    )
+    if row.error is not None:
+        with pytest.raises(AnnotationError) as error:
+            load()
+        assert str(error.value) == row.error.format(d=tmp_path)
+        return
+    with caplog.at_level(logging.WARNING, logger="hf_i3d.data"):
+        train = load()["train"]
+    assert [(Path(p).name, label) for p, label in zip(train["path"], train["label"])] == row.read
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == ([row.warning.format(d=tmp_path)] if row.warning else [])
