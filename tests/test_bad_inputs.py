@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import signal
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -685,3 +686,149 @@ def test_bad_data_file(row: DataRow, tmp_path, caplog):
     assert [(Path(p).name, label) for p, label in zip(train["path"], train["label"])] == row.read
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert warnings == ([row.warning.format(d=tmp_path)] if row.warning else [])
+
+
+# --- the example training script ---------------------------------------------------------------------------------
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "run_video_classification.py"
+SCRIPT = "run_video_classification.py: error: "
+TINY = ["--config_overrides", "depth=18", "base_channels=4", "num_stages=1", "inflate=1", "with_pool2=False"]
+TINY += [
+    "--modality",
+    "video",
+    "--clip_len",
+    "4",
+    "--frame_interval",
+    "1",
+    "--num_clips",
+    "1",
+    "--num_crops",
+    "1",
+]
+TINY += [
+    "--short_side",
+    "32",
+    "--crop_size",
+    "32",
+    "--test_crop_size",
+    "32",
+    "--use_cpu",
+    "--output_dir",
+    "out",
+]
+KNOWN = (
+    "Known names: i3d-inception-kinetics400, i3d-r34-kinetics400, i3d-r50-dense-kinetics400, "
+    "i3d-r50-fast-kinetics400, i3d-r50-heavy, i3d-r50-kinetics400, i3d-r50-video-kinetics400"
+)
+
+
+@pytest.fixture(scope="module")
+def example():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("run_video_classification", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def lists(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("lists")
+    write_video(root / "a.mp4", 12)
+    write_video(root / "b.mp4", 12)
+    (root / "garbage.mp4").write_bytes(b"not a video\n" * 50)
+    (root / "labels.txt").write_text("up\ndown\nleft\n")
+    (root / "good.txt").write_text("a.mp4 0\nb.mp4 1\n")
+    (root / "bad-label.txt").write_text("a.mp4 0\nb.mp4 7\n")
+    (root / "bad-video.txt").write_text("a.mp4 0\ngarbage.mp4 1\nb.mp4 2\n")
+    (root / "empty.txt").write_text("\n")
+    return root
+
+
+PREDICT = ["--do_predict", "--label_file", "labels.txt", *TINY]
+EXAMPLE_ROWS = [
+    (
+        "missing-list",
+        ["--test_ann_file", "missing.txt", *PREDICT],
+        1,
+        f"{SCRIPT}annotation list missing.txt does not exist",
+    ),
+    (
+        "missing-label-file",
+        ["--test_ann_file", "good.txt", *PREDICT, "--label_file", "nolabels.txt"],
+        1,
+        f"{SCRIPT}label names file nolabels.txt does not exist",
+    ),
+    (
+        "label-out-of-range",
+        ["--test_ann_file", "bad-label.txt", *PREDICT],
+        1,
+        SCRIPT + "{d}/bad-label.txt:2: label 7 is outside the label set 0..2 (3 label names)",
+    ),
+    (
+        "empty-list",
+        ["--test_ann_file", "empty.txt", *PREDICT],
+        1,
+        f"{SCRIPT}empty.txt: the test list holds no lines",
+    ),
+    (
+        "unknown-preset",
+        ["--preset", "i3d-r18", "--test_ann_file", "good.txt", *PREDICT],
+        1,
+        f"{SCRIPT}Unknown zoo name 'i3d-r18'. {KNOWN}",
+    ),
+    (
+        "batch-size-zero",
+        ["--test_ann_file", "good.txt", *PREDICT, "--per_device_eval_batch_size", "0"],
+        2,
+        f"{SCRIPT}--per_device_eval_batch_size must be at least 1, got 0",
+    ),
+    (
+        "misspelled-argument",
+        ["--test_ann_file", "good.txt", *PREDICT, "--lerning_rate", "0.1"],
+        2,
+        f"{SCRIPT}unknown argument --lerning_rate; did you mean --learning_rate?",
+    ),
+    (
+        "do-eval-without-validation-list",
+        ["--do_eval", *TINY],
+        2,
+        f"{SCRIPT}--do_eval needs --validation_ann_file",
+    ),
+    (
+        "do-train-without-validation-list-names-the-train-list",  # not --do_eval, which was not given
+        ["--do_train", "--train_ann_file", "missing-train.txt", *TINY],
+        1,
+        f"{SCRIPT}annotation list missing-train.txt does not exist",
+    ),
+    (
+        "bad-video-raises-by-default",
+        ["--test_ann_file", "bad-video.txt", *PREDICT],
+        1,
+        SCRIPT + "{d}/bad-video.txt:2: {d}/garbage.mp4: is not a readable video (Invalid data found when "
+        "processing input)",
+    ),
+]
+
+
+@pytest.mark.parametrize("argv, code, line", [r[1:] for r in EXAMPLE_ROWS], ids=[r[0] for r in EXAMPLE_ROWS])
+def test_example_script_mistake(example, lists, argv, code, line, monkeypatch, capsys):
+    monkeypatch.chdir(lists)
+    assert example.run(argv) == code
+    err = [x for x in capsys.readouterr().err.splitlines() if x.startswith(SCRIPT) or "Traceback" in x]
+    assert err == [line.format(d=lists)]
+
+
+def test_example_script_skips_bad_videos_and_counts_them(example, lists, monkeypatch, caplog):
+    import logging
+
+    monkeypatch.chdir(lists)
+    with caplog.at_level(logging.WARNING):
+        results = example.main(["--test_ann_file", "bad-video.txt", *PREDICT, "--on_bad_video", "skip"])
+    assert results["bad_videos_replaced"] == 1
+    assert (
+        "--on_bad_video skip: 1 unreadable video(s) replaced by others of their list (test 1); the lines are named "
+        "in the warnings above" in caplog.text
+    )
