@@ -122,8 +122,9 @@ def load_classifier(
     """Load a zoo name, a local folder or a Hub id (see ``hf_i3d.resolve_model``) with its video processor.
 
     A folder without a readable processor config is a :class:`ModelLoadError` (see :func:`load_processor`), as is
-    a path that is not a model folder (:func:`check_model_location`). ``optimize=True`` runs the model through ``hf_i3d.inference.optimize_for_inference`` (an eval-only CPU copy
-    with BatchNorm folded; the same logits up to float rounding) when oneDNN is available.
+    a path that is not a model folder (:func:`check_model_location`). ``optimize=True`` runs the model through
+    ``hf_i3d.inference.optimize_for_inference`` (an eval-only CPU copy with BatchNorm folded; the same logits up to
+    float rounding) when oneDNN is available.
     """
     from transformers import AutoModelForVideoClassification
 
