@@ -485,6 +485,17 @@ def test_zoo_name_typo_fails_before_any_network_call(monkeypatch):
     with pytest.raises(UnknownModelError, match=r"did you mean i3d-inception-kinetics400\?$"):
         resolve_model("i3d-inceptoin-kinetics400")
     assert resolve_model("someone/some-model") == "someone/some-model"  # Hub ids pass through untouched
+    with pytest.raises(UnknownModelError, match=r"did you mean i3d-r50-kinetics400\?$"):
+        I3DForVideoClassification.from_pretrained("i3d-r50-kinetcs400")  # the classes' zoo-name resolver
+
+
+def test_missing_opencv_is_one_line(world, monkeypatch, capsys):
+    monkeypatch.chdir(world)
+    monkeypatch.setitem(sys.modules, "cv2", None)  # makes `import cv2` fail
+    assert cli_main(["predict", "ok.mp4", "--model", "model"]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "hf-i3d predict: error: hf_i3d.transforms needs OpenCV: pip install opencv-python-headless"
+    ]
 
 
 # --- conversions killed at any moment ----------------------------------------------------------------------------
