@@ -274,6 +274,17 @@ ROWS = [
         ],
     ),
     Row(
+        "convert-wrong-class-count-reported-once",  # a wrong-shape key is a mismatch, not also a missing key
+        convert_argv("ckpts/small.pth", "out-classes", "--set", "num_labels=5"),
+        1,
+        [
+            "hf-i3d convert: error: ckpts/small.pth does not match the config (depth=50, base_channels=4, "
+            "inflate_style=3x1x1, num_labels=5): 2 shape mismatch(es): cls_head.fc_cls.weight: checkpoint (6, 128) "
+            "vs config (5, 128), cls_head.fc_cls.bias: checkpoint (6,) vs config (5,); for a checkpoint with N "
+            "classes pass --set num_labels=N"
+        ],
+    ),
+    Row(
         "convert-nan-weights", convert_argv("ckpts/nan.pth", "out-nan"), 1, [f"hf-i3d convert: error: {NAN}"]
     ),
     Row(
