@@ -67,6 +67,7 @@ def _convert_pytorchvideo(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         progress=not args.quiet,
         push_to_hub=args.push_to_hub,
+        allow_nonfinite=args.allow_nonfinite,
     )
     print(f"Converted {args.checkpoint} ({args.preset}) -> {output}")
     return 0
@@ -86,7 +87,16 @@ def _add_convert_pytorchvideo(sources: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value (repeatable)"
     )
-    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing model folder (after the new one is written)",
+    )
+    parser.add_argument(
+        "--allow-nonfinite",
+        action="store_true",
+        help="convert weights holding NaN or Inf (refused by default)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no download progress bar")
     parser.add_argument(
         "--push-to-hub", metavar="REPO_ID", help="upload the converted folder to this Hub repo"

@@ -58,7 +58,9 @@ _KEY_PATTERNS = [
     ),
     # mmcv NonLocal3d: with sub_sample, g and phi are Sequential(ConvModule, MaxPool3d), hence the optional ".0"
     (
-        re.compile(r"^backbone\.layer(\d+)\.(\d+)\.non_local_block\.(g|theta|phi)(?:\.0)?\.conv\.(weight|bias)$"),
+        re.compile(
+            r"^backbone\.layer(\d+)\.(\d+)\.non_local_block\.(g|theta|phi)(?:\.0)?\.conv\.(weight|bias)$"
+        ),
         "i3d.stages.{0}.layers.{1}.non_local.{2}.{3}",
     ),
     (
