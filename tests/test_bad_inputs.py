@@ -24,6 +24,7 @@ from _video_utils import write_video
 from hf_i3d import I3DConfig, I3DForVideoClassification, I3DVideoProcessor, decoding
 from hf_i3d.cli import main as cli_main
 from hf_i3d.convert import save_converted
+from hf_i3d.zoo import ZOO
 
 LABELS = ["archery", "bowling", "cartwheeling"]
 NON_UTF8 = os.fsdecode(b"caf\xe9.mp4")  # a Latin-1 file name, as Linux keeps it (surrogate-escaped)
@@ -257,11 +258,10 @@ ROWS = [
         convert_argv("ckpts/small.pth", "out-unknown", "--set", "frobnicate=3"),
         1,
         [
-            "hf-i3d convert: error: --set frobnicate: I3DConfig has no field 'frobnicate'; its fields: depth, "
-            "num_channels, base_channels, num_stages, conv1_kernel, conv1_stride_t, pool1_stride_t, with_pool2, "
-            "spatial_strides, temporal_strides, dilations, inflate, inflate_style, frozen_stages, norm_eval, "
-            "zero_init_residual, bn_eps, bn_momentum, dropout_prob, initializer_range, num_frames, image_size, "
-            "average_clips, zoo_name"
+            "hf-i3d convert: error: --set frobnicate: I3DConfig has no field 'frobnicate'; its fields: "
+            + ", ".join(
+                name for name, kind in I3DConfig.__annotations__.items() if "ClassVar" not in str(kind)
+            )
         ],
     ),
     Row(
@@ -311,11 +311,7 @@ ROWS = [
         "convert-unknown-preset",
         convert_argv("ckpts/small.pth", "out-preset") + ["--preset", "i3d-r18"],
         1,
-        [
-            "hf-i3d convert: error: Unknown zoo name 'i3d-r18'. Known names: i3d-inception-kinetics400, "
-            "i3d-r34-kinetics400, i3d-r50-dense-kinetics400, i3d-r50-fast-kinetics400, i3d-r50-heavy, "
-            "i3d-r50-kinetics400, i3d-r50-video-kinetics400"
-        ],
+        [f"hf-i3d convert: error: Unknown zoo name 'i3d-r18'. Known names: {', '.join(sorted(ZOO))}"],
     ),
     # --- predict: the model -----------------------------------------------------------------------------------
     Row(
@@ -585,9 +581,8 @@ def test_a_conversion_killed_at_any_step_leaves_the_previous_output(tmp_path, ex
             break
         killed += 1
         folder = output
-        if (
-            not output.exists()
-        ):  # killed between the two renames of the fallback: the old folder waits beside it
+        # killed between the two renames of the fallback: the old folder waits beside it
+        if not output.exists():
             [folder] = [p for p in tmp_path.iterdir() if p.name.startswith(".model.old-")]
         assert (folder / "config.json").is_file()
         assert (folder / "model.safetensors").read_text() in ("old", "new")
@@ -739,10 +734,7 @@ TINY += [
     "--output_dir",
     "out",
 ]
-KNOWN = (
-    "Known names: i3d-inception-kinetics400, i3d-r34-kinetics400, i3d-r50-dense-kinetics400, "
-    "i3d-r50-fast-kinetics400, i3d-r50-heavy, i3d-r50-kinetics400, i3d-r50-video-kinetics400"
-)
+KNOWN = f"Known names: {', '.join(sorted(ZOO))}"
 
 
 @pytest.fixture(scope="module")

@@ -276,7 +276,10 @@ def test_existing_output_is_not_overwritten_without_flag(small_checkpoint, tmp_p
     assert (out / "stale.safetensors").exists()
     assert convert(path, out, "--overwrite") == 0
     assert not (out / "stale.safetensors").exists() and (out / "model.safetensors").exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "small.pth"]  # no temporary or old folder left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "out",
+        "small.pth",
+    ]  # no temporary or old folder left
 
 
 def test_unknown_preset_lists_known_names(small_checkpoint, tmp_path, capsys):
@@ -383,7 +386,9 @@ def test_non_local_checkpoint_matches_mmaction2_logits(case_name, tmp_path):
     case = NL_CASES[case_name]
     assert cli_main(non_local_argv(case_name, tmp_path / "out")) == 0
     model = I3DForVideoClassification.from_pretrained(tmp_path / "out").eval()
-    assert model.config.non_local_cfg["mode"] == case["backbone"]["non_local_cfg"].get("mode", "embedded_gaussian")
+    assert model.config.non_local_cfg["mode"] == case["backbone"]["non_local_cfg"].get(
+        "mode", "embedded_gaussian"
+    )
     x = torch.from_numpy(NL_REFERENCE["input"].astype(np.float32)).permute(0, 2, 1, 3, 4)
     with torch.inference_mode():
         out = model(x, output_hidden_states=True)
@@ -430,13 +435,17 @@ def test_non_local_presets_have_the_published_sizes():
 
     facts = NL_SUMMARY["full_size_facts"]
     for mode in ("dot_product", "embedded_gaussian", "gaussian"):
-        entry = get_entry(f"i3d_imagenet-pretrained-r50-nl-{mode.replace('_', '-')}_8xb8-32x2x1-100e_kinetics400-rgb")
+        entry = get_entry(
+            f"i3d_imagenet-pretrained-r50-nl-{mode.replace('_', '-')}_8xb8-32x2x1-100e_kinetics400-rgb"
+        )
         with torch.device("meta"):
             model = I3DForVideoClassification(I3DConfig(**entry.config, num_labels=400))
         assert sum(p.numel() for p in model.parameters()) == facts[mode]["num_parameters"] == entry.params
         assert len(model.state_dict()) == facts[mode]["num_state_dict_entries"]
         assert round(count_gflops(model, zoo_view_shape(entry)), 2) == entry.gflops
-        assert entry.checkpoint_url.startswith("https://download.openmmlab.com/mmaction/v1.0/recognition/i3d/")
+        assert entry.checkpoint_url.startswith(
+            "https://download.openmmlab.com/mmaction/v1.0/recognition/i3d/"
+        )
 
 
 def test_1x_checkpoint_with_data_preprocessor_and_mmengine_meta(tmp_path):
@@ -448,10 +457,11 @@ def test_1x_checkpoint_with_data_preprocessor_and_mmengine_meta(tmp_path):
     state = torch.load(FIXTURES / NL_CASES[case_name]["checkpoint"], weights_only=True)["state_dict"]
     state["data_preprocessor.mean"] = torch.tensor([123.675, 116.28, 103.53]).view(3, 1, 1, 1)
     state["data_preprocessor.std"] = torch.tensor([58.395, 57.12, 57.375]).view(3, 1, 1, 1)
-    hub, module_name = fake_mmengine_object()
+    hub, module_names = fake_mmengine_object()
     meta = {"epoch": 100, "iter": 250_000, "mmengine_version": "0.10.7", "hook_msgs": hub}
     torch.save({"meta": meta, "state_dict": state, "message_hub": hub}, tmp_path / "v1.pth")
-    del sys.modules[module_name]
+    for name in module_names:
+        del sys.modules[name]
     argv = non_local_argv(case_name, tmp_path / "out")
     argv[2] = str(tmp_path / "v1.pth")
     assert cli_main(argv) == 0
