@@ -10,6 +10,11 @@
     # arguments from a JSON file
     python examples/run_video_classification.py args.json
 
+A mistake (a missing list or label file, a label out of range, an unknown preset or argument, a batch size of 0)
+prints one line ``run_video_classification.py: error: ...`` and exits with 1 (2 for the command line); ``--debug``
+shows the traceback. ``--on_bad_video skip`` replaces videos that cannot be read by others of the list instead of
+stopping (mmaction2 stops), and says at the end how many.
+
 Defaults follow the mmaction2 I3D recipe (``hf_i3d.training.SEED_RECIPE``): SGD, lr 0.01 per 64 clips scaled
 linearly to the global batch, momentum 0.9, weight decay 1e-4, gradient clipping at 40, lr x 0.1 at epochs 40 and
 80 of 100, validation and a checkpoint every 5 epochs. ``--do_predict`` runs the multi-view test of the preset
@@ -22,6 +27,7 @@ names one.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import logging
 import sys
@@ -33,7 +39,7 @@ from transformers import HfArgumentParser, TrainingArguments, enable_full_determ
 from transformers.trainer_utils import IntervalStrategy
 
 from hf_i3d.convert import parse_overrides
-from hf_i3d.data import collate_clips, load_clip_datasets
+from hf_i3d.data import collate_clips, load_clip_datasets, skip_stats
 from hf_i3d.evaluation import evaluate_multiview, write_results_json
 from hf_i3d.inference import keep_freed_memory
 from hf_i3d.metrics import build_compute_metrics
@@ -141,6 +147,15 @@ class DataArguments:
     )
     out: str | None = field(
         default=None, metadata={"help": "result.json of --do_predict (default: OUTPUT_DIR/result.json)."}
+    )
+    on_bad_video: str = field(
+        default="raise",
+        metadata={
+            "help": "A video that cannot be read (missing, corrupt) or a line whose label is out of range: 'raise' "
+            "stops with the list line named; 'skip' drops bad labels and replaces unreadable videos by others of "
+            "the list, and the run ends by saying how many.",
+            "choices": ["raise", "skip"],
+        },
     )
 
 
@@ -269,11 +284,38 @@ def _hf_clip_datasets(data_args, hub_args: DatasetsArguments, training_args, set
 
 
 # ---------------------------------------------------------------------------------------------------------------
+PROG = "run_video_classification.py"
+
+
+class UsageError(ValueError):
+    """A command-line mistake (unknown argument, missing list for a mode, a batch size of 0): exit code 2."""
+
+
+def _check_argument_names(parser: HfArgumentParser, argv: list[str]) -> None:
+    """An unknown ``--name`` (a misspelling) is a :class:`UsageError` with the nearest known names, instead of
+    HfArgumentParser's "Some specified arguments are not used" traceback."""
+    known = {option for action in parser._actions for option in action.option_strings}
+    for token in argv:
+        name = token.split("=", 1)[0]
+        if name.startswith("--") and name not in known:
+            spellings = sorted(option for option in known if "-" not in option[2:])  # not the --a-b aliases
+            close = difflib.get_close_matches(name, spellings, n=3, cutoff=0.7)
+            hint = f"; did you mean {' or '.join(close)}?" if close else " (see --help)"
+            raise UsageError(f"unknown argument {name}{hint}")
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = HfArgumentParser(
         (ModelArguments, DataArguments, RecipeArguments, TrainingArguments, DatasetsArguments)
     )
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not (len(argv) == 1 and argv[0].endswith(".json")):
+        _check_argument_names(parser, argv)
     model_args, data_args, recipe_args, training_args, hub_args = parse_arguments(parser, argv, SEED_RECIPE)
+    eval_asked = "--do_eval" in argv or (len(argv) == 1 and '"do_eval"' in Path(argv[0]).read_text())
+    for name in ("per_device_train_batch_size", "per_device_eval_batch_size"):
+        if getattr(training_args, name) < 1:
+            raise UsageError(f"--{name} must be at least 1, got {getattr(training_args, name)}")
 
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout)
     log_level = training_args.get_process_log_level()
@@ -317,13 +359,17 @@ def main(argv: list[str] | None = None) -> dict:
         if data_args.validation_ann_file and (training_args.do_train or training_args.do_eval):
             ann_files["validation"] = data_args.validation_ann_file
         if training_args.do_eval and "validation" not in ann_files:
-            raise SystemExit("--do_eval needs --validation_ann_file")
+            if eval_asked:
+                raise UsageError("--do_eval needs --validation_ann_file")
+            training_args.do_eval = (
+                False  # set by the recipe's evaluation strategy, not asked: no validation list
+            )
         if training_args.do_predict:
             ann_files["test"] = _required(
                 data_args.test_ann_file or data_args.validation_ann_file, "--test_ann_file", "--do_predict"
             )
         if not ann_files:
-            raise SystemExit(
+            raise UsageError(
                 "nothing to do: pass --do_train, --do_eval and/or --do_predict with annotation lists"
             )
         with training_args.main_process_first(desc="reading annotation lists"):
@@ -338,6 +384,7 @@ def main(argv: list[str] | None = None) -> dict:
                 filename_tmpl=data_args.filename_tmpl,
                 start_index=data_args.start_index,
                 with_offset=data_args.with_offset,
+                on_error=data_args.on_bad_video,
             )
     splits, label_names = data.splits, data.label_names
 
@@ -430,6 +477,16 @@ def main(argv: list[str] | None = None) -> dict:
         card.protocols["test"] = protocol
         results.update(metrics)
 
+    if data_args.on_bad_video == "skip" and not hub_args.wanted(data_args):
+        replaced = {split: skip_stats(dataset)["skipped"] for split, dataset in splits.items()}
+        logger.warning(
+            "--on_bad_video skip: %d unreadable video(s) replaced by others of their list (%s); the lines are "
+            "named in the warnings above",
+            sum(replaced.values()),
+            ", ".join(f"{split} {count}" for split, count in replaced.items()),
+        )
+        results["bad_videos_replaced"] = sum(replaced.values())
+
     if training_args.push_to_hub:
         trainer.push_to_hub(commit_message="End of training")
     elif training_args.do_train:
@@ -440,9 +497,39 @@ def main(argv: list[str] | None = None) -> dict:
 
 def _required(value: str | None, flag: str, mode: str) -> str:
     if not value:
-        raise SystemExit(f"{mode} needs {flag}")
+        raise UsageError(f"{mode} needs {flag}")
     return value
 
 
+def run(argv: list[str] | None = None) -> int:
+    """:func:`main` as a command: a user's mistake prints one line ``run_video_classification.py: error: ...``
+    (exit 2 for the command line, 1 otherwise); ``--debug`` anywhere shows the traceback instead."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    if debug:
+        main(argv)
+        return 0
+    try:
+        main(argv)
+    except UsageError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2
+    except (ValueError, KeyError, OSError, ImportError) as error:
+        print(f"{PROG}: error: {_error_line(error)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _error_line(error: BaseException) -> str:
+    """The message of ``error`` on one line; for an error re-raised from a DataLoader worker (whose message is the
+    worker's whole traceback) the original error's message."""
+    text = str(error.args[0] if isinstance(error, KeyError) and error.args else error)
+    if "Original Traceback" in text:
+        last = [line for line in text.splitlines() if line.strip()][-1]
+        text = last.split(": ", 1)[1] if ": " in last else last
+    return " ".join(text.split()) or type(error).__name__
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(run())

@@ -420,6 +420,11 @@ def test_existing_output_is_kept_and_errors_leave_nothing_behind(converted, deep
             convert_deepmind(str(deepmind_checkpoint), tmp_path / "new")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["existing"]  # no output, no temporary folder
 
+    with pytest.raises(ConversionError, match="refuses to replace .* does not look like a model folder"):
+        convert_deepmind(str(deepmind_checkpoint), existing, overwrite=True)  # no config.json
+    assert [p.name for p in existing.iterdir()] == ["keep.txt"]
+    (existing / "config.json").write_text("{}")  # an old model folder: --overwrite replaces it
+
     with mock.patch("hf_i3d.convert.HfApi") as api:
         folder = convert_deepmind(str(deepmind_checkpoint), existing, overwrite=True, push_to_hub="me/i3d")
     assert folder == existing and not (existing / "keep.txt").exists()

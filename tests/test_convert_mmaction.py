@@ -158,16 +158,18 @@ def test_not_a_checkpoint_is_refused(tmp_path, capsys):
 
 
 def fake_mmengine_object():
-    """An object of a class the loading process cannot import, like mmengine's ``MessageHub`` in 1.x checkpoints."""
+    """An object of a class the loading process cannot import, like mmengine's ``MessageHub`` in 1.x checkpoints
+    (a stand-in module ``mmengine.logging``, removed again once the checkpoint is written)."""
     import sys
     import types
 
-    module = types.ModuleType("fake_mmengine_logging")
+    package, module = types.ModuleType("mmengine"), types.ModuleType("mmengine.logging")
+    package.logging = module
     exec("class MessageHub:\n    def __init__(self):\n        self.log = {'loss': 0.5}\n", module.__dict__)
-    sys.modules[module.__name__] = module
+    sys.modules.update({"mmengine": package, "mmengine.logging": module})
     hub = module.MessageHub()
     hub.__class__.__module__ = module.__name__
-    return hub, module.__name__
+    return hub, ["mmengine", "mmengine.logging"]
 
 
 class CodeRunner:
@@ -182,9 +184,10 @@ def test_mmengine_objects_beside_the_state_dict_are_ignored(small_checkpoint, tm
 
     path, model = small_checkpoint
     state = torch.load(path, weights_only=True)["state_dict"]
-    hub, module_name = fake_mmengine_object()
+    hub, module_names = fake_mmengine_object()
     torch.save({"meta": {"epoch": 3}, "state_dict": state, "message_hub": hub}, tmp_path / "v1.pth")
-    del sys.modules[module_name]
+    for name in module_names:
+        del sys.modules[name]
     assert convert(tmp_path / "v1.pth", tmp_path / "out") == 0
     loaded = I3DForVideoClassification.from_pretrained(tmp_path / "out")
     torch.testing.assert_close(loaded.classifier.weight, model.classifier.weight)
@@ -200,7 +203,8 @@ def test_a_checkpoint_that_would_run_code_is_refused(small_checkpoint, tmp_path,
     assert_failed_cleanly(
         capsys,
         tmp_path / "out",
-        f"{tmp_path / 'evil.pth'} is not a readable PyTorch checkpoint (Weights only load failed",
+        f"{tmp_path / 'evil.pth'} refers to posix.system, which a weights file has no reason to hold; refused "
+        "(nothing in it was run)",
     )
 
 
@@ -265,13 +269,17 @@ def test_wrong_number_of_classes_is_a_shape_error_with_a_hint(small_checkpoint, 
 def test_existing_output_is_not_overwritten_without_flag(small_checkpoint, tmp_path, capsys):
     path, _ = small_checkpoint
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "keep.txt").write_text("x")
+    assert convert(path, out) == 0
+    (out / "stale.safetensors").write_text("x")  # a file of the old model folder the new one does not write
     assert convert(path, out) == 1
     assert "already exists and is not empty (pass --overwrite to replace it)" in capsys.readouterr().err
-    assert (out / "keep.txt").exists()
+    assert (out / "stale.safetensors").exists()
     assert convert(path, out, "--overwrite") == 0
-    assert not (out / "keep.txt").exists() and (out / "model.safetensors").exists()
+    assert not (out / "stale.safetensors").exists() and (out / "model.safetensors").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "out",
+        "small.pth",
+    ]  # no temporary or old folder left
 
 
 def test_unknown_preset_lists_known_names(small_checkpoint, tmp_path, capsys):
@@ -378,7 +386,9 @@ def test_non_local_checkpoint_matches_mmaction2_logits(case_name, tmp_path):
     case = NL_CASES[case_name]
     assert cli_main(non_local_argv(case_name, tmp_path / "out")) == 0
     model = I3DForVideoClassification.from_pretrained(tmp_path / "out").eval()
-    assert model.config.non_local_cfg["mode"] == case["backbone"]["non_local_cfg"].get("mode", "embedded_gaussian")
+    assert model.config.non_local_cfg["mode"] == case["backbone"]["non_local_cfg"].get(
+        "mode", "embedded_gaussian"
+    )
     x = torch.from_numpy(NL_REFERENCE["input"].astype(np.float32)).permute(0, 2, 1, 3, 4)
     with torch.inference_mode():
         out = model(x, output_hidden_states=True)
@@ -425,13 +435,17 @@ def test_non_local_presets_have_the_published_sizes():
 
     facts = NL_SUMMARY["full_size_facts"]
     for mode in ("dot_product", "embedded_gaussian", "gaussian"):
-        entry = get_entry(f"i3d_imagenet-pretrained-r50-nl-{mode.replace('_', '-')}_8xb8-32x2x1-100e_kinetics400-rgb")
+        entry = get_entry(
+            f"i3d_imagenet-pretrained-r50-nl-{mode.replace('_', '-')}_8xb8-32x2x1-100e_kinetics400-rgb"
+        )
         with torch.device("meta"):
             model = I3DForVideoClassification(I3DConfig(**entry.config, num_labels=400))
         assert sum(p.numel() for p in model.parameters()) == facts[mode]["num_parameters"] == entry.params
         assert len(model.state_dict()) == facts[mode]["num_state_dict_entries"]
         assert round(count_gflops(model, zoo_view_shape(entry)), 2) == entry.gflops
-        assert entry.checkpoint_url.startswith("https://download.openmmlab.com/mmaction/v1.0/recognition/i3d/")
+        assert entry.checkpoint_url.startswith(
+            "https://download.openmmlab.com/mmaction/v1.0/recognition/i3d/"
+        )
 
 
 def test_1x_checkpoint_with_data_preprocessor_and_mmengine_meta(tmp_path):
@@ -443,10 +457,11 @@ def test_1x_checkpoint_with_data_preprocessor_and_mmengine_meta(tmp_path):
     state = torch.load(FIXTURES / NL_CASES[case_name]["checkpoint"], weights_only=True)["state_dict"]
     state["data_preprocessor.mean"] = torch.tensor([123.675, 116.28, 103.53]).view(3, 1, 1, 1)
     state["data_preprocessor.std"] = torch.tensor([58.395, 57.12, 57.375]).view(3, 1, 1, 1)
-    hub, module_name = fake_mmengine_object()
+    hub, module_names = fake_mmengine_object()
     meta = {"epoch": 100, "iter": 250_000, "mmengine_version": "0.10.7", "hook_msgs": hub}
     torch.save({"meta": meta, "state_dict": state, "message_hub": hub}, tmp_path / "v1.pth")
-    del sys.modules[module_name]
+    for name in module_names:
+        del sys.modules[name]
     argv = non_local_argv(case_name, tmp_path / "out")
     argv[2] = str(tmp_path / "v1.pth")
     assert cli_main(argv) == 0

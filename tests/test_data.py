@@ -227,9 +227,8 @@ def test_kinetics_labels_of_the_package_load():
         (
             "rawframes",
             "some/dir 0 12 1",
-            "expected 'frame_dir total_frames label', got 4 fields 'some/dir 0 12 1' (several labels need "
-            "multi_label=True, "
-            "an offset column with_offset=True)",
+            "expected 'frame_dir total_frames label', got 4 fields 'some/dir 0 12 1' (an offset column: "
+            "with_offset=True; only a multi-label list takes multi_label=True)",
         ),  # fmt: skip
         ("rawframes", "some/dir 0 1", "total_frames must be at least 1, got 0"),
         ("video", "a.mp4", "expected 'path label', got 1 fields 'a.mp4'"),
@@ -248,7 +247,7 @@ def test_malformed_line_names_file_and_line(tmp_path, modality, line, message, o
 
 def test_label_outside_the_label_set(tree, tmp_path, caplog):
     ann = tmp_path / "list.txt"
-    ann.write_text("abseiling/a1.mp4 0\nzumba/c1.mp4 7\nzumba/c2.mp4 -1\nzumba/c2.mp4 2\n")
+    ann.write_text("abseiling/a1.mp4 0\nzumba/c1.mp4 7\nzumba/c3.mp4 -1\nzumba/c2.mp4 2\n")
     root = tree.root / "videos"
     with pytest.raises(ClipLoadError) as error:
         load_video_dataset(root, {"train": ann}, "video", tree.classes)

@@ -221,6 +221,7 @@ def test_synthetic_helper_is_self_consistent():
 
 def test_missing_backend_gives_an_install_hint(monkeypatch, frame_dir):
     monkeypatch.setitem(sys.modules, "decord", None)  # makes `import decord` fail
+    monkeypatch.setitem(sys.modules, "av", None)  # (with PyAV installed, decord's files go to PyAV instead)
     with pytest.raises(
         ImportError, match=r"read_video\(backend='decord'\) needs the 'decord' package: pip install decord"
     ):

@@ -13,19 +13,36 @@ A malformed line raises :class:`AnnotationError` whose message starts with ``fil
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ._validation import check_choice
+
+logger = logging.getLogger(__name__)
 
 MODALITIES = ("video", "rawframes")
 
 
 class AnnotationError(ValueError):
     """A malformed annotation-list or label-file line (the message starts with ``file:line:``)."""
+
+
+def _read_text(path: Path) -> str:
+    """A list or label file as text: UTF-8 with or without a byte-order mark; anything else (a Latin-1 list) is an
+    :class:`AnnotationError` naming the file, line and byte."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise AnnotationError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); save the file as UTF-8 "
+            "(e.g. iconv -f latin1 -t utf-8)"
+        ) from None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -51,7 +68,7 @@ def read_label_names(source: str | os.PathLike | Sequence[str]) -> list[str]:
     path = Path(source)
     if not path.is_file():
         raise FileNotFoundError(f"label names file {path} does not exist")
-    text = path.read_text(encoding="utf-8-sig")
+    text = _read_text(path)
     if path.suffix.lower() == ".json":
         return _labels_from_json(path, text)
     lines = [(number, line.strip()) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
@@ -61,16 +78,31 @@ def read_label_names(source: str | os.PathLike | Sequence[str]) -> list[str]:
     if header[:2] == ["label", "youtube_id"]:
         return _labels_from_kinetics_csv(path, lines)
     matches = [_CLASS_IND.match(line) for _, line in lines]
-    if all(matches):
+    if all(matches):  # classInd.txt: every line "id name"
         ids = [int(m.group(1)) for m in matches]
         first = min(ids)
-        if first in (0, 1) and sorted(ids) == list(range(first, first + len(ids))):
-            names = [""] * len(ids)
-            numbers = [0] * len(ids)
-            for (number, _), class_id, match in zip(lines, ids, matches):
-                names[class_id - first], numbers[class_id - first] = match.group(2), number
-            _check_unique(names, str(path), numbers)
-            return names
+        seen: dict[int, int] = {}
+        for (number, _), class_id in zip(lines, ids):
+            if class_id in seen:
+                raise AnnotationError(f"{path}:{number}: class id {class_id} repeats line {seen[class_id]}")
+            seen[class_id] = number
+        if first not in (0, 1):
+            raise AnnotationError(
+                f"{path}:{seen[first]}: class ids must start at 0 or 1 (classInd.txt 'id name' lines), the "
+                f"smallest is {first}"
+            )
+        if sorted(ids) != list(range(first, first + len(ids))):
+            missing = next(i for i in range(first, first + len(ids)) if i not in seen)
+            raise AnnotationError(
+                f"{path}: class ids must run {first}..{first + len(ids) - 1} without gaps (classInd.txt 'id name' "
+                f"lines); id {missing} is missing"
+            )
+        names = [""] * len(ids)
+        numbers = [0] * len(ids)
+        for (number, _), class_id, match in zip(lines, ids, matches):
+            names[class_id - first], numbers[class_id - first] = match.group(2), number
+        _check_unique(names, str(path), numbers)
+        return names
     names = [line for _, line in lines]
     _check_unique(names, str(path), [number for number, _ in lines])
     return names
@@ -151,7 +183,9 @@ def parse_annotation_list(
         layout = "path label"
     numeric = layout.count(" ")  # fields after the path, the last being the first label
     records = []
-    for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    first_seen: dict[str, tuple[int, tuple[int, ...], str]] = {}
+    exact_duplicates: list[str] = []
+    for number, text in enumerate(_read_text(path).splitlines(), 1):
         parts = text.split()
         if not parts:
             continue
@@ -160,12 +194,7 @@ def parse_annotation_list(
         if len(parts) < expected or (len(parts) > expected and not multi_label):
             hint = ""
             if len(parts) > expected and not multi_label:
-                hint = " (several labels need multi_label=True"
-                hint += (
-                    ", an offset column with_offset=True)"
-                    if modality == "rawframes" and not with_offset
-                    else ")"
-                )
+                hint = _extra_fields_hint(parts, expected, modality, with_offset)
             raise AnnotationError(
                 f"{where}: expected '{layout}{' ...' if multi_label else ''}', got {len(parts)} fields "
                 f"{text.strip()!r}{hint}"
@@ -187,14 +216,67 @@ def parse_annotation_list(
                 raise AnnotationError(f"{where}: total_frames must be at least 1, got {total}")
             if offset < 0:
                 raise AnnotationError(f"{where}: offset must be >= 0, got {offset}")
+        key = " ".join(parts[1:])
+        if parts[0] in first_seen:
+            line, labels, seen_key = first_seen[parts[0]]
+            if seen_key != key:
+                raise AnnotationError(
+                    f"{where}: {parts[0]} is listed again with other values ({text.strip()!r}; line {line} has "
+                    f"{parts[0]} {seen_key}): keep one of the two lines"
+                )
+            exact_duplicates.append(f"{number} (= line {line})")
+            continue
+        first_seen[parts[0]] = (number, tuple(label_values), key)
         records.append(Annotation(parts[0], total, offset, tuple(label_values), number))
+    if exact_duplicates:
+        logger.warning(
+            "%s: %d exact duplicate line(s) ignored: lines %s",
+            path,
+            len(exact_duplicates),
+            ", ".join(exact_duplicates[:10]) + (", ..." if len(exact_duplicates) > 10 else ""),
+        )
     return records
+
+
+def _extra_fields_hint(parts: list[str], expected: int, modality: str, with_offset: bool) -> str:
+    """Why a line may have more fields than its layout, in the order of likelihood (a hint that, when followed
+    blindly, does not mislabel the data)."""
+    numeric = [re.fullmatch(r"-?\d+", field) is not None for field in parts[1:]]
+    if not all(numeric):
+        return " (a path with spaces? list paths cannot contain spaces)"
+    if modality == "video" and len(parts) in (3, 4):
+        return (
+            " (a rawframes list 'frame_dir total_frames label'? load it with modality='rawframes'; "
+            "only a multi-label list takes multi_label=True)"
+        )
+    if modality == "rawframes" and not with_offset and len(parts) == 4:
+        return " (an offset column: with_offset=True; only a multi-label list takes multi_label=True)"
+    return " (only a multi-label list takes multi_label=True)"
+
+
+def check_not_one_based(
+    parsed: Mapping[str, list[Annotation]], ann_files: Mapping[str, str | os.PathLike], num_names: int
+) -> None:
+    """A list whose labels run 1..N against N label names was written 1-based (UCF101's classInd ids): every label
+    would name the next class, and the last would be out of range. An :class:`AnnotationError`, whatever
+    ``on_error``, naming the list and a line with label N."""
+    labels = [label for records in parsed.values() for record in records for label in record.labels]
+    if labels and min(labels) == 1 and max(labels) == num_names:
+        for split, records in parsed.items():
+            for record in records:
+                if num_names in record.labels:
+                    raise AnnotationError(
+                        f"{ann_files[split]}:{record.line}: labels run 1..{num_names} but there are {num_names} "
+                        f"label names (labels 0..{num_names - 1}): the lists look 1-based; subtract 1 from every "
+                        "label (mmaction2 lists are 0-based)"
+                    )
 
 
 __all__ = [
     "MODALITIES",
     "Annotation",
     "AnnotationError",
+    "check_not_one_based",
     "parse_annotation_list",
     "read_label_names",
 ]

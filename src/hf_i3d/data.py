@@ -45,7 +45,14 @@ from typing import Any
 import numpy as np
 
 from ._validation import check_choice
-from .annotations import MODALITIES, Annotation, parse_annotation_list, read_label_names
+from .annotations import (
+    MODALITIES,
+    Annotation,
+    AnnotationError,
+    check_not_one_based,
+    parse_annotation_list,
+    read_label_names,
+)
 from .decoding import (
     DEFAULT_FILENAME_TMPL,
     JPEG_BACKENDS,
@@ -123,7 +130,11 @@ def load_video_dataset(
         split: parse_annotation_list(ann_file, modality, with_offset=with_offset, multi_label=multi_label)
         for split, ann_file in ann_files.items()
     }
+    for split, records in parsed.items():
+        if not records:
+            raise AnnotationError(f"{ann_files[split]}: the {split} list holds no lines")
     if names is not None:
+        check_not_one_based(parsed, ann_files, len(names))
         num_classes, label_source = len(names), f"{len(names)} label names"
     elif num_classes is not None:
         label_source = f"num_classes={num_classes}"
@@ -673,18 +684,25 @@ def load_clip_datasets(
     seed: int | None = None,
     backend: str | None = None,
     train_overrides: dict[str, Any] | None = None,
+    on_error: str = "raise",
     **load_kwargs: Any,
 ) -> ClipDatasets:
     """Read the annotation lists (:func:`load_video_dataset`; split names ``train``, ``validation``,
     ``test``) and give each split the clip pipeline of its mode under ``settings`` (train: random crops seeded by
     ``seed``, epoch and list line; validation: one centred clip; test: the multi-view protocol).
     ``train_overrides`` (e.g. ``flip_ratio``) apply to the train pipeline only; ``load_kwargs`` go to
-    ``load_video_dataset`` (``filename_tmpl``, ``start_index``, ``with_offset``, ...)."""
+    ``load_video_dataset`` (``filename_tmpl``, ``start_index``, ``with_offset``, ...). ``on_error="skip"`` drops
+    lines with bad labels and replaces items that fail to load (see the module docstring; :func:`skip_stats`)."""
     unknown = sorted(set(ann_files) - set(SPLIT_MODES))
     if unknown:
         raise ValueError(f"unknown split(s) {unknown}; use {sorted(SPLIT_MODES)}")
     raw = load_video_dataset(
-        data_root, dict(ann_files), modality=settings.modality, label_names=label_file, **load_kwargs
+        data_root,
+        dict(ann_files),
+        modality=settings.modality,
+        label_names=label_file,
+        on_error=on_error,
+        **load_kwargs,
     )
     label_names = (
         read_label_names(label_file) if label_file else list(next(iter(raw.values())).features["label"].names)
@@ -698,6 +716,7 @@ def load_clip_datasets(
             SPLIT_MODES[split],
             seed=seed,
             backend=backend,
+            on_error=on_error,
             **((train_overrides or {}) if split == "train" else {}),
         )
     return ClipDatasets(splits=splits, label_names=label_names, videos=videos)

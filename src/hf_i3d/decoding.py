@@ -17,6 +17,12 @@ One decode path per source kind, each returning uint8 RGB ``(len(indices), H, W,
 
 Everything is opened per call (no global readers), so the functions are safe in DataLoader workers. Failures raise
 :class:`VideoDecodeError` / :class:`FrameDecodeError` (both ``ValueError``) with the file, and the frame, named.
+
+decord cannot read every valid video (small H.264 frames such as 16x16 or 48x48, GIFs, file names that are not
+UTF-8) and, where the resolution changes mid-stream, returns damaged frames without a word. So the decord backend
+falls back to PyAV for a file decord cannot open or decode (said once per process on stderr), and first checks with
+PyAV that the frame size does not change at a keyframe (decoding the keyframes only, once per file and process); a
+video whose size changes is an error with either backend.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import io
 import os
 import re
 import string
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -94,16 +101,42 @@ def _check_video_args(path: str | os.PathLike, backend: str) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
-    """The first line of an error, without FFmpeg's ``[Errno N]`` prefix and trailing ``: 'filename'``."""
+    """The first line of an error, without FFmpeg's ``[Errno N]`` prefix and trailing ``: 'filename'`` and without
+    the time and source location decord puts first."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     if not lines:
         return type(exc).__name__
-    return re.sub(r": '[^']*'$", "", re.sub(r"^\[Errno -?\d+\] ", "", lines[0]))
+    line = re.sub(r"^\[\d\d:\d\d:\d\d\] \S+:\d+: ", "", lines[0])  # decord's "[hh:mm:ss] file.cc:N: "
+    return re.sub(r": '[^']*'$", "", re.sub(r"^\[Errno -?\d+\] ", "", line))
 
 
-def _probe_failure(path: str, exc: BaseException) -> VideoDecodeError:
+class _DecordCannot(Exception):
+    """decord cannot read a file that PyAV can (or decord is missing): the caller decodes it with PyAV instead."""
+
+
+_FALLBACK_SAID: list[str] = []
+
+
+def _say_fallback(path: str, reason: str) -> None:
+    """Tell once per process, on stderr, that decord could not read a file and PyAV decodes it instead."""
+    if not _FALLBACK_SAID:
+        _FALLBACK_SAID.append(path)
+        print(
+            f"hf_i3d: decord cannot read {_printable(path)} ({reason}); decoding it with PyAV instead (said once; "
+            "later files that decord cannot read are decoded with PyAV too)",
+            file=sys.stderr,
+        )
+
+
+def _printable(path: str) -> str:
+    """``path`` as text that can be printed: bytes that are not UTF-8 (kept as surrogates) shown as ``\\xNN``."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _probe_failure(path: str, exc: BaseException) -> VideoDecodeError | None:
     """Why decord could not open ``path``: PyAV (when installed) tells a non-video, a file without a video stream
-    and a video without decodable frames apart; otherwise decord's own first error line is reported."""
+    and a video without decodable frames apart; ``None`` when PyAV can decode it (the caller falls back to PyAV).
+    Without PyAV decord's own first error line is reported."""
     try:
         av = importlib.import_module("av")
     except ImportError:
@@ -118,15 +151,89 @@ def _probe_failure(path: str, exc: BaseException) -> VideoDecodeError:
                 return VideoDecodeError(path, "has no decodable video frames")
     except av.error.FFmpegError as probe_exc:
         return VideoDecodeError(path, f"is not a readable video ({_first_line(probe_exc)})")
-    return VideoDecodeError(path, f"cannot be opened as a video by decord ({_first_line(exc)})")
+    return None
+
+
+def _pyav_available() -> bool:
+    try:
+        importlib.import_module("av")
+    except ImportError:
+        return False
+    return True
 
 
 def _open_decord(path: str, num_threads: int):
-    decord = _optional("decord", "decord", "read_video(backend='decord')")
+    """A decord ``VideoReader``; raises :class:`_DecordCannot` when PyAV should read the file instead (decord
+    missing, a name that is not UTF-8, a file decord cannot open but PyAV can) and :class:`VideoDecodeError` for a
+    file nothing can read."""
     try:
-        return decord.VideoReader(path, num_threads=num_threads)
+        decord = importlib.import_module("decord")
+    except ImportError as exc:
+        if _pyav_available():
+            raise _DecordCannot("the decord package is not installed") from exc
+        raise ImportError(
+            "read_video(backend='decord') needs the 'decord' package: pip install decord"
+        ) from exc
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        if _pyav_available():
+            raise _DecordCannot("its name is not valid UTF-8") from exc
+        raise VideoDecodeError(path, "decord cannot open a file whose name is not valid UTF-8") from exc
+    try:
+        reader = decord.VideoReader(path, num_threads=num_threads)
     except Exception as exc:  # decord raises RuntimeError / DECORDError with multi-line C++ logs
-        raise _probe_failure(path, exc) from exc
+        failure = _probe_failure(path, exc)
+        if failure is not None:
+            raise failure from exc
+        raise _DecordCannot(f"it fails to open it: {_first_line(exc)}") from exc
+    _check_constant_resolution(path)
+    return reader
+
+
+_RESOLUTION_CHECKED: dict[tuple[str, int, int], tuple[tuple[int, int], ...]] = {}
+
+
+def _resolution_change_error(
+    path: str, first: tuple[int, int], later: tuple[int, int], frame: int | None = None
+) -> VideoDecodeError:
+    where = f"frame {frame} is {later[0]}x{later[1]}" if frame is not None else f"then {later[0]}x{later[1]}"
+    return VideoDecodeError(
+        path,
+        f"the frame size changes mid-video ({first[0]}x{first[1]}, {where}); re-encode it at one size "
+        f"(e.g. ffmpeg -i IN -vf scale={first[0]}:{first[1]} OUT)",
+        frame,
+    )
+
+
+def _check_constant_resolution(path: str) -> None:
+    """Raise :class:`VideoDecodeError` when the frame size changes at a keyframe (decord would return damaged
+    frames). Decodes the keyframes only, with PyAV, once per file (path, size, mtime) and process; skipped without
+    PyAV."""
+    try:
+        av = importlib.import_module("av")
+        stat = os.stat(path)
+    except (ImportError, OSError):
+        return
+    key = (path, stat.st_size, stat.st_mtime_ns)
+    sizes = _RESOLUTION_CHECKED.get(key)
+    if sizes is None:
+        found: list[tuple[int, int]] = []
+        try:
+            with av.open(path) as container:
+                stream = container.streams.video[0]
+                stream.codec_context.skip_frame = "NONKEY"
+                for packet in container.demux(stream):
+                    if packet.size and not packet.is_keyframe:
+                        continue
+                    for frame in packet.decode():
+                        if (frame.width, frame.height) not in found:
+                            found.append((frame.width, frame.height))
+        except (av.error.FFmpegError, IndexError):
+            return  # not readable by PyAV: decord's own result stands
+        sizes = _RESOLUTION_CHECKED[key] = tuple(found)
+    if len(sizes) > 1:
+        raise _resolution_change_error(path, sizes[0], sizes[1])
 
 
 def _open_pyav(path: str):
@@ -150,8 +257,12 @@ def count_video_frames(path: str | os.PathLike, backend: str = DEFAULT_VIDEO_BAC
     if backend == "torchcodec":
         return _TorchcodecVideo(path, num_threads=1).frame_count()
     if backend == "decord":
-        total = len(_open_decord(path, num_threads=1))
-    else:
+        try:
+            total = len(_open_decord(path, num_threads=1))
+        except _DecordCannot as exc:
+            _say_fallback(path, str(exc))
+            backend = "pyav"
+    if backend == "pyav":
         with _PyAVVideo(path, num_threads=1) as video:
             total = video.frame_count()
     if total <= 0:
@@ -175,8 +286,12 @@ def read_video(
     if backend == "torchcodec":
         return _expand(_TorchcodecVideo(path, num_threads).read(unique), unique, inverse)
     if backend == "decord":
-        frames = _read_decord(_open_decord(path, num_threads), path, unique)
-    else:
+        try:
+            frames = _read_decord(_open_decord(path, num_threads), path, unique)
+        except _DecordCannot as exc:
+            _say_fallback(path, str(exc))
+            backend = "pyav"
+    if backend == "pyav":
         with _PyAVVideo(path, num_threads) as video:
             frames = video.read(unique)
     return _expand(frames, unique, inverse)
@@ -205,14 +320,18 @@ def read_video_sampled(
         frames = video.read(unique)
         return (_expand(frames, unique, inverse) if expand else frames), indices
     if backend == "decord":
-        reader = _open_decord(path, num_threads)
-        total = len(reader) if total_frames is None else total_frames
-        if total == 0:
-            raise VideoDecodeError(path, "has no decodable video frames")
-        indices = np.asarray(sample(total))
-        unique, inverse = _unique_indices(indices, path)
-        frames = _read_decord(reader, path, unique)
-    else:
+        try:
+            reader = _open_decord(path, num_threads)
+            total = len(reader) if total_frames is None else total_frames
+            if total == 0:
+                raise VideoDecodeError(path, "has no decodable video frames")
+            indices = np.asarray(sample(total))
+            unique, inverse = _unique_indices(indices, path)
+            frames = _read_decord(reader, path, unique)
+        except _DecordCannot as exc:
+            _say_fallback(path, str(exc))
+            backend = "pyav"
+    if backend == "pyav":
         with _PyAVVideo(path, num_threads) as video:
             total = video.frame_count() if total_frames is None else total_frames
             if total == 0:
@@ -234,6 +353,10 @@ def _read_decord(reader, path: str, unique: np.ndarray) -> np.ndarray:
     try:
         return reader.get_batch(unique.tolist()).asnumpy()
     except Exception as exc:
+        if _pyav_available():  # e.g. H.264 of 16x16 or 48x48 pixels: decord's frame copy fails, PyAV's works
+            raise _DecordCannot(
+                f"decoding frames {int(unique[0])}..{int(unique[-1])} fails: {_first_line(exc)}"
+            ) from exc
         raise VideoDecodeError(
             path, f"decoding frames {int(unique[0])}..{int(unique[-1])} failed ({_first_line(exc)})"
         ) from exc
@@ -426,6 +549,8 @@ class _PyAVVideo:
                         image = to_rgb.reformat(frame, format="rgb24", threads=1).to_ndarray()
                         if frames is None:
                             frames = np.empty((len(unique), *image.shape), dtype=np.uint8)
+                        elif image.shape != frames.shape[1:]:
+                            raise _size_change(self.path, frames, image, position)
                         frames[slot] = image
                         filled += 1
                     if position >= last:
@@ -455,6 +580,8 @@ class _PyAVVideo:
                         image = frame.to_ndarray(format="rgb24")
                         if frames is None:
                             frames = np.empty((len(unique), *image.shape), dtype=np.uint8)
+                        elif image.shape != frames.shape[1:]:
+                            raise _size_change(self.path, frames, image, index)
                         frames[slot] = image
                     if index >= last:
                         break
@@ -469,6 +596,12 @@ class _PyAVVideo:
                 self.path, f"frame {last} requested, only {decoded} frames could be decoded", last
             )
         return frames
+
+
+def _size_change(path: str, frames: np.ndarray, image: np.ndarray, position: int) -> VideoDecodeError:
+    """The error for a decoded frame whose size differs from the frames before it."""
+    height, width = frames.shape[1:3]
+    return _resolution_change_error(path, (width, height), (image.shape[1], image.shape[0]), position)
 
 
 # ---------------------------------------------------------------------------------------------------------------

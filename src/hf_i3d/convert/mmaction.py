@@ -32,7 +32,17 @@ from ..downloads import download
 from ..modelcard import write_model_card
 from ..modeling_i3d import I3DForVideoClassification
 from ..zoo import ZooEntry, get_entry, kinetics400_labels
-from . import ConversionError, parse_overrides, push_folder, save_converted, save_processor
+from . import (
+    ConversionError,
+    check_finite,
+    check_output_dir,
+    check_override_keys,
+    format_keys,
+    parse_overrides,
+    push_folder,
+    save_converted,
+    save_processor,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +58,9 @@ _KEY_PATTERNS = [
     ),
     # mmcv NonLocal3d: with sub_sample, g and phi are Sequential(ConvModule, MaxPool3d), hence the optional ".0"
     (
-        re.compile(r"^backbone\.layer(\d+)\.(\d+)\.non_local_block\.(g|theta|phi)(?:\.0)?\.conv\.(weight|bias)$"),
+        re.compile(
+            r"^backbone\.layer(\d+)\.(\d+)\.non_local_block\.(g|theta|phi)(?:\.0)?\.conv\.(weight|bias)$"
+        ),
         "i3d.stages.{0}.layers.{1}.non_local.{2}.{3}",
     ),
     (
@@ -79,17 +91,24 @@ def mmaction_key_to_hf(key: str) -> str | None:
     return None
 
 
-def load_mmaction_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+def load_mmaction_checkpoint(
+    path: str | os.PathLike, *, trust_checkpoint: bool = False
+) -> dict[str, torch.Tensor]:
     """Load the state dict of an mmaction2 checkpoint safely (``torch.load(weights_only=True)``).
 
     Accepts ``{'state_dict': ...}`` (what mmcv/mmengine save) and bare state dicts, and strips a ``module.`` prefix
-    (DistributedDataParallel). Anything else is a :class:`ConversionError` naming the file.
+    (DistributedDataParallel). Anything else is a :class:`ConversionError` naming the file. Objects of classes a
+    training run leaves beside the weights (mmengine, numpy) are replaced by inert stand-ins; a file that refers to
+    anything else (``builtins.eval``, ``posix.system``, ...) is refused naming it, unless ``trust_checkpoint`` (its
+    objects are then replaced by stand-ins too: nothing in the file is ever run).
     """
     path = Path(path)
     if not path.is_file():
         raise ConversionError(f"{path}: no such checkpoint file")
     try:
-        checkpoint = _load_weights_only(path)
+        checkpoint = _load_weights_only(path, trust_checkpoint)
+    except ConversionError:
+        raise
     except (
         Exception
     ) as error:  # torch.load raises many types (UnpicklingError, IndexError, RuntimeError, ...)
@@ -121,24 +140,50 @@ class _Ignored:
         pass
 
 
-def _load_weights_only(path: Path) -> Any:
+# Top-level modules whose objects a training run stores beside the weights (mmengine's MessageHub and schedulers,
+# numpy scalars and arrays in ``meta``, argparse namespaces): replaced by stand-ins without a word.
+_TRAINING_RUN_MODULES = frozenset(
+    {
+        "mmengine",
+        "mmcv",
+        "mmaction",
+        "mmdet",
+        "numpy",
+        "collections",
+        "torch",
+        "datetime",
+        "argparse",
+        "_codecs",
+    }
+)
+
+
+def suspicious_globals(names: list[str]) -> list[str]:
+    """The globals of a checkpoint that no training run stores (``builtins.eval``, ``posix.system``, ...)."""
+    return [name for name in names if name.split(".", 1)[0] not in _TRAINING_RUN_MODULES]
+
+
+def _load_weights_only(path: Path, trust_checkpoint: bool = False) -> Any:
     """``torch.load(weights_only=True)``; objects of classes outside torch's allow-list (mmengine 1.x checkpoints
-    carry ``message_hub`` and ``param_schedulers``) are replaced by inert stand-ins instead of being refused or run."""
+    carry ``message_hub`` and ``param_schedulers``) are replaced by inert stand-ins instead of being refused or run.
+    Globals no training run stores are refused (:class:`ConversionError`) unless ``trust_checkpoint``."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
         if not unsafe:
             raise
+    suspicious = suspicious_globals(unsafe)
+    if suspicious and not trust_checkpoint:
+        raise ConversionError(
+            f"{path} refers to {format_keys(suspicious, 5)}, which a weights file has no reason to hold; refused "
+            "(nothing in it was run). Pass --trust-checkpoint if you know where the file comes from (its objects "
+            "are then replaced by inert stand-ins, still never run)"
+        )
     stand_ins = [(type(name.rsplit(".", 1)[-1], (_Ignored,), {}), name) for name in unsafe]
     logger.info("%s: ignoring non-tensor objects of %s", path, ", ".join(unsafe))
     with torch.serialization.safe_globals(stand_ins):
         return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def _format_keys(keys: list[str], limit: int = 12) -> str:
-    shown = ", ".join(keys[:limit])
-    return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
 
 
 def convert_mmaction_state_dict(
@@ -163,6 +208,7 @@ def convert_mmaction_state_dict(
             mismatched.append(
                 f"{key}: checkpoint {tuple(tensor.shape)} vs config {tuple(expected[new_key].shape)}"
             )
+            mismatched_targets.add(new_key)  # reported as a mismatch, not again as missing
             continue
         converted[new_key] = tensor.detach().clone().to(expected[new_key].dtype).contiguous()
     missing = []
@@ -175,11 +221,11 @@ def convert_mmaction_state_dict(
             missing.append(key)
     problems = []
     if mismatched:
-        problems.append(f"{len(mismatched)} shape mismatch(es): {_format_keys(mismatched, 6)}")
+        problems.append(f"{len(mismatched)} shape mismatch(es): {format_keys(mismatched, 6)}")
     if unexpected:
-        problems.append(f"{len(unexpected)} unexpected key(s): {_format_keys(unexpected)}")
+        problems.append(f"{len(unexpected)} unexpected key(s): {format_keys(unexpected)}")
     if missing:
-        problems.append(f"{len(missing)} missing key(s): {_format_keys(missing)}")
+        problems.append(f"{len(missing)} missing key(s): {format_keys(missing)}")
     if any(m.startswith("cls_head.fc_cls.weight") for m in mismatched):
         problems.append("for a checkpoint with N classes pass --set num_labels=N")
     if problems:
@@ -194,6 +240,7 @@ def build_config(entry: ZooEntry, overrides: dict[str, Any] | None = None) -> I3
     """The ``I3DConfig`` of zoo ``entry`` with Kinetics-400 label names, plus ``overrides`` (``--set`` values)."""
     if entry.model_type != "i3d":
         raise ConversionError(f"{entry.name} is not an I3D ResNet3d preset (model type {entry.model_type!r})")
+    check_override_keys(overrides or {}, I3DConfig)
     kwargs: dict[str, Any] = dict(entry.config)
     kwargs.update(overrides or {})
     num_labels = int(kwargs.pop("num_labels", 400))
@@ -217,20 +264,28 @@ def convert_mmaction_checkpoint(
     overwrite: bool = False,
     progress: bool = True,
     push_to_hub: str | None = None,
+    allow_nonfinite: bool = False,
+    trust_checkpoint: bool = False,
 ) -> Path:
     """Convert an mmaction2 checkpoint (local path or http(s) URL) of zoo ``preset`` into ``output_dir``.
 
     Writes ``config.json``, ``model.safetensors``, the model code (for ``trust_remote_code``), the video processor
-    config and a model card, then uploads the folder to ``push_to_hub`` (a Hub repo id) if given. ``overrides`` are config values (a dict, or ``key=value`` strings as given to ``--set``).
+    config and a model card, then uploads the folder to ``push_to_hub`` (a Hub repo id) if given. ``overrides`` are config values (a dict, or ``key=value`` strings as given to ``--set``; unknown keys are refused).
+    Weights holding NaN or Inf are refused unless ``allow_nonfinite``; for ``trust_checkpoint`` see
+    :func:`load_mmaction_checkpoint`. The output is written with :func:`hf_i3d.convert.save_converted` (never the
+    checkpoint's own folder, an old folder replaced only after the new one is in place).
     """
     entry = get_entry(preset)
     if isinstance(overrides, list):
         overrides = parse_overrides(overrides)
     checkpoint = os.fspath(checkpoint)
+    check_output_dir(output_dir, overwrite=overwrite, inputs=[checkpoint])  # before any download or loading
     if checkpoint.startswith(("http://", "https://")):
         checkpoint = str(download(checkpoint, progress=progress))
     config = build_config(entry, overrides)
-    state_dict = convert_mmaction_state_dict(load_mmaction_checkpoint(checkpoint), config, source=checkpoint)
+    source_state = load_mmaction_checkpoint(checkpoint, trust_checkpoint=trust_checkpoint)
+    check_finite(source_state.items(), checkpoint, allow_nonfinite)
+    state_dict = convert_mmaction_state_dict(source_state, config, source=checkpoint)
     model = I3DForVideoClassification(config)
     model.load_state_dict(state_dict, strict=True)
     model.eval()
@@ -246,7 +301,7 @@ def convert_mmaction_checkpoint(
             provenance += f" Config overrides: {overrides}."
         write_model_card(folder, entry, extra_provenance=provenance)
 
-    output = save_converted(model, output_dir, write_extras, overwrite=overwrite)
+    output = save_converted(model, output_dir, write_extras, overwrite=overwrite, inputs=[checkpoint])
     if push_to_hub:
         push_folder(output, push_to_hub, f"{entry.name} converted from {Path(checkpoint).name} with hf_i3d")
     return output

@@ -28,7 +28,16 @@ import torch
 from ..configuration_i3d import I3DConfig
 from ..modeling_i3d import I3DForVideoClassification
 from ..zoo import get_entry
-from . import ConversionError, parse_overrides, push_folder, save_converted, save_processor
+from . import (
+    ConversionError,
+    check_finite,
+    check_output_dir,
+    format_keys,
+    parse_overrides,
+    push_folder,
+    save_converted,
+    save_processor,
+)
 from .mmaction import _load_weights_only, build_config
 
 _BLOCK = re.compile(r"^blocks\.(\d+)\.(.+)$")
@@ -102,11 +111,6 @@ def load_pytorchvideo_checkpoint(path: str | os.PathLike) -> dict[str, torch.Ten
     return tensors
 
 
-def _format_keys(keys: list[str], limit: int = 12) -> str:
-    shown = ", ".join(keys[:limit])
-    return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
-
-
 def convert_pytorchvideo_state_dict(
     state_dict: dict[str, torch.Tensor], config: I3DConfig, source: str = "checkpoint"
 ) -> dict[str, torch.Tensor]:
@@ -137,11 +141,11 @@ def convert_pytorchvideo_state_dict(
             missing.append(key)
     problems = []
     if mismatched:
-        problems.append(f"{len(mismatched)} shape mismatch(es): {_format_keys(mismatched, 6)}")
+        problems.append(f"{len(mismatched)} shape mismatch(es): {format_keys(mismatched, 6)}")
     if unexpected:
-        problems.append(f"{len(unexpected)} unexpected key(s): {_format_keys(unexpected)}")
+        problems.append(f"{len(unexpected)} unexpected key(s): {format_keys(unexpected)}")
     if missing:
-        problems.append(f"{len(missing)} missing key(s): {_format_keys(missing)}")
+        problems.append(f"{len(missing)} missing key(s): {format_keys(missing)}")
     if any(m.startswith(("blocks.6.proj.weight", "proj.weight")) or ".proj.weight:" in m for m in mismatched):
         problems.append("for a checkpoint with N classes pass --set num_labels=N")
     if problems:
@@ -161,25 +165,28 @@ def convert_pytorchvideo_checkpoint(
     overwrite: bool = False,
     progress: bool = True,
     push_to_hub: str | None = None,
+    allow_nonfinite: bool = False,
 ) -> Path:
     """Convert a pytorchvideo ``i3d_r50`` checkpoint (local path or http(s) URL) into ``output_dir``.
 
     Writes ``config.json``, ``model.safetensors``, the model code (for ``trust_remote_code``), the video processor
     config and a model card, then uploads the folder to ``push_to_hub`` if given. ``overrides`` are config values
-    (a dict, or ``key=value`` strings as given to ``--set``).
+    (a dict, or ``key=value`` strings as given to ``--set``; unknown keys are refused). Weights holding NaN or Inf
+    are refused unless ``allow_nonfinite``; the output is written with :func:`hf_i3d.convert.save_converted`.
     """
     entry = get_entry(preset)
     if isinstance(overrides, list):
         overrides = parse_overrides(overrides)
     checkpoint = os.fspath(checkpoint)
+    check_output_dir(output_dir, overwrite=overwrite, inputs=[checkpoint])  # before any download or loading
     if checkpoint.startswith(("http://", "https://")):
         from ..downloads import download
 
         checkpoint = str(download(checkpoint, progress=progress))
     config = build_config(entry, overrides)
-    state_dict = convert_pytorchvideo_state_dict(
-        load_pytorchvideo_checkpoint(checkpoint), config, source=checkpoint
-    )
+    source_state = load_pytorchvideo_checkpoint(checkpoint)
+    check_finite(source_state.items(), checkpoint, allow_nonfinite)
+    state_dict = convert_pytorchvideo_state_dict(source_state, config, source=checkpoint)
     model = I3DForVideoClassification(config)
     model.load_state_dict(state_dict, strict=True)
     model.eval()
@@ -197,7 +204,7 @@ def convert_pytorchvideo_checkpoint(
             provenance += f" Config overrides: {overrides}."
         write_model_card(folder, entry, extra_provenance=provenance)
 
-    output = save_converted(model, output_dir, write_extras, overwrite=overwrite)
+    output = save_converted(model, output_dir, write_extras, overwrite=overwrite, inputs=[checkpoint])
     if push_to_hub:
         push_folder(output, push_to_hub, f"{entry.name} converted from {Path(checkpoint).name} with hf_i3d")
     return output
