@@ -209,6 +209,7 @@ class _VideoModelTest(modeling_common.ModelTesterMixin):
     config_class = None
     config_kwargs: dict = {}
     num_frames, image_size, num_stages = 8, 32, 4
+    common_properties = ["num_channels", "num_frames", "image_size", "hidden_sizes"]
 
     def setUp(self):
         self.model_tester = VideoModelTester(
@@ -218,7 +219,7 @@ class _VideoModelTest(modeling_common.ModelTesterMixin):
             self,
             config_class=self.config_class,
             has_text_modality=False,
-            common_properties=["num_channels", "num_frames", "image_size", "hidden_sizes"],
+            common_properties=list(self.common_properties),
             **self.config_kwargs,
         )
 
@@ -304,10 +305,15 @@ class InceptionI3DModelTest(_VideoModelTest, unittest.TestCase):
     config_class = InceptionI3DConfig
     config_kwargs = {"mixed_channels": {name: [2] * 6 for name in InceptionI3DConfig().mixed_channels}}
     num_frames, image_size = 9, 193
+    common_properties = ["num_channels", "num_frames", "image_size", "hidden_size"]
 
     @staticmethod
     def _channels(config):
-        return list(config.hidden_sizes)
+        """Widths of DeepMind's 16 endpoints: the stem (64, 64, 64, 192, 192), then each Mixed block's
+        b0 + b1b + b2b + b3, the max-pools before Mixed_4b and Mixed_5b keeping the width before them."""
+        mixed = {name: w[0] + w[2] + w[4] + w[5] for name, w in config.mixed_channels.items()}
+        order = ["Mixed_3b", "Mixed_3c", "Mixed_3c", "Mixed_4b", "Mixed_4c", "Mixed_4d", "Mixed_4e", "Mixed_4f"]
+        return [64, 64, 64, 192, 192] + [mixed[name] for name in order + ["Mixed_4f", "Mixed_5b", "Mixed_5c"]]
 
 
 # ---------------------------------------------------------------------------------------------------------------
