@@ -24,7 +24,7 @@ from _video_utils import write_video
 from hf_i3d import I3DConfig, I3DForVideoClassification, I3DVideoProcessor, decoding
 from hf_i3d.cli import main as cli_main
 from hf_i3d.convert import save_converted
-from hf_i3d.zoo import ZOO
+from hf_i3d.zoo import ZOO, get_entry
 
 LABELS = ["archery", "bowling", "cartwheeling"]
 NON_UTF8 = os.fsdecode(b"caf\xe9.mp4")  # a Latin-1 file name, as Linux keeps it (surrogate-escaped)
@@ -85,7 +85,7 @@ def save_model_folder(folder: Path, test_crop_size: int = 32) -> None:
     config = I3DConfig(base_channels=4, num_frames=8, id2label=dict(enumerate(LABELS)))
     model = I3DForVideoClassification(config).eval()
     processor = I3DVideoProcessor.from_zoo_entry(
-        "i3d-r50-kinetics400",
+        get_entry("i3d-r50-kinetics400"),
         num_frames=8,
         short_side=32,
         crop_size={"height": 32, "width": 32},
@@ -382,13 +382,11 @@ ROWS = [
         usage="usage: hf-i3d predict",
     ),
     Row(
-        "predict-thirty-views-checked-before-decoding",
+        "predict-old-views-vocabulary-is-a-usage-error",
         ["predict", "ok.mp4", "garbage.mp4", "--model", "model-crop24", "--views", "30"],
-        1,
-        [
-            "hf-i3d predict: error: the 30-view test takes 3 crops spanning the short side (32), but this model's "
-            "test crop is 24x24; use --views single"
-        ],
+        2,
+        ["hf-i3d predict: error: argument --views: invalid choice: '30' (choose from 'single', 'multi')"],
+        usage="usage: hf-i3d predict",
     ),
     # --- predict: the videos ----------------------------------------------------------------------------------
     Row(
@@ -403,14 +401,14 @@ ROWS = [
     ),
     Row(
         "predict-small-h264-falls-back-to-pyav-once",
-        ["predict", "tiny16.mp4", "tiny16.mp4", "--model", "model", "--json", "--top-k", "3"],
+        ["predict", "tiny16.mp4", "tiny16.mp4", "--model", "model", "--json", "--top-k", "3", "--backend", "decord"],
         0,
         [FALLBACK.format(video="tiny16.mp4")],
         _predicted(2),
     ),
     Row(
         "predict-gif",
-        ["predict", "clip.gif", "--model", "model", "--json", "--top-k", "3"],
+        ["predict", "clip.gif", "--model", "model", "--json", "--top-k", "3", "--backend", "decord"],
         0,
         [
             "hf_i3d: decord cannot read clip.gif (it fails to open it: [clip.gif] Failed to measure "
@@ -421,7 +419,7 @@ ROWS = [
     ),
     Row(
         "predict-non-utf8-file-name",
-        ["predict", NON_UTF8, "--model", "model", "--json", "--top-k", "3"],
+        ["predict", NON_UTF8, "--model", "model", "--json", "--top-k", "3", "--backend", "decord"],
         0,
         [
             "hf_i3d: decord cannot read caf\\xe9.mp4 (its name is not valid UTF-8); decoding it with PyAV instead "
@@ -431,7 +429,7 @@ ROWS = [
     ),
     Row(
         "predict-resolution-change-decord",
-        ["predict", "change.ts", "--model", "model"],
+        ["predict", "change.ts", "--model", "model", "--backend", "decord"],
         1,
         [
             "hf-i3d predict: error: change.ts: the frame size changes mid-video (64x48, then 32x24); re-encode it "
@@ -502,7 +500,8 @@ def test_missing_opencv_is_one_line(world, monkeypatch, capsys):
     assert cli_main(["predict", "ok.mp4", "--model", "model"]) == 1
     progress = re.compile(r"^[\w ]+: +\d+%\|")  # transformers' tqdm bars
     assert [x for x in capsys.readouterr().err.splitlines() if x.strip() and not progress.match(x)] == [
-        "hf-i3d predict: error: hf_i3d.transforms needs OpenCV: pip install opencv-python-headless"
+        "hf-i3d predict: error: hf_i3d's mmaction2 frame arithmetic needs the 'opencv-python-headless' package: "
+        "pip install opencv-python-headless"
     ]
 
 
