@@ -319,7 +319,9 @@ def _add_fvd_parser(commands) -> None:
         help="where a clip starts (default first)",
     )
     fvd.add_argument("--seed", type=int, default=0, help="seed of --clip-start random (default 0)")
-    fvd.add_argument("--backend", choices=("decord", "pyav"), default="decord", help="video decoder")
+    fvd.add_argument(
+        "--backend", choices=("pyav", "decord", "torchcodec"), default="pyav", help="video decoder (default pyav)"
+    )
     fvd.add_argument("--save-stats", metavar="PATH", help="save the REAL statistics (.npz) to reuse as REAL")
     fvd.add_argument("--save-fake-stats", metavar="PATH", help="save the FAKE statistics (.npz)")
     fvd.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -687,7 +689,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--average", choices=("prob", "score"), default="prob", help="view averaging (default prob)"
     )
-    predict.add_argument("--backend", choices=("pyav", "decord"), default="pyav", help="video decoder (default pyav)")
+    predict.add_argument(
+        "--backend", choices=("pyav", "decord"), default="pyav", help="video decoder (default pyav)"
+    )
     predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
     predict.add_argument(
         "--no-optimize",
