@@ -492,7 +492,7 @@ class VideoFolder(ClipSource):
         clip_start: str = "first",
         seed: int = 0,
         num_videos: int | None = None,
-        backend: str = "decord",
+        backend: str = "pyav",
     ):
         super().__init__(num_frames, clip_start, seed, os.fspath(root))
         self.root, self.backend = Path(root), backend
