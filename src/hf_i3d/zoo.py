@@ -473,6 +473,7 @@ __all__ = [
     "canonical_name",
     "get_entry",
     "kinetics400_labels",
+    "label_maps",
     "list_models",
 ]
 

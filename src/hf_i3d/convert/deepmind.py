@@ -37,7 +37,7 @@ from ..downloads import DownloadError, IntegrityError, sha256_of
 from ..downloads import cache_dir as default_cache_dir
 from ..modelcard import write_model_card
 from ..modeling_inception_i3d import InceptionI3DForVideoClassification
-from ..zoo import get_entry, kinetics400_labels
+from ..zoo import get_entry, kinetics400_labels, label_maps
 from . import (
     ConversionError,
     check_finite,
@@ -291,11 +291,7 @@ def kinetics400_config(**overrides: Any) -> InceptionI3DConfig:
     entry = get_entry(ZOO_NAME)
     labels = kinetics400_labels()
     kwargs: dict[str, Any] = dict(entry.config)
-    kwargs.update(
-        id2label=dict(enumerate(labels)),
-        label2id={label: i for i, label in enumerate(labels)},
-        zoo_name=entry.name,
-    )
+    kwargs.update(**label_maps(labels), zoo_name=entry.name)
     kwargs.update(overrides)
     return InceptionI3DConfig(**kwargs)
 

@@ -31,7 +31,7 @@ from ..configuration_i3d import I3DConfig
 from ..downloads import download
 from ..modelcard import write_model_card
 from ..modeling_i3d import I3DForVideoClassification
-from ..zoo import ZooEntry, get_entry, kinetics400_labels
+from ..zoo import ZooEntry, get_entry, kinetics400_labels, label_maps
 from . import (
     ConversionError,
     check_finite,
@@ -246,8 +246,7 @@ def build_config(entry: ZooEntry, overrides: dict[str, Any] | None = None) -> I3
     num_labels = int(kwargs.pop("num_labels", 400))
     if "id2label" not in kwargs:
         labels = kinetics400_labels() if num_labels == 400 else [f"LABEL_{i}" for i in range(num_labels)]
-        kwargs["id2label"] = dict(enumerate(labels))
-        kwargs["label2id"] = {label: i for i, label in enumerate(labels)}
+        kwargs.update(label_maps(labels))
     kwargs.setdefault("zoo_name", entry.name)
     try:
         return I3DConfig(**kwargs)
