@@ -206,7 +206,7 @@ def test_thirty_view_scores_are_the_processor_and_model_views(trained):
 
     model = AutoModelForVideoClassification.from_pretrained(trained["dir"]).eval()
     processor = I3DVideoProcessor.from_pretrained(trained["dir"])
-    assert (processor.num_frames, processor.frame_interval, processor.short_side) == (8, 2, 32)
+    assert (processor.num_frames, processor.frame_interval, processor.size["shortest_edge"]) == (8, 2, 32)
     result = json.loads((trained["dir"] / "result.json").read_text())
     for video in result["videos"][:2]:
         views = processor(video["video"], views="multi", return_tensors="pt")["pixel_values"]
