@@ -285,6 +285,16 @@ def test_cli_exports_a_training_checkpoint_with_a_fixed_frame_count(tmp_path, ca
     assert code == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     assert "(1, 3, 3, 64, 64)" in out and "frames: fixed at 3 (the model takes >= 2)" in out
+    assert sorted(path.name for path in output.iterdir()) == ["README.md", "config.json", "model.pt2"]
+    assert "had no `video_preprocessor_config.json`" in (output / "README.md").read_text()
+    # without the shape the processor would have given, the missing processor is the error it always was
+    assert main(["export", str(checkpoint), str(tmp_path / "out2"), "--format", "exported-program"]) == 1
+    assert capsys.readouterr().err == (
+        f"hf-i3d export: error: {checkpoint} has no video_preprocessor_config.json: the model's frame count, crop "
+        "and normalisation are unknown (save the processor beside the model with I3DVideoProcessor.save_pretrained, "
+        "or convert it again)\n"
+    )
+    assert not (tmp_path / "out2").exists()
 
 
 @pytest.mark.parametrize(

@@ -54,14 +54,15 @@ def folder_splits(squares, tmp_path_factory):
     """The videofolder loaded by ``datasets`` and normalised: ``{split: normalised Dataset}``."""
     from hf_i3d.hf_datasets import as_clip_dataset, load_hf_video_dataset
 
-    os.environ.setdefault("HF_I3D_CACHE", str(tmp_path_factory.mktemp("hf_i3d_cache")))
-    folder = squares.root / "squares"
-    raw = load_hf_video_dataset(
-        train_dir=folder / "train",
-        validation_dir=folder / "validation",
-        cache_dir=str(tmp_path_factory.mktemp("datasets_cache")),
-    )
-    return as_clip_dataset(raw)
+    with pytest.MonkeyPatch.context() as patch:  # this module's own cache, given back after it
+        patch.setenv("HF_I3D_CACHE", str(tmp_path_factory.mktemp("hf_i3d_cache")))
+        folder = squares.root / "squares"
+        raw = load_hf_video_dataset(
+            train_dir=folder / "train",
+            validation_dir=folder / "validation",
+            cache_dir=str(tmp_path_factory.mktemp("datasets_cache")),
+        )
+        yield as_clip_dataset(raw)
 
 
 def test_videofolder_rows_are_paths_labels_and_row_numbers(squares, folder_splits):

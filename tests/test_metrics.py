@@ -225,6 +225,11 @@ def isolated_evaluate_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(evaluate.config, "HF_MODULES_CACHE", tmp_path / "modules")
     monkeypatch.setattr(evaluate.config, "HF_METRICS_CACHE", tmp_path / "metrics")
     monkeypatch.setattr(evaluate.config, "HF_EVALUATE_OFFLINE", True)
+    # evaluate imports its copies as the package ``evaluate_modules`` found on sys.path; an earlier load in this
+    # process (another test, another cache) must not answer for this cache's copies.
+    monkeypatch.syspath_prepend(str(tmp_path / "modules"))
+    for name in [name for name in sys.modules if name.split(".")[0] == "evaluate_modules"]:
+        monkeypatch.delitem(sys.modules, name)
     return tmp_path
 
 

@@ -131,9 +131,8 @@ class ExportTesterMixin:
         self._export_and_compare(dynamic=True)
 
 
-def _common():
+def _common(root: Path):
     """``(test_modeling_common, test_configuration_common, test_video_processing_common)`` from the sdist."""
-    root = _cache_root()
     if not (root / PACKAGE / "test_modeling_common.py").is_file():
         _fetch_common_tests(root)
     if str(root) not in sys.path:
@@ -154,7 +153,8 @@ def _common():
     )
 
 
-modeling_common, configuration_common, video_processing_common = _common()
+COMMON_TESTS_ROOT = _cache_root()  # fixed at collection: tests may point $HF_I3D_CACHE elsewhere later
+modeling_common, configuration_common, video_processing_common = _common(COMMON_TESTS_ROOT)
 # The mixins know transformers' models by the class names of its auto mappings (base models are not trained, video
 # classifiers get labels); hf_i3d registers its classes with the Auto classes at run time, so they are added to the
 # test module's copies of those mappings (transformers' own dicts stay untouched).
@@ -363,7 +363,7 @@ class I3DVideoProcessingTest(video_processing_common.VideoProcessingTestMixin, u
 
 
 def test_the_mixins_come_from_the_installed_transformers_version():
-    assert modeling_common.__file__.startswith(str(_cache_root()))
+    assert modeling_common.__file__.startswith(str(COMMON_TESTS_ROOT))
     assert I3DVideoProcessor.valid_kwargs is I3DVideoProcessorKwargs
     assert issubclass(I3DR18ModelTest, modeling_common.ModelTesterMixin)
 

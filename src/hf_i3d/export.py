@@ -589,8 +589,12 @@ def export_folder(
     ``model.onnx`` or ``model.pt2`` next to ``config.json`` (labels), ``video_preprocessor_config.json`` (how to make
     ``pixel_values``) and a ``README.md`` of the input/output contract; written atomically (a temporary folder
     renamed into place). Frames and size default to the processor's single-view clip (``num_frames``,
-    ``crop_size``); ``kwargs`` go to :func:`export_onnx` / :func:`export_program`."""
-    from .predict import load_classifier
+    ``crop_size``); a folder without a processor (a Trainer checkpoint) exports when both are given, and its export
+    then has no processor config either. ``kwargs`` go to :func:`export_onnx` / :func:`export_program`."""
+    from transformers import AutoModelForVideoClassification
+
+    from .hub import resolve_model
+    from .predict import PROCESSOR_CONFIG, check_model_location, load_processor
 
     if format not in FORMATS:
         raise ExportError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
@@ -606,13 +610,15 @@ def export_folder(
             "(`hf-i3d zoo` lists the names)"
         )
     try:
-        classifier = load_classifier(name, optimize=False)
+        check_model_location(name)
+        folder = resolve_model(name)
+        model = AutoModelForVideoClassification.from_pretrained(folder).eval()
+        shape_given = num_frames is not None and image_size is not None
+        saved_processor = not os.path.isdir(folder) or (Path(folder) / PROCESSOR_CONFIG).is_file()
+        processor = load_processor(folder) if saved_processor or not shape_given else None
     except OSError as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ExportError(
-            f"cannot load {os.fspath(model_name_or_path)!r} (a zoo name, a model folder or a Hub id): {first_line}"
-        ) from error
-    model, processor = classifier.model, classifier.processor
+        raise ExportError(f"cannot load {name!r} (a zoo name, a model folder or a Hub id): {first_line}") from error
     num_frames = num_frames if num_frames is not None else processor.num_frames
     if image_size is None:
         crop = processor.crop_size
@@ -624,7 +630,8 @@ def export_folder(
         exporter = export_onnx if format == "onnx" else export_program
         result = exporter(model, target, num_frames=num_frames, image_size=image_size, **kwargs)
         model.config.to_json_file(tmp_dir / "config.json")
-        processor.to_json_file(tmp_dir / "video_preprocessor_config.json")
+        if processor is not None:
+            processor.to_json_file(tmp_dir / "video_preprocessor_config.json")
         (tmp_dir / "README.md").write_text(
             export_readme(result, os.fspath(model_name_or_path), model.config, processor), encoding="utf-8"
         )
@@ -637,11 +644,22 @@ def export_folder(
     return result
 
 
-def export_readme(result: ExportResult, model_name: str, config: Any, processor: Any) -> str:
+def export_readme(result: ExportResult, model_name: str, config: Any, processor: Any | None) -> str:
     """The README of an export folder: the input/output contract, what each axis takes, and the parity checks."""
     spec = result.spec
     family = "Inception I3D" if isinstance(config, InceptionI3DConfig) else "I3D ResNet3d"
-    mean, std = list(processor.image_mean), list(processor.image_std)
+    if processor is not None:
+        mean, std = list(processor.image_mean), list(processor.image_std)
+        preprocessing = (
+            "frames normalised as `video_preprocessor_config.json` says: sample `num_frames` frames `frame_interval` "
+            "apart (the centred clip), resize the short side, centre-crop `crop_size`, then `(x * (rescale_factor if "
+            f"do_rescale else 1) - image_mean) / image_std` per channel (here mean {mean}, std {std})."
+        )
+    else:
+        preprocessing = (
+            "frames prepared as the model was trained; the exported folder (a training checkpoint) had no "
+            "`video_preprocessor_config.json`, so sampling, crop and normalisation are not recorded here."
+        )
     lines = [
         f"# {model_name}: {'ONNX' if result.format == 'onnx' else 'torch.export ExportedProgram'}",
         "",
@@ -650,9 +668,7 @@ def export_readme(result: ExportResult, model_name: str, config: Any, processor:
         "## Input",
         "",
         f"`{INPUT_NAME}`: {spec.dtype_name} {spec.shape_text()}, i.e. (batch, frames, channels, height, width), RGB "
-        "frames normalised as `video_preprocessor_config.json` says: sample `num_frames` frames `frame_interval` "
-        "apart (the centred clip), resize the short side, centre-crop `crop_size`, then `(x * (rescale_factor if "
-        f"do_rescale else 1) - image_mean) / image_std` per channel (here mean {mean}, std {std}).",
+        + preprocessing,
         "",
         *[f"- {line}" for line in spec.axes_text()],
         "",

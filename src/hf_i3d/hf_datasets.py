@@ -31,6 +31,7 @@ from typing import Any
 
 from ._ffmpeg import provide_ffmpeg
 from .data import SPLIT_MODES, ClipDatasets, build_dataset_transform, set_clip_transform
+from .downloads import cache_dir
 from .zoo import DataSettings
 
 logger = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ def load_hf_video_dataset(
 # Normalising: video column -> local ``path``, label column -> ``label`` (ClassLabel)
 # ---------------------------------------------------------------------------------------------------------------
 def _video_cache_dir() -> Path:
-    return Path(os.environ.get("HF_I3D_CACHE") or Path.home() / ".cache" / "hf_i3d") / "videos"
+    return cache_dir() / "videos"
 
 
 def _suffix(name: str | None) -> str:
