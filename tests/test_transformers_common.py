@@ -415,18 +415,22 @@ def test_frozen_stages_with_gradient_checkpointing_train_the_rest(use_reentrant)
 
 
 def test_inception_runs_in_bfloat16_on_cpu(tmp_path):
-    """bf16 logits (``.to`` and ``from_pretrained(dtype=...)``) within 0.05 of float32 on logits of magnitude ~1."""
+    """bf16 logits within 0.05 of float32 on logits of magnitude ~1; ``from_pretrained(dtype=...)`` gives the same
+    bf16 model as ``.to``. One clip: bf16 3D convolutions are slow on CPUs without bf16 units."""
     tester = InceptionI3DModelTest()
     tester.setUp()
     config, inputs = tester.model_tester.prepare_config_and_inputs_for_common()
+    pixel_values = inputs["pixel_values"][:1]
     torch.manual_seed(0)
     model = InceptionI3DForVideoClassification(config).eval()
     model.save_pretrained(tmp_path)
+    loaded = InceptionI3DForVideoClassification.from_pretrained(tmp_path, dtype=torch.bfloat16).eval()
     with torch.no_grad():
-        reference = model(**inputs).logits
-        cast = model.to(torch.bfloat16)(inputs["pixel_values"].bfloat16()).logits
-        loaded = InceptionI3DForVideoClassification.from_pretrained(tmp_path, dtype=torch.bfloat16).eval()
-        from_disk = loaded(inputs["pixel_values"].bfloat16()).logits
-    assert cast.dtype == from_disk.dtype == torch.bfloat16
+        reference = model(pixel_values).logits
+        cast = model.to(torch.bfloat16)(pixel_values.bfloat16()).logits
+    assert cast.dtype == torch.bfloat16
     torch.testing.assert_close(cast.float(), reference, rtol=0, atol=0.05)
-    torch.testing.assert_close(from_disk.float(), reference, rtol=0, atol=0.05)
+    loaded_state, cast_state = loaded.state_dict(), model.state_dict()
+    assert loaded_state.keys() == cast_state.keys()
+    for name, tensor in loaded_state.items():
+        assert tensor.dtype == cast_state[name].dtype and torch.equal(tensor, cast_state[name]), name
