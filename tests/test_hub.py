@@ -1,5 +1,6 @@
 """Zoo names resolve to real weights: download from the model-zoo host (a local server here), verify, convert once."""
 
+import concurrent.futures
 import dataclasses
 import hashlib
 import http.server
@@ -97,6 +98,17 @@ def test_from_pretrained_downloads_verifies_converts_once(small_r50_entry, zoo_h
     assert resolve_model("i3d-r50-kinetics400") == str(cached)
     assert zoo_host.requests == [path]
     torch.testing.assert_close(again.classifier.weight, model.classifier.weight)
+
+
+def test_processes_asking_at_once_convert_once(small_r50_entry, zoo_host, tmp_path):
+    """Ranks of `accelerate launch` resolving a zoo name on first use: one downloads and converts, the rest wait."""
+    entry, original, path = small_r50_entry
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        folders = list(pool.map(lambda _: resolve_model("i3d-r50-kinetics400", progress=False), range(3)))
+    cached = str(tmp_path / "cache" / "models" / "i3d-r50-kinetics400")
+    assert folders == [cached] * 3 and zoo_host.requests == [path]
+    loaded = I3DForVideoClassification.from_pretrained(cached)
+    torch.testing.assert_close(loaded.classifier.weight, original.classifier.weight, rtol=0, atol=0)
 
 
 def test_a_local_folder_of_that_name_wins(small_r50_entry, zoo_host, tmp_path):

@@ -19,6 +19,7 @@ import os
 import re
 from pathlib import Path
 
+from filelock import FileLock
 from huggingface_hub import snapshot_download
 
 from .convert.deepmind import convert_deepmind
@@ -90,7 +91,12 @@ def resolve_model(
     target = converted_model_dir(entry.name)
     if (target / "config.json").is_file():
         return str(target)
-    return str(build_zoo_model(entry, target, mirror=mirror, progress=progress))
+    # several processes (accelerate launch, parallel jobs) may ask at once: one converts, the others wait for it
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target.parent / f".{target.name}.lock")):
+        if (target / "config.json").is_file():
+            return str(target)
+        return str(build_zoo_model(entry, target, mirror=mirror, progress=progress))
 
 
 def build_zoo_model(
