@@ -13,6 +13,10 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import nn
 
+# One merge of per-view logits into per-video logits: the model file's (it keeps no imports beyond torch,
+# transformers and its config), re-exported here next to the score averaging it matches.
+from .modeling_i3d import merge_view_logits as merge_view_logits
+
 AVERAGE_MODES = ("prob", "score", None)
 
 
@@ -67,34 +71,6 @@ def average_view_scores(
     if mode == "prob":
         logits = torch.sigmoid(logits) if multi_label else torch.softmax(logits, dim=2)
     return logits.mean(dim=1)
-
-
-def merge_view_logits(
-    view_logits: torch.Tensor, mode: str = "prob", *, multi_label: bool = False
-) -> torch.Tensor:
-    """Per-video logits ``[B, K]`` from per-view logits ``[B, V, K]`` such that the usual activation of the result
-    gives :func:`average_view_scores`: for ``'prob'`` the log of the averaged softmax (``softmax(log p) = p`` as
-    ``p`` sums to 1), or the logit of the averaged sigmoid for multi-label; for ``'score'`` the mean logits.
-
-    This is what a model returns for a multi-view input, so the ``video-classification`` pipeline's softmax reports
-    exactly mmaction2's averaged probabilities.
-    """
-    scores = average_view_scores(view_logits, mode=mode, multi_label=multi_label)
-    if mode == "score":
-        return scores.to(view_logits.dtype)
-    eps = torch.finfo(scores.dtype).tiny
-    merged = torch.logit(scores, eps=1e-7) if multi_label else scores.clamp_min(eps).log()
-    return merged.to(view_logits.dtype)
-
-
-def merge_model_views(logits: torch.Tensor, num_views: int, config) -> torch.Tensor:
-    """:func:`merge_view_logits` for a classifier's ``[B*V, K]`` logits, with the averaging (``config.average_clips``)
-    and the activation (multi-label or not) its config says; what both model families do with 6-D inputs."""
-    return merge_view_logits(
-        logits.view(-1, num_views, logits.shape[-1]),
-        mode=config.average_clips,
-        multi_label=config.problem_type == "multi_label_classification",
-    )
 
 
 def _device_and_dtype(model: nn.Module) -> tuple[torch.device | None, torch.dtype | None]:
