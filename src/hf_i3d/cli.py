@@ -68,6 +68,7 @@ def _convert_pytorchvideo(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         push_to_hub=args.push_to_hub,
         allow_nonfinite=args.allow_nonfinite,
+        trust_checkpoint=args.trust_checkpoint,
     )
     print(f"Converted {args.checkpoint} ({args.preset}) -> {output}")
     return 0
@@ -96,6 +97,12 @@ def _add_convert_pytorchvideo(sources: argparse._SubParsersAction) -> None:
         "--allow-nonfinite",
         action="store_true",
         help="convert weights holding NaN or Inf (refused by default)",
+    )
+    parser.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="accept a checkpoint that refers to globals no training run stores (e.g. builtins.eval); its objects "
+        "are still replaced by inert stand-ins, never run",
     )
     parser.add_argument("--quiet", action="store_true", help="no download progress bar")
     parser.add_argument(
