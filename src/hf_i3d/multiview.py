@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import nn
 
+from ._validation import check_positive_int
+
 # One merge of per-view logits into per-video logits: the model file's (it keeps no imports beyond torch,
 # transformers and its config), re-exported here next to the score averaging it matches.
 from .modeling_i3d import merge_view_logits as merge_view_logits
@@ -41,10 +43,7 @@ def average_view_scores(
         raise TypeError(f"logits must be a floating-point tensor, got dtype {logits.dtype}")
     if mode not in AVERAGE_MODES:
         raise ValueError(f"mode must be one of 'prob', 'score' or None, got {mode!r}")
-    if num_views is not None and (
-        isinstance(num_views, bool) or not isinstance(num_views, int) or num_views < 1
-    ):
-        raise ValueError(f"num_views must be a positive int or None, got {num_views!r}")
+    check_positive_int("num_views", num_views, optional=True)
     if logits.dim() == 2:
         if num_views is None:
             raise ValueError(
@@ -187,9 +186,4 @@ def predict_view_batches(
 
 def check_max_views_per_batch(max_views_per_batch: int | None) -> None:
     """Raise a ValueError unless ``max_views_per_batch`` is a positive int or None."""
-    if max_views_per_batch is not None and (
-        isinstance(max_views_per_batch, bool)
-        or not isinstance(max_views_per_batch, int)
-        or max_views_per_batch < 1
-    ):
-        raise ValueError(f"max_views_per_batch must be a positive int or None, got {max_views_per_batch!r}")
+    check_positive_int("max_views_per_batch", max_views_per_batch, optional=True)
