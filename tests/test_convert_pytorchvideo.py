@@ -147,6 +147,86 @@ def test_missing_and_unreadable_files(tmp_path, capsys):
     assert f"{bogus} is not a readable PyTorch checkpoint" in capsys.readouterr().err
 
 
+def windows_state() -> dict[str, torch.Tensor]:
+    return torch.load(FIXTURES / CASES["i3d_r50_windows"]["checkpoint"], weights_only=True)["model_state"]
+
+
+def test_nan_weights_are_refused_unless_allowed(tmp_path, capsys):
+    """The NaN/Inf check of mmaction2 conversions (``convert.check_finite``): the first keys and their counts."""
+    state = windows_state()
+    state["blocks.6.proj.weight"][0, 0] = float("nan")
+    state["blocks.0.conv.weight"][0, 0, 0, :2, 0] = float("inf")
+    torch.save({"model_state": state}, tmp_path / "nan.pyth")
+    overrides = case_overrides(CASES["i3d_r50_windows"])
+    assert convert(tmp_path / "nan.pyth", tmp_path / "out", *overrides) == 1
+    assert capsys.readouterr().err == (
+        f"hf-i3d convert: error: {tmp_path / 'nan.pyth'}: 2 tensor(s) hold NaN or Inf values: blocks.0.conv.weight "
+        "(2 Inf), blocks.6.proj.weight (1 NaN); the model would give NaN scores (pass --allow-nonfinite to convert "
+        "it anyway)\n"
+    )
+    assert not (tmp_path / "out").exists()
+    assert convert(tmp_path / "nan.pyth", tmp_path / "out", *overrides, "--allow-nonfinite") == 0
+    model = I3DForVideoClassification.from_pretrained(tmp_path / "out")
+    assert (
+        torch.isnan(model.classifier.weight[0, 0])
+        and int(torch.isinf(model.i3d.stem.conv.conv.weight).sum()) == 2
+    )
+
+
+class Eval:
+    """Pickles as a call of ``builtins.eval`` (what a hostile checkpoint carries); never run by the converter."""
+
+    def __reduce__(self):
+        return (eval, ("open('pwned.txt', 'w').write('pwned')",))  # would write a file if a loader ran it
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_unless_trusted(tmp_path, monkeypatch, capsys):
+    """A pickle that is not a plain state dict: refused naming the global (mmaction2's check); with
+    ``--trust-checkpoint`` its objects become inert stand-ins and the weights convert. Nothing is ever run."""
+    case = CASES["i3d_r50_windows"]
+    torch.save({"model_state": windows_state(), "cfg": Eval()}, tmp_path / "evil.pyth")
+    monkeypatch.chdir(tmp_path)
+    assert convert(tmp_path / "evil.pyth", tmp_path / "out", *case_overrides(case)) == 1
+    assert capsys.readouterr().err == (
+        f"hf-i3d convert: error: {tmp_path / 'evil.pyth'} refers to builtins.eval, which a weights file has no reason "
+        "to hold; refused (nothing in it was run). Pass --trust-checkpoint if you know where the file comes from "
+        "(its objects are then replaced by inert stand-ins, still never run)\n"
+    )
+    assert not (tmp_path / "out").exists()
+    assert convert(tmp_path / "evil.pyth", tmp_path / "out", *case_overrides(case), "--trust-checkpoint") == 0
+    assert not (tmp_path / "pwned.txt").exists()
+    model = I3DForVideoClassification.from_pretrained(tmp_path / "out")
+    torch.testing.assert_close(
+        model.classifier.weight, windows_state()["blocks.6.proj.weight"], rtol=0, atol=0
+    )
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (
+            [1, 2, 3],
+            "holds no state dict (expected {'model_state': ...}, {'state_dict': ...} or a dict of tensors)",
+        ),
+        (
+            {"model_state": {}},
+            "holds no state dict (expected {'model_state': ...}, {'state_dict': ...} or a dict of tensors)",
+        ),
+        (
+            {"model_state": {"blocks.0.conv.weight": torch.zeros(1), "blocks.0.note": "stem"}},
+            "entry 'blocks.0.note' of the state dict is a str, not a tensor",
+        ),
+    ],
+)
+def test_a_pickle_that_is_no_state_dict_is_named(tmp_path, capsys, content, message):
+    torch.save(content, tmp_path / "odd.pyth")
+    assert convert(tmp_path / "odd.pyth", tmp_path / "out") == 1
+    assert capsys.readouterr().err == f"hf-i3d convert: error: {tmp_path / 'odd.pyth'}: {message}\n".replace(
+        "pyth: holds", "pyth holds"
+    )
+    assert not (tmp_path / "out").exists()
+
+
 def test_pytorchvideo_normalisation_matches_its_transforms():
     """PySlowFast ``div255`` then ``NormalizeVideo(0.45, 0.225)`` in float32, for every uint8 level."""
     levels = torch.arange(256, dtype=torch.uint8).float() / 255.0

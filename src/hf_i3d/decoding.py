@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._validation import check_choice
 from .frame_ops import optional_import as _optional
 
 VIDEO_BACKENDS = ("decord", "pyav", "torchcodec")
@@ -92,8 +93,7 @@ def _expand(frames: np.ndarray, unique: np.ndarray, inverse: np.ndarray) -> np.n
 # Videos
 # ---------------------------------------------------------------------------------------------------------------
 def _check_video_args(path: str | os.PathLike, backend: str) -> str:
-    if backend not in VIDEO_BACKENDS:
-        raise ValueError(f"video backend must be one of {VIDEO_BACKENDS}, got {backend!r}")
+    check_choice("video backend", backend, VIDEO_BACKENDS)
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise VideoDecodeError(path, "no such file" if not os.path.exists(path) else "not a file")
@@ -755,6 +755,7 @@ def count_frames(
 
 def _jpeg_decoder(backend: str) -> Callable[[bytes, np.ndarray | None], np.ndarray]:
     """``decode(data, out)`` -> RGB uint8 (H, W, 3), written into ``out`` when the backend can."""
+    check_choice("JPEG backend", backend, JPEG_BACKENDS)
     if backend in ("simplejpeg", "turbojpeg"):
         simplejpeg = _optional("simplejpeg", "simplejpeg", f"read_frames(backend={backend!r})")
 
@@ -779,15 +780,13 @@ def _jpeg_decoder(backend: str) -> Callable[[bytes, np.ndarray | None], np.ndarr
                 raise ValueError("cv2.imdecode could not decode it")
             return image if rgb_flag is not None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
-    elif backend == "pil":
+    else:  # "pil"
         Image = _optional("PIL.Image", "Pillow", "read_frames(backend='pil')")
 
         def decode(data: bytes, out: np.ndarray | None) -> np.ndarray:
             with Image.open(io.BytesIO(data)) as image:
                 return np.asarray(image.convert("RGB"))
 
-    else:
-        raise ValueError(f"JPEG backend must be one of {JPEG_BACKENDS}, got {backend!r}")
     return decode
 
 

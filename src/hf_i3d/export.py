@@ -441,6 +441,85 @@ def _atomic_path(path: Path):
         tmp.unlink(missing_ok=True)
 
 
+def _onnx_program(program: Any, spec: InputSpec, features: bool, opset: int | None) -> tuple[Any, int | None]:
+    """``program`` through torch's ONNX exporter (one file, weights inside), and the opset it wrote."""
+    with _size_oblivious(), plain_forward():
+        onnx_program = torch.onnx.export(
+            program,
+            (_example(spec),),
+            input_names=[INPUT_NAME],
+            output_names=list(OUTPUT_NAMES[: 1 + features]),
+            opset_version=opset,
+            dynamo=True,
+            external_data=False,
+            verbose=False,
+        )
+    written_opset = next(
+        (entry.version for entry in onnx_program.model_proto.opset_import if entry.domain in ("", "ai.onnx")),
+        opset,
+    )
+    return onnx_program, written_opset
+
+
+def _input_spec_args(arguments: dict[str, Any]) -> dict[str, Any]:
+    """The :func:`input_spec` arguments among an exporter's own (its ``locals()``): both exporters take the same."""
+    names = ("batch_size", "num_frames", "image_size", "dynamic_batch", "dynamic_frames", "dtype")
+    return {name: arguments[name] for name in names}
+
+
+def _export(
+    model: nn.Module,
+    path: str | os.PathLike | None,
+    format: str,
+    shape: dict[str, Any],
+    *,
+    features: bool,
+    check: bool,
+    check_shapes: Sequence[tuple[int, int]] | None,
+    opset: int | None = None,
+) -> ExportResult:
+    """The one export path of both formats: the input spec (``shape``: the :func:`input_spec` arguments), the trace,
+    the file written through a temporary name and, with ``check``, the parity check of what was written (the ONNX
+    file in onnxruntime, the program in torch) before it is moved into place, so a file that fails is never left."""
+    spec = input_spec(model, **shape)
+    if format == "onnx":
+        try:
+            import onnx  # noqa: F401  (torch's exporter needs onnx and onnxscript)
+            import onnxscript  # noqa: F401
+        except ImportError as error:
+            raise ExportError(
+                f"ONNX export needs onnx, onnxscript and onnxruntime ({error.name} is missing): pip install 'hf_i3d[export]'"
+            ) from error
+    _, program = _trace(model, spec, features)
+    result = ExportResult(
+        path=None,
+        format=format,
+        spec=spec,
+        outputs=OUTPUT_NAMES[: 1 + features],
+        program=program,
+        notes=_notes(model, shape["dynamic_frames"]),
+    )
+    if format == "onnx":
+        onnx_program, result.opset = _onnx_program(program, spec, features, opset)
+    with contextlib.ExitStack() as stack:  # no file at all without a path (ExportedProgram only)
+        tmp = None if path is None else stack.enter_context(_atomic_path(Path(path)))
+        if format == "onnx":
+            onnx_program.save(str(tmp), external_data=False)
+        elif tmp is not None:
+            torch.export.save(program, tmp)
+        if check:
+            if format == "onnx":
+                run, result.runtime = _onnx_runner(tmp)
+            else:
+                run, result.runtime = (
+                    _program_runner(program),
+                    f"torch {torch.__version__} (ExportedProgram.module())",
+                )
+            result.checks = check_parity(model, run, spec, features=features, shapes=check_shapes)
+    result.path = None if path is None else Path(path)
+    return result
+
+
 def export_program(
     model: nn.Module,
     path: str | os.PathLike | None = None,
@@ -458,35 +537,10 @@ def export_program(
     """``model`` (an I3D or Inception I3D classification model) as a ``torch.export.ExportedProgram``, saved to
     ``path`` (``.pt2``, ``torch.export.save``) when given; ``result.program`` holds it. See :func:`input_spec` for the
     shape arguments; with ``check`` the program runs on random inputs against ``model`` (:func:`check_parity`)."""
-    spec = input_spec(
-        model,
-        batch_size=batch_size,
-        num_frames=num_frames,
-        image_size=image_size,
-        dynamic_batch=dynamic_batch,
-        dynamic_frames=dynamic_frames,
-        dtype=dtype,
+    shape = _input_spec_args(locals())
+    return _export(
+        model, path, "exported-program", shape, features=features, check=check, check_shapes=check_shapes
     )
-    _, program = _trace(model, spec, features)
-    result = ExportResult(
-        path=None,
-        format="exported-program",
-        spec=spec,
-        outputs=OUTPUT_NAMES[: 1 + features],
-        program=program,
-        notes=_notes(model, dynamic_frames),
-    )
-    if check:
-        result.checks = check_parity(
-            model, _program_runner(program), spec, features=features, shapes=check_shapes
-        )
-        result.runtime = f"torch {torch.__version__} (ExportedProgram.module())"
-    if path is not None:
-        path = Path(path)
-        with _atomic_path(path) as tmp:
-            torch.export.save(program, tmp)
-        result.path = path
-    return result
 
 
 def onnx_opset(dtype: torch.dtype, opset: int | None) -> int | None:
@@ -523,55 +577,10 @@ def export_onnx(
     it is moved into place, so a file that fails is never written. ``opset`` defaults to torch's (22 for
     bfloat16, the first opset whose Conv takes it)."""
     opset = onnx_opset(dtype, opset)
-    spec = input_spec(
-        model,
-        batch_size=batch_size,
-        num_frames=num_frames,
-        image_size=image_size,
-        dynamic_batch=dynamic_batch,
-        dynamic_frames=dynamic_frames,
-        dtype=dtype,
+    shape = _input_spec_args(locals())
+    return _export(
+        model, path, "onnx", shape, features=features, check=check, check_shapes=check_shapes, opset=opset
     )
-    try:
-        import onnx  # noqa: F401  (torch's exporter needs onnx and onnxscript)
-        import onnxscript  # noqa: F401
-    except ImportError as error:
-        raise ExportError(
-            f"ONNX export needs onnx, onnxscript and onnxruntime ({error.name} is missing): pip install 'hf_i3d[export]'"
-        ) from error
-    exportable, program = _trace(model, spec, features)
-    with _size_oblivious(), plain_forward():
-        onnx_program = torch.onnx.export(
-            program,
-            (_example(spec),),
-            input_names=[INPUT_NAME],
-            output_names=list(OUTPUT_NAMES[: 1 + features]),
-            opset_version=opset,
-            dynamo=True,
-            external_data=False,
-            verbose=False,
-        )
-    written_opset = next(
-        (entry.version for entry in onnx_program.model_proto.opset_import if entry.domain in ("", "ai.onnx")),
-        opset,
-    )
-    result = ExportResult(
-        path=None,
-        format="onnx",
-        spec=spec,
-        outputs=OUTPUT_NAMES[: 1 + features],
-        opset=written_opset,
-        program=program,
-        notes=_notes(model, dynamic_frames),
-    )
-    path = Path(path)
-    with _atomic_path(path) as tmp:
-        onnx_program.save(str(tmp), external_data=False)
-        if check:
-            run, result.runtime = _onnx_runner(tmp)
-            result.checks = check_parity(model, run, spec, features=features, shapes=check_shapes)
-    result.path = path
-    return result
 
 
 # -- a deployable folder (hf-i3d export) --------------------------------------------------------------------------
@@ -618,7 +627,9 @@ def export_folder(
         processor = load_processor(folder) if saved_processor or not shape_given else None
     except OSError as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ExportError(f"cannot load {name!r} (a zoo name, a model folder or a Hub id): {first_line}") from error
+        raise ExportError(
+            f"cannot load {name!r} (a zoo name, a model folder or a Hub id): {first_line}"
+        ) from error
     num_frames = num_frames if num_frames is not None else processor.num_frames
     if image_size is None:
         crop = processor.crop_size

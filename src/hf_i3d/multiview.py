@@ -13,6 +13,12 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import nn
 
+from ._validation import check_positive_int
+
+# One merge of per-view logits into per-video logits: the model file's (it keeps no imports beyond torch,
+# transformers and its config), re-exported here next to the score averaging it matches.
+from .modeling_i3d import merge_view_logits as merge_view_logits
+
 AVERAGE_MODES = ("prob", "score", None)
 
 
@@ -37,10 +43,7 @@ def average_view_scores(
         raise TypeError(f"logits must be a floating-point tensor, got dtype {logits.dtype}")
     if mode not in AVERAGE_MODES:
         raise ValueError(f"mode must be one of 'prob', 'score' or None, got {mode!r}")
-    if num_views is not None and (
-        isinstance(num_views, bool) or not isinstance(num_views, int) or num_views < 1
-    ):
-        raise ValueError(f"num_views must be a positive int or None, got {num_views!r}")
+    check_positive_int("num_views", num_views, optional=True)
     if logits.dim() == 2:
         if num_views is None:
             raise ValueError(
@@ -67,34 +70,6 @@ def average_view_scores(
     if mode == "prob":
         logits = torch.sigmoid(logits) if multi_label else torch.softmax(logits, dim=2)
     return logits.mean(dim=1)
-
-
-def merge_view_logits(
-    view_logits: torch.Tensor, mode: str = "prob", *, multi_label: bool = False
-) -> torch.Tensor:
-    """Per-video logits ``[B, K]`` from per-view logits ``[B, V, K]`` such that the usual activation of the result
-    gives :func:`average_view_scores`: for ``'prob'`` the log of the averaged softmax (``softmax(log p) = p`` as
-    ``p`` sums to 1), or the logit of the averaged sigmoid for multi-label; for ``'score'`` the mean logits.
-
-    This is what a model returns for a multi-view input, so the ``video-classification`` pipeline's softmax reports
-    exactly mmaction2's averaged probabilities.
-    """
-    scores = average_view_scores(view_logits, mode=mode, multi_label=multi_label)
-    if mode == "score":
-        return scores.to(view_logits.dtype)
-    eps = torch.finfo(scores.dtype).tiny
-    merged = torch.logit(scores, eps=1e-7) if multi_label else scores.clamp_min(eps).log()
-    return merged.to(view_logits.dtype)
-
-
-def merge_model_views(logits: torch.Tensor, num_views: int, config) -> torch.Tensor:
-    """:func:`merge_view_logits` for a classifier's ``[B*V, K]`` logits, with the averaging (``config.average_clips``)
-    and the activation (multi-label or not) its config says; what both model families do with 6-D inputs."""
-    return merge_view_logits(
-        logits.view(-1, num_views, logits.shape[-1]),
-        mode=config.average_clips,
-        multi_label=config.problem_type == "multi_label_classification",
-    )
 
 
 def _device_and_dtype(model: nn.Module) -> tuple[torch.device | None, torch.dtype | None]:
@@ -211,9 +186,4 @@ def predict_view_batches(
 
 def check_max_views_per_batch(max_views_per_batch: int | None) -> None:
     """Raise a ValueError unless ``max_views_per_batch`` is a positive int or None."""
-    if max_views_per_batch is not None and (
-        isinstance(max_views_per_batch, bool)
-        or not isinstance(max_views_per_batch, int)
-        or max_views_per_batch < 1
-    ):
-        raise ValueError(f"max_views_per_batch must be a positive int or None, got {max_views_per_batch!r}")
+    check_positive_int("max_views_per_batch", max_views_per_batch, optional=True)

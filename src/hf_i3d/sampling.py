@@ -24,17 +24,13 @@ from typing import Any
 
 import numpy as np
 
+from ._validation import check_choice, check_positive_int
 from .frame_ops import clip_frame_indices, dense_test_offsets, uniform_test_offsets
 
 MODES = ("train", "val", "test")
 SAMPLERS = ("uniform", "dense")
 OFFSET_RULES = ("0.x", "1.x")
 OUT_OF_BOUND_OPTS = ("loop", "repeat_last")
-
-
-def _positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -60,15 +56,14 @@ class ClipSampler:
 
     def __post_init__(self) -> None:
         for name in ("clip_len", "frame_interval", "num_clips", "sample_range", "num_sample_positions"):
-            _positive_int(name, getattr(self, name))
+            check_positive_int(name, getattr(self, name))
         for name, allowed in (
             ("mode", MODES),
             ("sampler", SAMPLERS),
             ("offset_rule", OFFSET_RULES),
             ("out_of_bound", OUT_OF_BOUND_OPTS),
         ):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+            check_choice(name, getattr(self, name), allowed)
 
     @classmethod
     def from_settings(cls, settings: Any, mode: str, **overrides: Any) -> ClipSampler:
@@ -79,8 +74,7 @@ class ClipSampler:
         ``settings.num_clips`` (1) everywhere. ``overrides`` replace any field (e.g. ``num_clips=1`` for a
         single-clip test, ``offset_rule='1.x'``).
         """
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        check_choice("mode", mode, MODES)
         num_clips = settings.num_clips if (mode == "test" or settings.sampler == "dense") else 1
         sampler = cls(
             clip_len=settings.clip_len,

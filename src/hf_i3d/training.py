@@ -35,7 +35,6 @@ from transformers import AutoModelForVideoClassification, Trainer, TrainerCallba
 
 from .configuration_i3d import I3DConfig
 from .configuration_inception_i3d import InceptionI3DConfig
-from .convert import prepare_for_remote_code
 from .convert.inflate import inflate_2d_weights
 from .data import find_clip_transform
 from .hub import resolve_model
@@ -334,16 +333,13 @@ def build_model(
                 )
             logger.info("inflated %d tensors from %s", len(report.inflated), pretrained_2d)
             how = f"backbone inflated from the 2D ResNet weights `{Path(pretrained_2d).name}` (mmaction2 `pretrained2d`)"
-    prepare_for_remote_code(model)
     return model, how
 
 
 def build_processor(entry: ZooEntry, settings: DataSettings):
     """The ``I3DVideoProcessor`` that feeds the trained model as it was trained and tested (saved and pushed with
-    it); its class is registered so the saved config names its code."""
-    processor = I3DVideoProcessor.from_zoo_entry(dataclasses.replace(entry, data=settings))
-    I3DVideoProcessor.register_for_auto_class()
-    return processor
+    it; the class registers its code for ``AutoVideoProcessor`` where it is defined)."""
+    return I3DVideoProcessor.from_zoo_entry(dataclasses.replace(entry, data=settings))
 
 
 def resolve_entry(preset: str | None, model_name_or_path: str | None) -> ZooEntry:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._validation import check_choice, check_positive_int
 from .frame_ops import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -148,8 +149,7 @@ def normalization_lut(normalization: str) -> np.ndarray:
     (see ``frame_ops.normalization_lut``); 'pytorchvideo' is PySlowFast's ``(x / 255 - 0.45) / 0.225`` in float32
     steps.
     """
-    if normalization not in NORMALIZATION_STATS:
-        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+    check_choice("normalization", normalization, NORMALIZATIONS)
     lut = _lut(*NORMALIZATION_STATS[normalization])
     if normalization == "pytorchvideo":  # PySlowFast's float32 steps: div255, then NormalizeVideo
         lut = _lut(*NORMALIZATION_STATS[normalization], rounding="float32")
@@ -228,14 +228,11 @@ class ClipTransform:
             ("normalization", NORMALIZATIONS),
             ("train_crop", TRAIN_CROPS),
         ):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+            check_choice(name, getattr(self, name), allowed)
         if self.num_crops not in (1, 3):
             raise ValueError(f"num_crops must be 1 (centre crop) or 3 (ThreeCrop), got {self.num_crops!r}")
         for name in ("short_side", "crop_size", "test_crop_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_positive_int(name, getattr(self, name))
         if not 0.0 <= self.flip_ratio <= 1.0:
             raise ValueError(f"flip_ratio must lie in [0, 1], got {self.flip_ratio!r}")
 
@@ -304,8 +301,7 @@ def build_clip_transform(settings: DataSettings, mode: str, **overrides: Any) ->
     'inception'``: "224 random crop" in the kinetics-i3d README), unless ``settings`` has a ``train_crop`` field.
     ``overrides`` replace any field of the result.
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    check_choice("mode", mode, MODES)
     train_crop = getattr(settings, "train_crop", None) or (
         "random" if settings.normalization == "inception" else "multiscale"
     )

@@ -16,7 +16,7 @@ the heavy model) and the DeepMind ``kinetics-i3d`` README; see ``docs/mmaction2-
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,9 @@ class DataSettings:
     crop_size: int = 224
     test_crop_size: int = 256
     num_crops: int = 3
-    normalization: str = "imagenet"  # "imagenet": mean/std on 0-255; "inception": [-1, 1]; "pytorchvideo": x/255, 0.45/0.225
+    normalization: str = (
+        "imagenet"  # "imagenet": mean/std on 0-255; "inception": [-1, 1]; "pytorchvideo": x/255, 0.45/0.225
+    )
     average_clips: str = (
         "score"  # the averaging of the published numbers ('score' for the 2020 tools/test.py)
     )
@@ -84,14 +86,6 @@ class ZooEntry:
         return int(self.config.get("num_labels", 400))
 
 
-def _mmaction_url(config: str, stamp: str) -> str:
-    return MMACTION_URL.format(config=config, file=f"{config}_{stamp}.pth")
-
-
-_MM_PROTOCOL = "10 clips x 3 crops (256x256), short side 256, averaged logits ('score')"
-_MM_SOURCE = "mmaction2"
-_MM_SOURCE_URL = "https://github.com/open-mmlab/mmaction2/tree/v0.5.0/configs/recognition/i3d"
-
 ZOO: dict[str, ZooEntry] = {}
 
 
@@ -99,122 +93,146 @@ def _register(entry: ZooEntry) -> None:
     ZOO[entry.name] = entry
 
 
-_register(
-    ZooEntry(
+def _entry(
+    common: dict[str, Any], url: str, name: str, config_name: str, stamp: str, **fields: Any
+) -> ZooEntry:
+    """An mmaction2 entry: the ``common`` fields of its release, the checkpoint ``{config_name}_{stamp}.pth`` under
+    ``url``, ``config_name`` as its first alias (``fields["aliases"]`` adds more), and ``fields`` on top. Each entry
+    gets its own copy of the config dict."""
+    values = {**common, **fields}
+    values["config"] = dict(values["config"])
+    values.setdefault("checkpoint_url", url.format(config=config_name, file=f"{config_name}_{stamp}.pth"))
+    values["aliases"] = (config_name, *fields.get("aliases", ()))
+    return ZooEntry(name=name, **values)
+
+
+# --- mmaction2 0.x: configs/recognition/i3d of June-August 2020 -----------------------------------------------------
+# What the 2020 entries share: the I3D-R50 of the 32x2x1 rawframes config (I3DConfig's default inflation for depth
+# 50 is the I3D map), tested with the 2020 tools/test.py protocol.
+_MM0X = {
+    "model_type": "i3d",
+    "config": {"depth": 50},
+    "data": DataSettings(),
+    "eval_protocol": "10 clips x 3 crops (256x256), short side 256, averaged logits ('score')",
+    "params": 28_043_472,
+    "gflops": 43.27,
+    "source": "mmaction2",
+    "source_url": "https://github.com/open-mmlab/mmaction2/tree/v0.5.0/configs/recognition/i3d",
+    "frames": "340x256 rawframes",
+}
+for _fields in (
+    dict(
         name="i3d-r34-kinetics400",
-        model_type="i3d",
+        config_name="i3d_r34_32x2x1_100e_kinetics400_rgb",
+        stamp="20200612-c883432b",
         description="I3D ResNet3d-34, every BasicBlock inflated (3x3x3), 32x2x1 clips of 340x256 JPEG frames.",
         config={"depth": 34, "inflate": 1},
-        data=DataSettings(),
         checkpoint_url="https://openmmlab.oss-cn-hangzhou.aliyuncs.com/mmaction/recognition/i3d/"
         "i3d_r34_32x2x1_100e_kinetics400_rgb/i3d_r34_32x2x1_100e_kinetics400_rgb_20200612-c883432b.pth",
-        aliases=("i3d_r34_32x2x1_100e_kinetics400_rgb",),
         top1=68.37,
         top5=88.15,
-        eval_protocol=_MM_PROTOCOL,
         params=63_699_920,
         gflops=78.57,
-        source=_MM_SOURCE,
         source_url="https://github.com/open-mmlab/mmaction2/tree/65102f01116472710d660262d3c73fd08d305185/configs/recognition/i3d",
-        frames="340x256 rawframes",
-    )
-)
-_register(
-    ZooEntry(
+    ),
+    dict(
         name="i3d-r50-kinetics400",
-        model_type="i3d",
+        config_name="i3d_r50_32x2x1_100e_kinetics400_rgb",
+        stamp="20200614-c25ef9a4",
         description="I3D ResNet3d-50 (ImageNet-inflated), 32x2x1 clips of 340x256 JPEG frames.",
-        config={"depth": 50},  # I3DConfig's default inflation for depth 50 is the I3D map
-        data=DataSettings(),
-        checkpoint_url=_mmaction_url("i3d_r50_32x2x1_100e_kinetics400_rgb", "20200614-c25ef9a4"),
-        aliases=("i3d_r50_32x2x1_100e_kinetics400_rgb",),
         top1=72.68,
         top5=90.78,
-        eval_protocol=_MM_PROTOCOL,
-        params=28_043_472,
-        gflops=43.27,
-        source=_MM_SOURCE,
-        source_url=_MM_SOURCE_URL,
-        frames="340x256 rawframes",
-    )
-)
-_register(
-    ZooEntry(
+    ),
+    dict(
         name="i3d-r50-dense-kinetics400",
-        model_type="i3d",
+        config_name="i3d_r50_dense_32x2x1_100e_kinetics400_rgb",
+        stamp="20200616-2bbb4361",
         description="I3D ResNet3d-50 trained and tested with dense sampling (DenseSampleFrames, 10 test positions).",
-        config={"depth": 50},  # I3DConfig's default inflation for depth 50 is the I3D map
         data=DataSettings(sampler="dense", num_clips=1),
-        checkpoint_url=_mmaction_url("i3d_r50_dense_32x2x1_100e_kinetics400_rgb", "20200616-2bbb4361"),
-        aliases=("i3d_r50_dense_32x2x1_100e_kinetics400_rgb",),
         top1=72.77,
         top5=90.57,
         eval_protocol="10 dense positions x 3 crops (256x256), short side 256, averaged logits ('score')",
-        params=28_043_472,
-        gflops=43.27,
-        source=_MM_SOURCE,
-        source_url=_MM_SOURCE_URL,
-        frames="340x256 rawframes",
-    )
-)
-_register(
-    ZooEntry(
+    ),
+    dict(
         name="i3d-r50-fast-kinetics400",
-        model_type="i3d",
+        config_name="i3d_r50_fast_32x2x1_100e_kinetics400_rgb",
+        stamp="20200612-000e4d2a",
         description="I3D ResNet3d-50 trained with libjpeg-turbo decoding and fused (lazy) crop/resize/flip.",
-        config={"depth": 50},  # I3DConfig's default inflation for depth 50 is the I3D map
         data=DataSettings(jpeg_backend="turbojpeg", lazy=True),
-        checkpoint_url=_mmaction_url("i3d_r50_fast_32x2x1_100e_kinetics400_rgb", "20200612-000e4d2a"),
-        aliases=("i3d_r50_fast_32x2x1_100e_kinetics400_rgb", "i3d_r50_lazy_32x2x1_100e_kinetics400_rgb"),
+        aliases=("i3d_r50_lazy_32x2x1_100e_kinetics400_rgb",),
         top1=72.32,
         top5=90.72,
-        eval_protocol=_MM_PROTOCOL,
-        params=28_043_472,
-        gflops=43.27,
-        source=_MM_SOURCE,
-        source_url=_MM_SOURCE_URL,
-        frames="340x256 rawframes",
-    )
-)
-_register(
-    ZooEntry(
+    ),
+    dict(
         name="i3d-r50-video-kinetics400",
-        model_type="i3d",
+        config_name="i3d_r50_video_32x2x1_100e_kinetics400_rgb",
+        stamp="20200826-e31c6f52",
         description="I3D ResNet3d-50 trained on videos decoded with decord (short side 256).",
-        config={"depth": 50},  # I3DConfig's default inflation for depth 50 is the I3D map
         data=DataSettings(modality="video"),
-        checkpoint_url=_mmaction_url("i3d_r50_video_32x2x1_100e_kinetics400_rgb", "20200826-e31c6f52"),
-        aliases=("i3d_r50_video_32x2x1_100e_kinetics400_rgb", "i3d_r50_video_3d_32x2x1_100e_kinetics400_rgb"),
+        aliases=("i3d_r50_video_3d_32x2x1_100e_kinetics400_rgb",),
         top1=72.85,
         top5=90.75,
-        eval_protocol=_MM_PROTOCOL,
-        params=28_043_472,
-        gflops=43.27,
-        source=_MM_SOURCE,
         source_url="https://github.com/open-mmlab/mmaction2/tree/v0.6.0/configs/recognition/i3d",
         frames="short side 256 videos",
-    )
-)
+    ),
+):
+    _register(_entry(_MM0X, MMACTION_URL, **_fields))
+
+# --- mmaction2 1.x: configs/recognition/i3d/README.md (HEAD 4d6c9347, v1.2.0) ----------------------------------------
+# Numbers, FLOPs/params columns and protocol as that README states them (resolution column "224x224" is the training
+# crop; its configs test 10 clips x ThreeCrop(256) of videos resized to short side 256, with average_clips='prob').
+# params/gflops below are computed from our models (hf_i3d.flops.count_gflops on one 32x256x256 test view, non-local
+# matmuls included); they reproduce the README's 28.0M / 35.4M / 31.7M parameters and land 0.2G under its FLOPs.
+_MM1X = {
+    "model_type": "i3d",
+    "config": {"depth": 50},
+    "data": DataSettings(modality="video", offset_rule="1.x", average_clips="prob"),
+    "eval_protocol": (
+        "10 clips x 3 crop (mmaction2 1.x README): 10 clips x ThreeCrop 256x256, short side 256 videos, "
+        "averaged probabilities ('prob'), mmaction2 1.x clip offsets"
+    ),
+    "params": 28_043_472,
+    "gflops": 43.27,
+    "source": "mmaction2 1.x",
+    "source_url": (
+        "https://github.com/open-mmlab/mmaction2/tree/4d6c93474730cad2f25e51109adcf96824efc7a3/configs/recognition/i3d"
+    ),
+    "frames": "videos (K400 val: 19,796), short side 256 in the pipeline",
+}
+# mmaction2 1.x i3d_imagenet-pretrained-r50-nl-*: non-local blocks after blocks 1, 3 of stage 2 and 1, 3, 5 of stage 3
+_NL_MAP = ((0, 0, 0), (0, 1, 0, 1), (0, 1, 0, 1, 0, 1), (0, 0, 0))
+
+
+def _nl_config(mode: str) -> dict[str, Any]:
+    """The backbone of the three mmaction2 1.x non-local configs (their ``non_local``/``non_local_cfg``)."""
+    return {
+        "depth": 50,
+        "non_local": _NL_MAP,
+        "non_local_cfg": {
+            "sub_sample": True,
+            "use_scale": False,
+            "norm_cfg": {"type": "BN3d", "requires_grad": True},
+            "mode": mode,
+        },
+    }
+
+
 _register(
-    ZooEntry(
+    _entry(
+        _MM1X,
+        MMACTION_V1_URL,
         name="i3d-r50-heavy",
-        model_type="i3d",
+        config_name="i3d_imagenet-pretrained-r50-heavy_8xb8-32x2x1-100e_kinetics400-rgb",
+        stamp="20220812-ed501b31",
         description="I3D ResNet3d-50 'heavy': every block inflated, no temporal stride in conv1/pool1, 32x2x1 clips.",
         # mmaction2 1.x i3d_imagenet-pretrained-r50-heavy_8xb8-32x2x1-100e_kinetics400-rgb.py: the 1.x R50 base
         # (32x2x1 SampleFrames, 10 test clips) with inflate=(1, 1, 1, 1), conv1_stride_t=1, pool1_stride_t=1
         config={"depth": 50, "inflate": 1, "conv1_stride_t": 1, "pool1_stride_t": 1, "num_frames": 32},
-        data=DataSettings(modality="video", offset_rule="1.x", average_clips="prob"),
-        checkpoint_url=MMACTION_V1_URL.format(
-            config="i3d_imagenet-pretrained-r50-heavy_8xb8-32x2x1-100e_kinetics400-rgb",
-            file="i3d_imagenet-pretrained-r50-heavy_8xb8-32x2x1-100e_kinetics400-rgb_20220812-ed501b31.pth",
-        ),
-        aliases=("i3d_imagenet-pretrained-r50-heavy_8xb8-32x2x1-100e_kinetics400-rgb",),
         top1=76.21,
         top5=92.48,
         eval_protocol="10 clips x 3 crops, short side 256 videos, averaged probabilities ('prob'), mmaction2 1.x",
         params=33_024_208,
         gflops=165.59,
-        source="mmaction2 1.x",
         source_url="https://github.com/open-mmlab/mmaction2/tree/main/configs/recognition/i3d",
         frames="short side 256 videos",
     )
@@ -250,118 +268,57 @@ _register(
     )
 )
 
-# --- mmaction2 1.x: the rest of configs/recognition/i3d/README.md (HEAD 4d6c9347, v1.2.0) ---------------------------
-# Numbers, FLOPs/params columns and protocol as that README states them (resolution column "224x224" is the training
-# crop; its configs test 10 clips x ThreeCrop(256) of videos resized to short side 256, with average_clips='prob').
-# params/gflops below are computed from our models (hf_i3d.flops.count_gflops on one 32x256x256 test view, non-local
-# matmuls included); they reproduce the README's 28.0M / 35.4M / 31.7M parameters and land 0.2G under its FLOPs.
-_MM1X_SOURCE_URL = (
-    "https://github.com/open-mmlab/mmaction2/tree/4d6c93474730cad2f25e51109adcf96824efc7a3/configs/recognition/i3d"
-)
-_MM1X_PROTOCOL = (
-    "10 clips x 3 crop (mmaction2 1.x README): 10 clips x ThreeCrop 256x256, short side 256 videos, "
-    "averaged probabilities ('prob'), mmaction2 1.x clip offsets"
-)
-# mmaction2 1.x i3d_imagenet-pretrained-r50-nl-*: non-local blocks after blocks 1, 3 of stage 2 and 1, 3, 5 of stage 3
-_NL_MAP = ((0, 0, 0), (0, 1, 0, 1), (0, 1, 0, 1, 0, 1), (0, 0, 0))
-
-
-def _mm1x_url(config: str, stamp: str) -> str:
-    return MMACTION_V1_URL.format(config=config, file=f"{config}_{stamp}.pth")
-
-
-def _nl_config(mode: str) -> dict[str, Any]:
-    """The backbone of the three mmaction2 1.x non-local configs (their ``non_local``/``non_local_cfg``)."""
-    return {
-        "depth": 50,
-        "non_local": _NL_MAP,
-        "non_local_cfg": {
-            "sub_sample": True,
-            "use_scale": False,
-            "norm_cfg": {"type": "BN3d", "requires_grad": True},
-            "mode": mode,
-        },
-    }
-
-
-_MM1X_DATA = DataSettings(modality="video", offset_rule="1.x", average_clips="prob")
-_MM1X_FRAMES = "videos (K400 val: 19,796), short side 256 in the pipeline"
 
 for _mode, _label, _stamp, _top1, _top5, _params, _gflops in (
     ("dot_product", "NonLocalDotProduct", "20220812-8e1f2148", 74.80, 92.07, 35_397_840, 59.11),
     ("embedded_gaussian", "NonLocalEmbedGauss", "20220812-afd8f562", 74.73, 91.80, 35_397_840, 59.11),
     ("gaussian", "NonLocalGauss", "20220812-0c5cbf5a", 73.97, 91.33, 31_723_728, 56.29),
 ):
-    _config_name = (
-        f"i3d_imagenet-pretrained-r50-nl-{_mode.replace('_', '-')}_8xb8-32x2x1-100e_kinetics400-rgb"
-    )
     _register(
-        ZooEntry(
+        _entry(
+            _MM1X,
+            MMACTION_V1_URL,
             name=f"i3d-r50-nl-{_mode.replace('_', '-')}-kinetics400",
-            model_type="i3d",
+            config_name=f"i3d_imagenet-pretrained-r50-nl-{_mode.replace('_', '-')}_8xb8-32x2x1-100e_kinetics400-rgb",
+            stamp=_stamp,
             description=(
                 f"I3D ResNet3d-50 (ImageNet-inflated) with {_mode.replace('_', '-')} non-local blocks "
                 f"(mmaction2 1.x 'ResNet50 ({_label})'), 32x2x1 clips of videos."
             ),
             config=_nl_config(_mode),
-            data=_MM1X_DATA,
-            checkpoint_url=_mm1x_url(_config_name, _stamp),
-            aliases=(_config_name,),
             top1=_top1,
             top5=_top5,
-            eval_protocol=_MM1X_PROTOCOL,
             params=_params,
             gflops=_gflops,
-            source="mmaction2 1.x",
-            source_url=_MM1X_SOURCE_URL,
-            frames=_MM1X_FRAMES,
         )
     )
 _register(
-    ZooEntry(
+    _entry(
+        _MM1X,
+        MMACTION_V1_URL,
         name="i3d-r50-1x-kinetics400",
-        model_type="i3d",
+        config_name="i3d_imagenet-pretrained-r50_8xb8-32x2x1-100e_kinetics400-rgb",
+        stamp="20220812-e213c223",
         description="I3D ResNet3d-50 (ImageNet-inflated) retrained with mmaction2 1.x, 32x2x1 clips of videos.",
-        config={"depth": 50},  # I3DConfig's default inflation for depth 50 is the I3D map
-        data=_MM1X_DATA,
-        checkpoint_url=_mm1x_url(
-            "i3d_imagenet-pretrained-r50_8xb8-32x2x1-100e_kinetics400-rgb", "20220812-e213c223"
-        ),
-        aliases=("i3d_imagenet-pretrained-r50_8xb8-32x2x1-100e_kinetics400-rgb",),
         top1=73.47,
         top5=91.27,
-        eval_protocol=_MM1X_PROTOCOL,
-        params=28_043_472,
-        gflops=43.27,
-        source="mmaction2 1.x",
-        source_url=_MM1X_SOURCE_URL,
-        frames=_MM1X_FRAMES,
     )
 )
 _register(
-    ZooEntry(
+    _entry(
+        _MM1X,
+        MMACTION_V1_URL,
         name="i3d-r50-dense-1x-kinetics400",
-        model_type="i3d",
+        config_name="i3d_imagenet-pretrained-r50_8xb8-dense-32x2x1-100e_kinetics400-rgb",
+        stamp="20220812-9f46003f",
         description="I3D ResNet3d-50 (ImageNet-inflated) trained and tested with dense sampling, mmaction2 1.x.",
-        config={"depth": 50},  # I3DConfig's default inflation for depth 50 is the I3D map
-        data=DataSettings(
-            sampler="dense", num_clips=1, modality="video", offset_rule="1.x", average_clips="prob"
-        ),
-        checkpoint_url=_mm1x_url(
-            "i3d_imagenet-pretrained-r50_8xb8-dense-32x2x1-100e_kinetics400-rgb", "20220812-9f46003f"
-        ),
-        aliases=("i3d_imagenet-pretrained-r50_8xb8-dense-32x2x1-100e_kinetics400-rgb",),
+        data=replace(_MM1X["data"], sampler="dense", num_clips=1),
         top1=73.77,
         top5=91.35,
         eval_protocol=(
             "10 clips x 3 crop (mmaction2 1.x README): 10 dense positions (DenseSampleFrames) x ThreeCrop 256x256, "
             "short side 256 videos, averaged probabilities ('prob')"
         ),
-        params=28_043_472,
-        gflops=43.27,
-        source="mmaction2 1.x",
-        source_url=_MM1X_SOURCE_URL,
-        frames=_MM1X_FRAMES,
     )
 )
 

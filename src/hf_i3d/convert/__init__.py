@@ -1,7 +1,8 @@
 """Converters from original checkpoints (mmaction2 ``.pth``, DeepMind I3D weights) to hf_i3d folders.
 
-Shared pieces live here: the error type, ``--set key=value`` parsing and checking, the weight checks (NaN/Inf),
-remote-code registration and the safe save that both converters use.
+Shared pieces live here: the error type, ``--set key=value`` parsing and checking, the weight checks (NaN/Inf)
+and the safe save that the converters use. The configs, models and processor register their code for the auto
+classes where they are defined, so a plain ``save_pretrained`` already writes it with its ``auto_map``.
 
 How a conversion writes its folder (:func:`save_converted`), so that nothing the user owns is ever lost:
 
@@ -151,20 +152,6 @@ def check_finite(tensors: Iterable[tuple[str, Any]], source: str, allow_nonfinit
         )
 
 
-def prepare_for_remote_code(model: Any) -> None:
-    """Register the model's classes so ``save_pretrained`` copies their code and writes ``auto_map``.
-
-    ``AutoModel`` is added by hand because only the saved class goes into ``auto_map`` by itself.
-    """
-    type(model.config).register_for_auto_class()
-    type(model).register_for_auto_class("AutoModelForVideoClassification")
-    base_class = type(getattr(model, model.base_model_prefix, model))
-    module = base_class.__module__.rsplit(".", 1)[-1]
-    auto_map = dict(getattr(model.config, "auto_map", None) or {})
-    auto_map["AutoModel"] = f"{module}.{base_class.__name__}"
-    model.config.auto_map = auto_map
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # The safe save
 # ----------------------------------------------------------------------------------------------------------------
@@ -310,7 +297,6 @@ def save_converted(
     _sweep(target)
     tmp_dir = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-{os.getpid()}-"))
     try:
-        prepare_for_remote_code(model)
         model.save_pretrained(tmp_dir)
         if write_extras is not None:
             write_extras(tmp_dir)
@@ -338,9 +324,7 @@ def push_folder(folder: str | os.PathLike, repo_id: str, commit_message: str) ->
 
 def save_processor(entry: Any, folder: Path) -> None:
     """Save the video processor of zoo ``entry`` (with its code, for remote loading) into ``folder``."""
-    processor = I3DVideoProcessor.from_zoo_entry(entry)
-    I3DVideoProcessor.register_for_auto_class()
-    processor.save_pretrained(folder)
+    I3DVideoProcessor.from_zoo_entry(entry).save_pretrained(folder)
 
 
 __all__ = [
@@ -351,7 +335,6 @@ __all__ = [
     "config_keys",
     "format_keys",
     "parse_overrides",
-    "prepare_for_remote_code",
     "save_converted",
     "save_processor",
 ]

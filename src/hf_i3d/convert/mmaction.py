@@ -18,33 +18,16 @@ Key mapping (mmaction2 -> hf_i3d)::
 
 from __future__ import annotations
 
-import logging
 import os
-import pickle
 import re
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..configuration_i3d import I3DConfig
-from ..downloads import download
-from ..modelcard import write_model_card
-from ..modeling_i3d import I3DForVideoClassification
-from ..zoo import ZooEntry, get_entry, kinetics400_labels, label_maps
-from . import (
-    ConversionError,
-    check_finite,
-    check_output_dir,
-    check_override_keys,
-    format_keys,
-    parse_overrides,
-    push_folder,
-    save_converted,
-    save_processor,
-)
-
-logger = logging.getLogger(__name__)
+from ._torch_checkpoint import build_config, convert_checkpoint_file, load_state_dict_file, map_state_dict
 
 _KEY_PATTERNS = [
     (re.compile(r"^backbone\.conv1\.(conv|bn)\.(.+)$"), "i3d.stem.conv.{0}.{1}"),
@@ -102,88 +85,13 @@ def load_mmaction_checkpoint(
     anything else (``builtins.eval``, ``posix.system``, ...) is refused naming it, unless ``trust_checkpoint`` (its
     objects are then replaced by stand-ins too: nothing in the file is ever run).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ConversionError(f"{path}: no such checkpoint file")
-    try:
-        checkpoint = _load_weights_only(path, trust_checkpoint)
-    except ConversionError:
-        raise
-    except (
-        Exception
-    ) as error:  # torch.load raises many types (UnpicklingError, IndexError, RuntimeError, ...)
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ConversionError(f"{path} is not a readable PyTorch checkpoint ({first_line})") from error
-    state_dict: Any = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
-    if not isinstance(state_dict, dict) or not state_dict:
-        raise ConversionError(
-            f"{path} holds no state dict (expected a dict of tensors or {{'state_dict': ...}})"
-        )
-    tensors = {}
-    for key, value in state_dict.items():
-        if not isinstance(value, torch.Tensor):
-            raise ConversionError(
-                f"{path}: entry {key!r} of the state dict is a {type(value).__name__}, not a tensor"
-            )
-        tensors[key.removeprefix("module.")] = value
-    return tensors
-
-
-class _Ignored:
-    """Stand-in for a non-tensor object of a training run (an mmengine ``MessageHub``, numpy scalars in ``meta``):
-    built without running any of its code, keeps nothing."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def __setstate__(self, state: Any) -> None:
-        pass
-
-
-# Top-level modules whose objects a training run stores beside the weights (mmengine's MessageHub and schedulers,
-# numpy scalars and arrays in ``meta``, argparse namespaces): replaced by stand-ins without a word.
-_TRAINING_RUN_MODULES = frozenset(
-    {
-        "mmengine",
-        "mmcv",
-        "mmaction",
-        "mmdet",
-        "numpy",
-        "collections",
-        "torch",
-        "datetime",
-        "argparse",
-        "_codecs",
-    }
-)
-
-
-def suspicious_globals(names: list[str]) -> list[str]:
-    """The globals of a checkpoint that no training run stores (``builtins.eval``, ``posix.system``, ...)."""
-    return [name for name in names if name.split(".", 1)[0] not in _TRAINING_RUN_MODULES]
-
-
-def _load_weights_only(path: Path, trust_checkpoint: bool = False) -> Any:
-    """``torch.load(weights_only=True)``; objects of classes outside torch's allow-list (mmengine 1.x checkpoints
-    carry ``message_hub`` and ``param_schedulers``) are replaced by inert stand-ins instead of being refused or run.
-    Globals no training run stores are refused (:class:`ConversionError`) unless ``trust_checkpoint``."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-        if not unsafe:
-            raise
-    suspicious = suspicious_globals(unsafe)
-    if suspicious and not trust_checkpoint:
-        raise ConversionError(
-            f"{path} refers to {format_keys(suspicious, 5)}, which a weights file has no reason to hold; refused "
-            "(nothing in it was run). Pass --trust-checkpoint if you know where the file comes from (its objects "
-            "are then replaced by inert stand-ins, still never run)"
-        )
-    stand_ins = [(type(name.rsplit(".", 1)[-1], (_Ignored,), {}), name) for name in unsafe]
-    logger.info("%s: ignoring non-tensor objects of %s", path, ", ".join(unsafe))
-    with torch.serialization.safe_globals(stand_ins):
-        return torch.load(path, map_location="cpu", weights_only=True)
+    return load_state_dict_file(
+        path,
+        containers=("state_dict",),
+        prefixes=("module.",),
+        expected="a dict of tensors or {'state_dict': ...}",
+        trust_checkpoint=trust_checkpoint,
+    )
 
 
 def convert_mmaction_state_dict(
@@ -193,65 +101,16 @@ def convert_mmaction_state_dict(
 
     Raises :class:`ConversionError` listing unexpected keys (non-local blocks the config does not have, say),
     missing keys and shape mismatches; ``num_batches_tracked`` may be absent (older BN layers) and is then zero.
+    ``data_preprocessor.*`` buffers are dropped.
     """
-    with torch.device("meta"):
-        expected = I3DForVideoClassification(config).state_dict()
-    converted, unexpected, mismatched, mismatched_targets = {}, [], [], set()
-    for key, tensor in state_dict.items():
-        if key.startswith(_DROPPED_PREFIXES):
-            continue
-        new_key = mmaction_key_to_hf(key)
-        if new_key is None or new_key not in expected:
-            unexpected.append(key)
-            continue
-        if tuple(tensor.shape) != tuple(expected[new_key].shape):
-            mismatched.append(
-                f"{key}: checkpoint {tuple(tensor.shape)} vs config {tuple(expected[new_key].shape)}"
-            )
-            mismatched_targets.add(new_key)  # reported as a mismatch, not again as missing
-            continue
-        converted[new_key] = tensor.detach().clone().to(expected[new_key].dtype).contiguous()
-    missing = []
-    for key, tensor in expected.items():
-        if key in converted or key in mismatched_targets:
-            continue
-        if key.endswith("num_batches_tracked"):
-            converted[key] = torch.zeros((), dtype=tensor.dtype)
-        else:
-            missing.append(key)
-    problems = []
-    if mismatched:
-        problems.append(f"{len(mismatched)} shape mismatch(es): {format_keys(mismatched, 6)}")
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected key(s): {format_keys(unexpected)}")
-    if missing:
-        problems.append(f"{len(missing)} missing key(s): {format_keys(missing)}")
-    if any(m.startswith("cls_head.fc_cls.weight") for m in mismatched):
-        problems.append("for a checkpoint with N classes pass --set num_labels=N")
-    if problems:
-        raise ConversionError(
-            f"{source} does not match the config (depth={config.depth}, base_channels={config.base_channels}, "
-            f"inflate_style={config.inflate_style}, num_labels={config.num_labels}): " + "; ".join(problems)
-        )
-    return converted
-
-
-def build_config(entry: ZooEntry, overrides: dict[str, Any] | None = None) -> I3DConfig:
-    """The ``I3DConfig`` of zoo ``entry`` with Kinetics-400 label names, plus ``overrides`` (``--set`` values)."""
-    if entry.model_type != "i3d":
-        raise ConversionError(f"{entry.name} is not an I3D ResNet3d preset (model type {entry.model_type!r})")
-    check_override_keys(overrides or {}, I3DConfig)
-    kwargs: dict[str, Any] = dict(entry.config)
-    kwargs.update(overrides or {})
-    num_labels = int(kwargs.pop("num_labels", 400))
-    if "id2label" not in kwargs:
-        labels = kinetics400_labels() if num_labels == 400 else [f"LABEL_{i}" for i in range(num_labels)]
-        kwargs.update(label_maps(labels))
-    kwargs.setdefault("zoo_name", entry.name)
-    try:
-        return I3DConfig(**kwargs)
-    except (TypeError, ValueError) as error:
-        raise ConversionError(f"invalid config for {entry.name}: {error}") from error
+    kept = {key: tensor for key, tensor in state_dict.items() if not key.startswith(_DROPPED_PREFIXES)}
+    return map_state_dict(
+        kept,
+        config,
+        {key: mmaction_key_to_hf(key) for key in kept},
+        source=source,
+        config_fields=("depth", "base_channels", "inflate_style", "num_labels"),
+    )
 
 
 def convert_mmaction_checkpoint(
@@ -274,36 +133,21 @@ def convert_mmaction_checkpoint(
     :func:`load_mmaction_checkpoint`. The output is written with :func:`hf_i3d.convert.save_converted` (never the
     checkpoint's own folder, an old folder replaced only after the new one is in place).
     """
-    entry = get_entry(preset)
-    if isinstance(overrides, list):
-        overrides = parse_overrides(overrides)
-    checkpoint = os.fspath(checkpoint)
-    check_output_dir(output_dir, overwrite=overwrite, inputs=[checkpoint])  # before any download or loading
-    if checkpoint.startswith(("http://", "https://")):
-        checkpoint = str(download(checkpoint, progress=progress))
-    config = build_config(entry, overrides)
-    source_state = load_mmaction_checkpoint(checkpoint, trust_checkpoint=trust_checkpoint)
-    check_finite(source_state.items(), checkpoint, allow_nonfinite)
-    state_dict = convert_mmaction_state_dict(source_state, config, source=checkpoint)
-    model = I3DForVideoClassification(config)
-    model.load_state_dict(state_dict, strict=True)
-    model.eval()
-
-    def write_extras(folder: Path) -> None:
-        save_processor(entry, folder)
-        provenance = (
-            f"Converted with `hf-i3d convert mmaction` from `{Path(checkpoint).name}` "
-            f"(original: {entry.checkpoint_url}; {entry.source}, {entry.source_url}). Logits match mmaction2's "
-            "`ResNet3d` + `I3DHead` to float tolerance (tested against fixtures generated by mmaction2 1.2.0)."
-        )
-        if overrides:
-            provenance += f" Config overrides: {overrides}."
-        write_model_card(folder, entry, extra_provenance=provenance)
-
-    output = save_converted(model, output_dir, write_extras, overwrite=overwrite, inputs=[checkpoint])
-    if push_to_hub:
-        push_folder(output, push_to_hub, f"{entry.name} converted from {Path(checkpoint).name} with hf_i3d")
-    return output
+    return convert_checkpoint_file(
+        checkpoint,
+        preset,
+        output_dir,
+        overrides,
+        load=partial(load_mmaction_checkpoint, trust_checkpoint=trust_checkpoint),
+        convert=convert_mmaction_state_dict,
+        command="mmaction",
+        parity="Logits match mmaction2's `ResNet3d` + `I3DHead` to float tolerance (tested against fixtures "
+        "generated by mmaction2 1.2.0).",
+        overwrite=overwrite,
+        progress=progress,
+        push_to_hub=push_to_hub,
+        allow_nonfinite=allow_nonfinite,
+    )
 
 
 __all__ = [

@@ -20,25 +20,14 @@ from __future__ import annotations
 
 import os
 import re
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..configuration_i3d import I3DConfig
-from ..modeling_i3d import I3DForVideoClassification
-from ..zoo import get_entry
-from . import (
-    ConversionError,
-    check_finite,
-    check_output_dir,
-    format_keys,
-    parse_overrides,
-    push_folder,
-    save_converted,
-    save_processor,
-)
-from .mmaction import _load_weights_only, build_config
+from ._torch_checkpoint import convert_checkpoint_file, load_state_dict_file, map_state_dict
 
 _BLOCK = re.compile(r"^blocks\.(\d+)\.(.+)$")
 _RES = re.compile(r"^res_blocks\.(\d+)\.(.+)$")
@@ -78,37 +67,23 @@ def pytorchvideo_key_map(keys: list[str]) -> dict[str, str | None]:
     return mapping
 
 
-def load_pytorchvideo_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+def load_pytorchvideo_checkpoint(
+    path: str | os.PathLike, *, trust_checkpoint: bool = False
+) -> dict[str, torch.Tensor]:
     """The weights of a pytorchvideo / PySlowFast checkpoint, loaded with ``torch.load(weights_only=True)``.
 
     Takes ``model_state`` (PySlowFast), else ``state_dict``, else the file as a bare state dict; strips ``module.``
-    (DistributedDataParallel) and ``model.`` (PySlowFast's ``PTVResNet`` wrapper) prefixes.
+    (DistributedDataParallel) and ``model.`` (PySlowFast's ``PTVResNet`` wrapper) prefixes. Objects a training run
+    leaves beside the weights become inert stand-ins; a file referring to anything else (``builtins.eval``, ...)
+    is refused unless ``trust_checkpoint`` (nothing in it is ever run), as for mmaction2 checkpoints.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ConversionError(f"{path}: no such checkpoint file")
-    try:
-        checkpoint = _load_weights_only(path)
-    except ConversionError:
-        raise
-    except Exception as error:  # torch.load raises many types (UnpicklingError, RuntimeError, ...)
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ConversionError(f"{path} is not a readable PyTorch checkpoint ({first_line})") from error
-    state_dict: Any = None
-    if isinstance(checkpoint, dict):
-        state_dict = checkpoint.get("model_state", checkpoint.get("state_dict", checkpoint))
-    if not isinstance(state_dict, dict) or not state_dict:
-        raise ConversionError(
-            f"{path} holds no state dict (expected {{'model_state': ...}}, {{'state_dict': ...}} or a dict of tensors)"
-        )
-    tensors = {}
-    for key, value in state_dict.items():
-        if not isinstance(value, torch.Tensor):
-            raise ConversionError(
-                f"{path}: entry {key!r} of the state dict is a {type(value).__name__}, not a tensor"
-            )
-        tensors[key.removeprefix("module.").removeprefix("model.")] = value
-    return tensors
+    return load_state_dict_file(
+        path,
+        containers=("model_state", "state_dict"),
+        prefixes=("module.", "model."),
+        expected="{'model_state': ...}, {'state_dict': ...} or a dict of tensors",
+        trust_checkpoint=trust_checkpoint,
+    )
 
 
 def convert_pytorchvideo_state_dict(
@@ -116,44 +91,13 @@ def convert_pytorchvideo_state_dict(
 ) -> dict[str, torch.Tensor]:
     """Map a pytorchvideo ResNet state dict onto ``I3DForVideoClassification(config)``, checking every key and
     shape; :class:`ConversionError` lists unexpected, missing and mismatched keys."""
-    with torch.device("meta"):
-        expected = I3DForVideoClassification(config).state_dict()
-    mapping = pytorchvideo_key_map(list(state_dict))
-    converted, unexpected, mismatched = {}, [], []
-    for key, tensor in state_dict.items():
-        new_key = mapping[key]
-        if new_key is None or new_key not in expected:
-            unexpected.append(key)
-        elif tuple(tensor.shape) != tuple(expected[new_key].shape):
-            mismatched.append(
-                f"{key}: checkpoint {tuple(tensor.shape)} vs config {tuple(expected[new_key].shape)}"
-            )
-            converted[new_key] = None
-        else:
-            converted[new_key] = tensor.detach().clone().to(expected[new_key].dtype).contiguous()
-    missing = []
-    for key, tensor in expected.items():
-        if key in converted:
-            continue
-        if key.endswith("num_batches_tracked"):
-            converted[key] = torch.zeros((), dtype=tensor.dtype)
-        else:
-            missing.append(key)
-    problems = []
-    if mismatched:
-        problems.append(f"{len(mismatched)} shape mismatch(es): {format_keys(mismatched, 6)}")
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected key(s): {format_keys(unexpected)}")
-    if missing:
-        problems.append(f"{len(missing)} missing key(s): {format_keys(missing)}")
-    if any(m.startswith(("blocks.6.proj.weight", "proj.weight")) or ".proj.weight:" in m for m in mismatched):
-        problems.append("for a checkpoint with N classes pass --set num_labels=N")
-    if problems:
-        raise ConversionError(
-            f"{source} does not match the config (depth={config.depth}, base_channels={config.base_channels}, "
-            f"num_labels={config.num_labels}): " + "; ".join(problems)
-        )
-    return converted
+    return map_state_dict(
+        state_dict,
+        config,
+        pytorchvideo_key_map(list(state_dict)),
+        source=source,
+        config_fields=("depth", "base_channels", "num_labels"),
+    )
 
 
 def convert_pytorchvideo_checkpoint(
@@ -166,48 +110,31 @@ def convert_pytorchvideo_checkpoint(
     progress: bool = True,
     push_to_hub: str | None = None,
     allow_nonfinite: bool = False,
+    trust_checkpoint: bool = False,
 ) -> Path:
     """Convert a pytorchvideo ``i3d_r50`` checkpoint (local path or http(s) URL) into ``output_dir``.
 
     Writes ``config.json``, ``model.safetensors``, the model code (for ``trust_remote_code``), the video processor
     config and a model card, then uploads the folder to ``push_to_hub`` if given. ``overrides`` are config values
     (a dict, or ``key=value`` strings as given to ``--set``; unknown keys are refused). Weights holding NaN or Inf
-    are refused unless ``allow_nonfinite``; the output is written with :func:`hf_i3d.convert.save_converted`.
+    are refused unless ``allow_nonfinite``; for ``trust_checkpoint`` see :func:`load_pytorchvideo_checkpoint`. The
+    output is written with :func:`hf_i3d.convert.save_converted`.
     """
-    entry = get_entry(preset)
-    if isinstance(overrides, list):
-        overrides = parse_overrides(overrides)
-    checkpoint = os.fspath(checkpoint)
-    check_output_dir(output_dir, overwrite=overwrite, inputs=[checkpoint])  # before any download or loading
-    if checkpoint.startswith(("http://", "https://")):
-        from ..downloads import download
-
-        checkpoint = str(download(checkpoint, progress=progress))
-    config = build_config(entry, overrides)
-    source_state = load_pytorchvideo_checkpoint(checkpoint)
-    check_finite(source_state.items(), checkpoint, allow_nonfinite)
-    state_dict = convert_pytorchvideo_state_dict(source_state, config, source=checkpoint)
-    model = I3DForVideoClassification(config)
-    model.load_state_dict(state_dict, strict=True)
-    model.eval()
-
-    def write_extras(folder: Path) -> None:
-        from ..modelcard import write_model_card
-
-        save_processor(entry, folder)
-        provenance = (
-            f"Converted with `hf-i3d convert pytorchvideo` from `{Path(checkpoint).name}` "
-            f"(original: {entry.checkpoint_url}; {entry.source}, {entry.source_url}). Logits match pytorchvideo "
-            "0.1.5's `hub.resnet.i3d_r50` to float tolerance (tested against fixtures it generated)."
-        )
-        if overrides:
-            provenance += f" Config overrides: {overrides}."
-        write_model_card(folder, entry, extra_provenance=provenance)
-
-    output = save_converted(model, output_dir, write_extras, overwrite=overwrite, inputs=[checkpoint])
-    if push_to_hub:
-        push_folder(output, push_to_hub, f"{entry.name} converted from {Path(checkpoint).name} with hf_i3d")
-    return output
+    return convert_checkpoint_file(
+        checkpoint,
+        preset,
+        output_dir,
+        overrides,
+        load=partial(load_pytorchvideo_checkpoint, trust_checkpoint=trust_checkpoint),
+        convert=convert_pytorchvideo_state_dict,
+        command="pytorchvideo",
+        parity="Logits match pytorchvideo 0.1.5's `hub.resnet.i3d_r50` to float tolerance (tested against "
+        "fixtures it generated).",
+        overwrite=overwrite,
+        progress=progress,
+        push_to_hub=push_to_hub,
+        allow_nonfinite=allow_nonfinite,
+    )
 
 
 __all__ = [
