@@ -199,7 +199,10 @@ def load_torchcodec():
     except ValueError:  # sys.modules["torchcodec"] is None: imports of it are blocked
         spec = None
     if spec is None:
-        raise ImportError("the torchcodec backend needs the 'torchcodec' package: pip install torchcodec")
+        raise ImportError(
+            "the torchcodec backend needs the 'torchcodec' package: pip install \"hf_i3d[video]\" (or pip install "
+            "torchcodec)"
+        )
     ops = sys.modules.get("torchcodec._core.ops")
     if ops is not None and getattr(ops, "_FFMPEG_AVAILABLE", False):
         return importlib.import_module("torchcodec.decoders").VideoDecoder

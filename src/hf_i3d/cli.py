@@ -105,7 +105,10 @@ def _add_convert_pytorchvideo(sources: argparse._SubParsersAction) -> None:
 def _predict(args: argparse.Namespace) -> int:
     import json
 
+    from .decoding import check_video_backend
     from .predict import classify_videos, format_table, load_classifier
+
+    check_video_backend(args.backend)  # an uninstalled decoder is one line before the model loads
 
     if args.optimize:
         from .inference import keep_freed_memory
@@ -292,6 +295,8 @@ def _cmd_fvd(args: argparse.Namespace) -> int:
 
 
 def _add_fvd_parser(commands) -> None:
+    from .decoding import DEFAULT_VIDEO_BACKEND, VIDEO_BACKENDS
+
     fvd = commands.add_parser(
         "fvd",
         help="Fréchet Video Distance of the original (TF-Hub I3D, TF1 resize, TF-GAN); accelerate launch splits it",
@@ -318,7 +323,10 @@ def _add_fvd_parser(commands) -> None:
     )
     fvd.add_argument("--seed", type=int, default=0, help="seed of --clip-start random (default 0)")
     fvd.add_argument(
-        "--backend", choices=("pyav", "decord", "torchcodec"), default="pyav", help="video decoder (default pyav)"
+        "--backend",
+        choices=VIDEO_BACKENDS,
+        default=DEFAULT_VIDEO_BACKEND,
+        help=f"video decoder (default {DEFAULT_VIDEO_BACKEND}; the same frames with each)",
     )
     fvd.add_argument("--save-stats", metavar="PATH", help="save the REAL statistics (.npz) to reuse as REAL")
     fvd.add_argument("--save-fake-stats", metavar="PATH", help="save the FAKE statistics (.npz)")
@@ -384,8 +392,9 @@ def _cmd_extract_features(args: argparse.Namespace) -> int:
 
     from tqdm.auto import tqdm
 
-    from .decoding import DecodeError
+    from .decoding import DecodeError, check_video_backend
 
+    check_video_backend(args.backend)  # an uninstalled decoder is one line before any model loads
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     settings = _feature_settings(args)
     videos = _feature_videos(args)
@@ -453,8 +462,15 @@ def _feature_extractor(args: argparse.Namespace, settings: dict, local_rank: int
         )
     except ValueError as error:
         raise CommandError(str(error)) from error
-    module = {"pyav": "av", "decord": "decord"}[args.backend]
-    version = getattr(__import__(module), "__version__", "unknown")
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as package_version
+
+    from .decoding import VIDEO_BACKEND_MODULES
+
+    try:
+        version = package_version(VIDEO_BACKEND_MODULES[args.backend][1])
+    except PackageNotFoundError:
+        version = "unknown"
     return extractor, f"{args.backend} {version} (sequential)"
 
 
@@ -482,6 +498,7 @@ def _save_video_features(args, settings, extractor, decoder, video, name, featur
 def _add_extract_features_parser(commands) -> None:
     import textwrap
 
+    from .decoding import DEFAULT_VIDEO_BACKEND, VIDEO_BACKENDS
     from .features import CROPS, LAST_WINDOW, LAYERS, PRESETS
 
     intro = (
@@ -526,7 +543,12 @@ def _add_extract_features_parser(commands) -> None:
     parser.add_argument(
         "--device", help="cpu, cuda, cuda:1 ... (default: cuda:LOCAL_RANK if available, else cpu)"
     )
-    parser.add_argument("--backend", choices=("pyav", "decord"), default="pyav", help="video decoder")
+    parser.add_argument(
+        "--backend",
+        choices=VIDEO_BACKENDS,
+        default=DEFAULT_VIDEO_BACKEND,
+        help=f"video decoder (default {DEFAULT_VIDEO_BACKEND}; the same frames with each)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="redo videos whose files exist")
     parser.add_argument(
         "--no-optimize",
@@ -643,6 +665,7 @@ def build_parser() -> argparse.ArgumentParser:
     deepmind.set_defaults(func=_convert_deepmind)
     _add_convert_pytorchvideo(sources)
 
+    from .decoding import DEFAULT_VIDEO_BACKEND, VIDEO_BACKENDS
     from .predict import DEFAULT_MODEL
 
     predict = commands.add_parser("predict", help="classify videos (top-k labels)")
@@ -664,7 +687,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--average", choices=("prob", "score"), default="prob", help="view averaging (default prob)"
     )
     predict.add_argument(
-        "--backend", choices=("pyav", "decord"), default="pyav", help="video decoder (default pyav)"
+        "--backend",
+        choices=VIDEO_BACKENDS,
+        default=DEFAULT_VIDEO_BACKEND,
+        help=f"video decoder (default {DEFAULT_VIDEO_BACKEND}; the same frames with each)",
     )
     predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
     predict.add_argument(

@@ -55,6 +55,7 @@ from .annotations import (
 )
 from .decoding import (
     DEFAULT_FILENAME_TMPL,
+    DEFAULT_VIDEO_BACKEND,
     JPEG_BACKENDS,
     VIDEO_BACKENDS,
     DecodeError,
@@ -71,9 +72,6 @@ logger = logging.getLogger(__name__)
 
 ON_ERROR = ("raise", "skip")
 DEFAULT_PRESET = "i3d-r50-kinetics400"
-DEFAULT_VIDEO_BACKEND = (
-    "pyav"  # frame-accurate seeking, the same pixels as decord on H.264 and faster on one core
-)
 _META_KEY = "hf_i3d"
 
 

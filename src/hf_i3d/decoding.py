@@ -40,12 +40,17 @@ from pathlib import Path
 import numpy as np
 
 from ._validation import check_choice
+from .frame_ops import (
+    DEFAULT_VIDEO_BACKEND,
+    VIDEO_BACKEND_MODULES,
+    VIDEO_BACKENDS,
+    check_video_backend,
+    install_hint,
+)
 from .frame_ops import optional_import as _optional
 
-VIDEO_BACKENDS = ("decord", "pyav", "torchcodec")
-# the one default video decoder of the package (data loaders, the CLI, the video processor), PyAV: frame-accurate
-# seeking, the same pixels as decord on H.264 and faster on one core; transformers' load_video default too
-DEFAULT_VIDEO_BACKEND = "pyav"
+# VIDEO_BACKENDS (the one list of video decoders) and DEFAULT_VIDEO_BACKEND (PyAV) live in frame_ops, which the saved
+# video processor carries too; everything else takes them from here
 JPEG_BACKENDS = ("simplejpeg", "turbojpeg", "cv2", "pil")
 DEFAULT_FILENAME_TMPL = "img_{:05}.jpg"
 
@@ -172,7 +177,7 @@ def _open_decord(path: str, num_threads: int):
         if _pyav_available():
             raise _DecordCannot("the decord package is not installed") from exc
         raise ImportError(
-            "read_video(backend='decord') needs the 'decord' package: pip install decord"
+            f"read_video(backend='decord') needs the 'decord' package: {install_hint('decord')}"
         ) from exc
     try:
         path.encode("utf-8")
@@ -398,6 +403,16 @@ class _TorchcodecVideo:
             raise VideoDecodeError(self.path, "has no decodable video frames")
         return int(total)
 
+    def read_range(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """Frames ``start..stop-1`` and their presentation times in seconds (decoded forward, no seek back)."""
+        try:
+            batch = self.decoder.get_frames_in_range(start, stop)
+        except (RuntimeError, IndexError, ValueError) as exc:
+            raise VideoDecodeError(
+                self.path, f"decoding frames {start}..{stop - 1} failed ({_first_line(exc)})", start
+            ) from exc
+        return batch.data.numpy(), batch.pts_seconds.numpy().astype(np.float64)
+
     def read(self, unique: np.ndarray) -> np.ndarray:
         total = self.frame_count()
         if unique[-1] >= total:
@@ -614,22 +629,35 @@ class SequentialVideoReader:
     number (0-based, as :func:`read_video` numbers frames), its presentation time in seconds from the first frame,
     and the uint8 RGB ``(H, W, 3)`` frame. PyAV (default) decodes the stream from the start, as mmaction2
     ``PyAVDecode`` does (the n-th decoded frame is frame n); decord reads consecutive runs of ``chunk`` frames with
-    ``get_batch``. ``fps`` is the stream's average frame rate (``None`` when the container does not say);
+    ``get_batch``, torchcodec with ``get_frames_in_range`` (the same frames and times as PyAV). ``fps`` is the stream's average frame rate (``None`` when the container does not say);
     ``num_frames`` its frame count as the container reports it (``None`` when unknown; only a hint for progress).
     Use as a context manager, or call :meth:`close`.
     """
 
     def __init__(
-        self, path: str | os.PathLike, backend: str = "pyav", num_threads: int = 1, chunk: int = 16
+        self,
+        path: str | os.PathLike,
+        backend: str = DEFAULT_VIDEO_BACKEND,
+        num_threads: int = 1,
+        chunk: int = 16,
     ) -> None:
-        if backend not in ("pyav", "decord"):
-            raise ValueError(f"SequentialVideoReader reads with 'pyav' or 'decord', got {backend!r}")
         self.path = _check_video_args(path, backend)
         self.backend = backend
         self.chunk = max(1, int(chunk))
         self._container = None
         self._reader = None
-        if backend == "pyav":
+        if backend == "decord":
+            try:
+                self._reader = _open_decord(self.path, num_threads)
+            except _DecordCannot as exc:
+                _say_fallback(self.path, str(exc))
+                self.backend = backend = "pyav"
+        if backend == "torchcodec":
+            self._reader = _TorchcodecVideo(self.path, num_threads)
+            metadata = self._reader.decoder.metadata
+            self.fps = float(metadata.average_fps) if metadata.average_fps else None
+            self.num_frames = int(metadata.num_frames) if metadata.num_frames else None
+        elif backend == "pyav":
             self._av = _optional("av", "av", "SequentialVideoReader(backend='pyav')")
             self._container = _open_pyav(self.path)
             stream = self._container.streams.video[0]
@@ -640,7 +668,6 @@ class SequentialVideoReader:
             self.fps = float(rate) if rate else None
             self.num_frames = int(stream.frames) if stream.frames > 0 else None
         else:
-            self._reader = _open_decord(self.path, num_threads)
             fps = float(self._reader.get_avg_fps())
             self.fps = fps if fps > 0 else None
             self.num_frames = len(self._reader) or None
@@ -658,7 +685,20 @@ class SequentialVideoReader:
         self._reader = None
 
     def __iter__(self):
-        return self._iter_pyav() if self.backend == "pyav" else self._iter_decord()
+        return {"pyav": self._iter_pyav, "decord": self._iter_decord, "torchcodec": self._iter_torchcodec}[
+            self.backend
+        ]()
+
+    def _iter_torchcodec(self):
+        video = self._reader
+        total = video.frame_count()
+        first_time = None
+        for start in range(0, total, self.chunk):
+            frames, times = video.read_range(start, min(start + self.chunk, total))
+            if first_time is None:
+                first_time = float(times[0])
+            for offset, frame in enumerate(frames):
+                yield start + offset, float(times[offset] - first_time), frame
 
     def _iter_pyav(self):
         av = self._av
@@ -863,12 +903,15 @@ def _missing_frame(frame_dir: str, filename_tmpl: str, index: int, path: str) ->
 
 __all__ = [
     "DEFAULT_FILENAME_TMPL",
+    "DEFAULT_VIDEO_BACKEND",
     "JPEG_BACKENDS",
     "VIDEO_BACKENDS",
+    "VIDEO_BACKEND_MODULES",
     "DecodeError",
     "FrameDecodeError",
     "SequentialVideoReader",
     "VideoDecodeError",
+    "check_video_backend",
     "count_frames",
     "count_video_frames",
     "read_frames",

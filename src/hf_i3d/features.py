@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .decoding import SequentialVideoReader
+from .decoding import DEFAULT_VIDEO_BACKEND, SequentialVideoReader, check_video_backend
 from .inference import optimize_for_inference, plain_forward
 from .transforms import ClipParams, ClipTransform, rescale_size, resize_clip
 
@@ -154,6 +154,41 @@ def _check_window_args(clip_len: int, stride: int, last_window: str) -> None:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     if last_window not in LAST_WINDOW:
         raise ValueError(f"last_window must be one of {LAST_WINDOW}, got {last_window!r}")
+
+
+def _check_extractor_args(
+    model: torch.nn.Module,
+    *,
+    clip_len: int,
+    stride: int,
+    fps: float | None,
+    layer: str,
+    crops: str,
+    batch_size: int,
+    last_window: str,
+    video_backend: str,
+) -> None:
+    """Every check of the extractor's settings, in one place, before anything is built: a bad value is a
+    ``ValueError`` naming it, an uninstalled video backend a one-line ``ImportError`` naming the extra."""
+    _check_window_args(clip_len, stride, last_window)
+    if layer not in LAYERS:
+        raise ValueError(f"layer must be one of {LAYERS}, got {layer!r}")
+    if crops not in CROPS:
+        raise ValueError(f"crops must be one of {tuple(CROPS)}, got {crops!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if fps is not None and not fps > 0:
+        raise ValueError(f"fps must be a positive number, got {fps!r}")
+    if layer == "logits" and model.base_model is model:
+        raise ValueError(
+            f"layer='logits' needs a classification model, got the base model {type(model).__name__}"
+        )
+    if model.config.model_type == "inception_i3d" and clip_len < 9:
+        raise ValueError(
+            f"the Inception I3D needs windows of at least 9 frames (Mixed_5c must have 2 time steps for its "
+            f"(2, 7, 7) pool), got clip_len={clip_len}"
+        )
+    check_video_backend(video_backend, "feature extraction")
 
 
 @dataclass
@@ -351,27 +386,22 @@ class FeatureExtractor:
         normalization: str | None = None,
         optimize: bool = True,
         device: str | torch.device | None = None,
-        video_backend: str = "pyav",
+        video_backend: str = DEFAULT_VIDEO_BACKEND,
         num_threads: int = 1,
     ) -> None:
-        _check_window_args(clip_len, stride, last_window)
-        if layer not in LAYERS:
-            raise ValueError(f"layer must be one of {LAYERS}, got {layer!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        if fps is not None and not fps > 0:
-            raise ValueError(f"fps must be a positive number, got {fps!r}")
+        _check_extractor_args(
+            model,
+            clip_len=clip_len,
+            stride=stride,
+            fps=fps,
+            layer=layer,
+            crops=crops,
+            batch_size=batch_size,
+            last_window=last_window,
+            video_backend=video_backend,
+        )
         config = model.config
-        if layer == "logits" and model.base_model is model:
-            raise ValueError(
-                f"layer='logits' needs a classification model, got the base model {type(model).__name__}"
-            )
         self.crop_size = int(crop_size or config.image_size)
-        if config.model_type == "inception_i3d" and clip_len < 9:
-            raise ValueError(
-                f"the Inception I3D needs windows of at least 9 frames (Mixed_5c must have 2 time steps for its "
-                f"(2, 7, 7) pool), got clip_len={clip_len}"
-            )
         self.views = ViewMaker(
             crops, short_side, self.crop_size, normalization or _model_normalization(model)
         )
@@ -709,7 +739,7 @@ def extract_features(
     normalization: str | None = None,
     optimize: bool = True,
     device: str | torch.device | None = None,
-    video_backend: str = "pyav",
+    video_backend: str = DEFAULT_VIDEO_BACKEND,
     video_fps: float | None = None,
     progress: bool = False,
 ) -> tuple[np.ndarray, WindowTable]:
@@ -729,7 +759,8 @@ def extract_features(
         normalization: 'imagenet' or 'inception' (default: the model family's).
         optimize: run through ``inference.optimize_for_inference`` on CPU.
         device: where the model runs (default: where its parameters are).
-        video_backend: 'pyav' or 'decord' (sequential decoding either way).
+        video_backend: 'pyav', 'decord' or 'torchcodec' (``decoding.VIDEO_BACKENDS``; each decodes every frame
+            once, in order, with ``decoding.SequentialVideoReader``: the same frames whichever).
 
     Returns ``(features, windows)``: float32 ``(num_windows, D)`` for 'center', ``(num_windows, num_crops, D)`` for
     'three' and 'ten'; and the :class:`WindowTable`. Several videos with one model: build a

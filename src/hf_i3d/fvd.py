@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .decoding import DEFAULT_VIDEO_BACKEND, check_video_backend
 from .hub import resolve_model
 from .inference import optimize_for_inference, plain_forward
 from .modeling_inception_i3d import InceptionI3DForVideoClassification
@@ -483,7 +484,8 @@ class ArrayClips(ClipSource):
 
 class VideoFolder(ClipSource):
     """Clips from the video files of a folder (searched recursively, sorted by path), decoded with
-    ``hf_i3d.decoding`` (decord by default: only the clip's frames are decoded)."""
+    ``hf_i3d.decoding`` (``backend``: one of ``decoding.VIDEO_BACKENDS``, PyAV by default; only the clip's frames
+    are decoded). An unknown or uninstalled backend is refused here, before any video is read."""
 
     def __init__(
         self,
@@ -492,8 +494,9 @@ class VideoFolder(ClipSource):
         clip_start: str = "first",
         seed: int = 0,
         num_videos: int | None = None,
-        backend: str = "pyav",
+        backend: str = DEFAULT_VIDEO_BACKEND,
     ):
+        check_video_backend(backend, "FVD's VideoFolder")
         super().__init__(num_frames, clip_start, seed, os.fspath(root))
         self.root, self.backend = Path(root), backend
         paths = sorted(

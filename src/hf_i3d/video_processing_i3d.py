@@ -11,7 +11,8 @@ is ``SampleFrames(num_frames, frame_interval)`` (a centred clip; a short video l
 
 ``views="single"`` gives ``(B, T, C, H, W)``; ``views="multi"`` the test protocol, ``num_clips`` clips (10 positions
 for ``"dense"``) x ``num_crops`` crops of ``test_crop_size``: ``(B, V, T, C, H, W)`` in mmaction2's crop-major order
-(the models average the views). Paths are decoded by ``transformers.video_utils.load_video`` (``video_backend``).
+(the models average the views). Paths are decoded by ``transformers.video_utils.load_video`` (``video_backend``:
+PyAV, decord or torchcodec, which gets its FFmpeg from ``_ffmpeg``, carried with this file, when the system has none).
 """
 
 from __future__ import annotations
@@ -41,7 +42,10 @@ from transformers.video_utils import (
 )
 
 from .frame_ops import (
+    DEFAULT_VIDEO_BACKEND,
+    VIDEO_BACKENDS,
     center_crop_box,
+    check_video_backend,
     clip_frame_indices,
     cut_views,
     dense_test_offsets,
@@ -52,8 +56,7 @@ from .frame_ops import (
 )
 
 VIEWS = ("single", "multi")  # one centred clip, or the model's multi-view test protocol
-DEFAULT_VIDEO_BACKEND = "pyav"  # the package's one default decoder (= hf_i3d.decoding.DEFAULT_VIDEO_BACKEND)
-_CHOICES = {"views": VIEWS, "sampler": ("uniform", "dense", "even"), "video_backend": ("pyav", "decord")}
+_CHOICES = {"views": VIEWS, "sampler": ("uniform", "dense", "even"), "video_backend": VIDEO_BACKENDS}
 _CHOICES.update(offset_rule=("0.x", "1.x"), num_crops=(1, 3), rounding=("mmcv", "float32"))
 # (mean, std) on the 0-1 scale of the normalisations old saved configs named instead of giving mean/std
 LEGACY_NORMALIZATIONS = {
@@ -209,8 +212,9 @@ class I3DVideoProcessor(BaseVideoProcessor):
     def fetch_videos(
         self, video_url_or_urls: Any, sample_indices_fn: Any = None, backend: str | None = None
     ) -> Any:
-        """Paths decoded by ``load_video`` (``video_backend``, not torchcodec), each sampled frame once: ``(frames
-        (F, H, W, 3) in index order, metadata)``; ``metadata.frames_indices`` holds the sampled indices."""
+        """Paths decoded by ``load_video`` (``video_backend``), each sampled frame once: ``(frames (F, H, W, 3) in
+        index order, metadata)``; ``metadata.frames_indices`` holds the sampled indices. A decoder that is not
+        installed is one line naming the package; torchcodec is given FFmpeg first (``_ffmpeg.load_torchcodec``)."""
         if isinstance(video_url_or_urls, (list, tuple)):
             return list(zip(*[self.fetch_videos(v, sample_indices_fn, backend) for v in video_url_or_urls]))
         picked: dict[str, np.ndarray] = {}
@@ -222,11 +226,19 @@ class I3DVideoProcessor(BaseVideoProcessor):
             return np.unique(picked["all"])
 
         path, backend = os.fspath(video_url_or_urls), backend or self.video_backend
+        check_video_backend(backend, "I3DVideoProcessor")
+        if backend == "torchcodec":
+            from ._ffmpeg import load_torchcodec
+
+            load_torchcodec()  # FFmpeg from the system or PyAV's wheel, before load_video imports torchcodec
         frames, metadata = load_video(path, backend=backend, sample_indices_fn=unique_indices)
+        frames = np.asarray(frames)
+        if backend == "torchcodec":  # (F, C, H, W) tensor
+            frames = frames.transpose(0, 2, 3, 1)
         metadata.frames_indices = picked["all"]
         if len(frames) != len(np.unique(picked["all"])):
             raise ValueError(f"{video_url_or_urls}: {len(frames)} of the sampled frames could be decoded")
-        return np.asarray(frames), metadata
+        return frames, metadata
 
     def _load(
         self, video: Any, metadata: VideoMetadata | None, s: dict[str, Any], input_data_format: Any = None
