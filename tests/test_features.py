@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -100,10 +101,13 @@ def test_decoders_agree_and_decoded_frames_are_accepted(resnet, videos):
     kwargs = dict(clip_len=8, stride=5, short_side=SHORT, crop_size=CROP)
     pyav, pyav_windows = extract_features(resnet, videos["b"], **kwargs)
     decord, decord_windows = extract_features(resnet, videos["b"], video_backend="decord", **kwargs)
+    codec, codec_windows = extract_features(resnet, videos["b"], video_backend="torchcodec", **kwargs)
     frames, _ = extract_features(resnet, read_video(videos["b"], list(range(21))), video_fps=25, **kwargs)
     np.testing.assert_array_equal(pyav, decord)
+    np.testing.assert_array_equal(pyav, codec)  # the same frames, the same features
     np.testing.assert_array_equal(pyav, frames)
     np.testing.assert_allclose(decord_windows.end, pyav_windows.end, atol=1e-6)
+    assert codec_windows.to_dict() == pyav_windows.to_dict()  # torchcodec's times are PyAV's exactly
 
 
 def test_one_extractor_for_videos_of_different_sizes(resnet, videos, tmp_path):
@@ -414,3 +418,30 @@ def test_cli_presets_and_errors(model_dir, videos, tmp_path, capsys):
     other.write_bytes(b"")
     assert run_cli(videos["a"], str(other), "--output", str(out), "--model", model_dir) == 1
     assert "would both be written as a.npy" in capsys.readouterr().err
+
+
+def test_cli_backend_torchcodec_and_a_missing_decoder(model_dir, videos, tmp_path, capsys, monkeypatch):
+    from importlib.metadata import version
+
+    out = tmp_path / "out"
+    common = ("--output", str(out), "--model", model_dir, "--clip-len", "8", "--stride", "3")
+    assert run_cli(videos["a"], *common, "--backend", "torchcodec") == 0
+    record = json.loads((out / "a.json").read_text())
+    assert record["decoder"] == f"torchcodec {version('torchcodec')} (sequential)"
+    model = resnet_from(model_dir)
+    expected, _ = extract_features(model, videos["a"], clip_len=8, stride=3)  # PyAV
+    np.testing.assert_allclose(np.load(out / "a.npy"), expected, atol=1e-6, rtol=0)
+    capsys.readouterr()
+    monkeypatch.setitem(sys.modules, "torchcodec", None)  # not installed
+    assert run_cli(videos["b"], *common, "--backend", "torchcodec") == 1
+    assert capsys.readouterr().err.strip() == (
+        "hf-i3d extract-features: error: decoding with the 'torchcodec' video backend needs the 'torchcodec' "
+        'package: pip install "hf_i3d[video]" (or pip install torchcodec)'
+    )
+    assert not (out / "b.npy").exists()
+    with pytest.raises(ImportError, match="^feature extraction with the 'torchcodec' video backend needs"):
+        FeatureExtractor(model, video_backend="torchcodec")
+    with pytest.raises(ValueError, match=r"^video backend must be one of \('pyav', 'decord', 'torchcodec'\)"):
+        FeatureExtractor(model, video_backend="opencv")
+    with pytest.raises(ValueError, match=r"^crops must be one of \('center', 'three', 'ten'\), got 'five'$"):
+        FeatureExtractor(model, crops="five")
