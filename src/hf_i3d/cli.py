@@ -465,10 +465,10 @@ def _feature_extractor(args: argparse.Namespace, settings: dict, local_rank: int
     from importlib.metadata import PackageNotFoundError
     from importlib.metadata import version as package_version
 
-    from .decoding import VIDEO_BACKEND_MODULES
+    from .decoding import VIDEO_BACKEND_PACKAGES
 
     try:
-        version = package_version(VIDEO_BACKEND_MODULES[args.backend][1])
+        version = package_version(VIDEO_BACKEND_PACKAGES[args.backend])
     except PackageNotFoundError:
         version = "unknown"
     return extractor, f"{args.backend} {version} (sequential)"

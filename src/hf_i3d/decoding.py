@@ -42,7 +42,7 @@ import numpy as np
 from ._validation import check_choice
 from .frame_ops import (
     DEFAULT_VIDEO_BACKEND,
-    VIDEO_BACKEND_MODULES,
+    VIDEO_BACKEND_PACKAGES,
     VIDEO_BACKENDS,
     check_video_backend,
     install_hint,
@@ -906,7 +906,7 @@ __all__ = [
     "DEFAULT_VIDEO_BACKEND",
     "JPEG_BACKENDS",
     "VIDEO_BACKENDS",
-    "VIDEO_BACKEND_MODULES",
+    "VIDEO_BACKEND_PACKAGES",
     "DecodeError",
     "FrameDecodeError",
     "SequentialVideoReader",

@@ -3,7 +3,8 @@
 Self-contained (numpy; OpenCV on first use): a saved ``I3DVideoProcessor`` carries it, and ``hf_i3d.sampling`` /
 ``hf_i3d.transforms`` build on it. Ported from mmaction2 v0.5.0 (``7dc99cf6``) ``datasets/pipelines``: ``Resize``
 (``mmcv.rescale_size`` + ``cv2.resize``), ``CenterCrop``, ``ThreeCrop``, ``Flip``, ``Normalize``
-(``mmcv.imnormalize_``, as a per-level lookup table), done frame by frame in one pass.
+(``mmcv.imnormalize_``, as a per-level lookup table), done frame by frame in one pass. Also the one list of video
+decoders (``VIDEO_BACKENDS``) and the install hints naming hf_i3d's extras.
 """
 
 from __future__ import annotations
@@ -22,28 +23,24 @@ IMAGENET_STD = (58.395, 57.12, 57.375)
 Box = tuple[int, int, int, int]  # (x1, y1, x2, y2): columns x1..x2-1 and rows y1..y2-1
 
 
-# The video decoders, one list for every place that picks one (data loaders, the CLI, feature extraction, FVD, the
-# video processor), and the package's one default: PyAV (frame-accurate seeking, decord's pixels on H.264, the
-# fastest on one core in benchmarks/RESULTS.md; transformers' load_video default too)
-VIDEO_BACKENDS = ("pyav", "decord", "torchcodec")
-DEFAULT_VIDEO_BACKEND = "pyav"
-# the module each video backend imports, and the pip package that provides it
-VIDEO_BACKEND_MODULES = {"pyav": ("av", "av"), "decord": ("decord", "decord"), "torchcodec": ("torchcodec", "torchcodec")}
-# the extra of hf_i3d (setup.cfg) that installs each optional package
-_EXTRAS = {"av": "video", "decord": "video", "torchcodec": "video", "opencv-python-headless": "video"}
-_EXTRAS.update({"Pillow": "video", "simplejpeg": "data"})
+VIDEO_BACKENDS = ("pyav", "decord", "torchcodec")  # the one list (loaders, CLI, features, FVD, processor)
+VIDEO_BACKEND_PACKAGES = {"pyav": "av", "decord": "decord", "torchcodec": "torchcodec"}  # what each imports
+DEFAULT_VIDEO_BACKEND = "pyav"  # decord's pixels on H.264, the fastest on one core (benchmarks/RESULTS.md)
+_EXTRAS = {
+    "simplejpeg": "data",
+    **dict.fromkeys(("av", "decord", "torchcodec", "Pillow", "opencv-python-headless"), "video"),
+}
 
 
 def install_hint(package: str) -> str:
-    """``pip install "hf_i3d[EXTRA]" (or pip install PACKAGE)``: what installs an optional package."""
+    """What installs an optional package: the extra of hf_i3d (setup.cfg) that holds it, or the package alone."""
     extra = _EXTRAS.get(package)
     return f'pip install "hf_i3d[{extra}]" (or pip install {package})' if extra else f"pip install {package}"
 
 
 def optional_import(module: str, package: str, what: str) -> Any:
-    """Import an optional dependency on first use, with a one-line install hint naming hf_i3d's extra. (Through
-    importlib, so that transformers' remote-code import check does not make it a requirement of every saved
-    folder.)"""
+    """Import an optional dependency on first use, with a one-line install hint. (Through importlib, so that
+    transformers' remote-code import check does not make it a requirement of every saved folder.)"""
     try:
         return importlib.import_module(module)
     except ImportError as exc:
@@ -51,16 +48,11 @@ def optional_import(module: str, package: str, what: str) -> Any:
 
 
 def check_video_backend(backend: str, what: str = "decoding") -> None:
-    """Raise ``ValueError`` for a name not in :data:`VIDEO_BACKENDS` and a one-line ``ImportError`` (naming the
-    extra to install) when the backend's package is not installed; imports nothing."""
+    """``ValueError`` for a name not in ``VIDEO_BACKENDS``, a one-line ``ImportError`` naming the extra to install
+    when its package is missing (imports nothing)."""
     if backend not in VIDEO_BACKENDS:
         raise ValueError(f"video backend must be one of {VIDEO_BACKENDS}, got {backend!r}")
-    module, package = VIDEO_BACKEND_MODULES[backend]
-    try:
-        found = importlib.util.find_spec(module) is not None
-    except ValueError:  # sys.modules[module] is None: its import is blocked
-        found = False
-    if not found:
+    if importlib.util.find_spec(package := VIDEO_BACKEND_PACKAGES[backend]) is None:
         raise ImportError(
             f"{what} with the {backend!r} video backend needs the {package!r} package: {install_hint(package)}"
         )

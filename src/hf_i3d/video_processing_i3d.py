@@ -227,14 +227,14 @@ class I3DVideoProcessor(BaseVideoProcessor):
 
         path, backend = os.fspath(video_url_or_urls), backend or self.video_backend
         check_video_backend(backend, "I3DVideoProcessor")
-        if backend == "torchcodec":
+        if (
+            backend == "torchcodec"
+        ):  # FFmpeg from the system or PyAV's wheel before load_video imports torchcodec
             from ._ffmpeg import load_torchcodec
 
-            load_torchcodec()  # FFmpeg from the system or PyAV's wheel, before load_video imports torchcodec
+            load_torchcodec()
         frames, metadata = load_video(path, backend=backend, sample_indices_fn=unique_indices)
-        frames = np.asarray(frames)
-        if backend == "torchcodec":  # (F, C, H, W) tensor
-            frames = frames.transpose(0, 2, 3, 1)
+        frames = np.asarray(frames).transpose(0, 2, 3, 1) if backend == "torchcodec" else np.asarray(frames)
         metadata.frames_indices = picked["all"]
         if len(frames) != len(np.unique(picked["all"])):
             raise ValueError(f"{video_url_or_urls}: {len(frames)} of the sampled frames could be decoded")
