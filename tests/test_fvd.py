@@ -376,6 +376,30 @@ def test_video_folder_reads_the_clip_frames(tmp_path):
         VideoFolder(tmp_path, num_frames=10).clip(2)
 
 
+def test_video_folder_reads_the_same_clips_with_every_backend(tmp_path, monkeypatch):
+    from _video_utils import write_video
+
+    for name, count in (("a.mp4", 14), ("b.mp4", 12)):
+        write_video(tmp_path / name, count)
+    for clip_start in ("first", "random"):
+        clips = {
+            backend: [VideoFolder(tmp_path, num_frames=10, clip_start=clip_start, seed=3, backend=backend).clip(i) for i in (0, 1)]
+            for backend in ("pyav", "decord", "torchcodec")
+        }
+        for backend in ("decord", "torchcodec"):
+            for same, reference in zip(clips[backend], clips["pyav"]):
+                np.testing.assert_array_equal(same, reference, err_msg=backend)
+    with pytest.raises(ValueError, match=r"^video backend must be one of \('pyav', 'decord', 'torchcodec'\), got 'cv2'$"):
+        VideoFolder(tmp_path, backend="cv2")
+    monkeypatch.setitem(sys.modules, "torchcodec", None)  # not installed: refused before any video is read
+    with pytest.raises(ImportError) as info:
+        VideoFolder(tmp_path, backend="torchcodec")
+    assert str(info.value) == (
+        "FVD's VideoFolder with the 'torchcodec' video backend needs the 'torchcodec' package: "
+        'pip install "hf_i3d[video]" (or pip install torchcodec)'
+    )
+
+
 # ------------------------------------------------------------------------------------------------ the network
 
 
@@ -534,3 +558,29 @@ def test_two_processes_under_accelerate_give_the_one_process_fvd(small_sets, sma
     saved = FVDStatistics.load(tmp_path / "real_stats.npz")
     np.testing.assert_allclose(saved.mean, real_stats.mean, rtol=1e-6)
     np.testing.assert_allclose(saved.covariance, real_stats.covariance, rtol=1e-5, atol=1e-6)
+
+
+def test_cli_reads_video_folders_with_torchcodec(small_fvd, embedder, tmp_path, capsys, monkeypatch):
+    from _video_utils import write_video
+
+    real = tmp_path / "real"
+    real.mkdir()
+    for name, count in (("a.mp4", 12), ("b.mp4", 10)):
+        write_video(real / name, count)
+    small_fvd[1].save(tmp_path / "fake.npz")
+    argv = ["fvd", str(real), str(tmp_path / "fake.npz"), "--num-frames", "9", "--quiet", "--json"]
+    with pytest.warns(FVDSampleSizeWarning):
+        assert cli_main([*argv, "--backend", "torchcodec", "--save-stats", str(tmp_path / "real.npz")]) == 0
+    by_cli, printed = FVDStatistics.load(tmp_path / "real.npz"), json.loads(capsys.readouterr().out)["fvd"]
+    with warnings.catch_warnings():  # the same clips decoded by PyAV give the same statistics
+        warnings.simplefilter("ignore", FVDSampleSizeWarning)
+        by_pyav = FVDStatistics(embedder, batch_size=16).update(VideoFolder(real, num_frames=9, backend="pyav"))
+        assert printed == pytest.approx(by_pyav.distance(small_fvd[1]), rel=1e-9)
+    assert by_cli.num_videos == 2
+    np.testing.assert_allclose(by_cli.mean, by_pyav.mean, rtol=0, atol=1e-6)
+    monkeypatch.setitem(sys.modules, "torchcodec", None)
+    assert cli_main([*argv, "--backend", "torchcodec"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "hf-i3d fvd: error: FVD's VideoFolder with the 'torchcodec' video backend needs the 'torchcodec' package: "
+        'pip install "hf_i3d[video]" (or pip install torchcodec)'
+    )

@@ -1,6 +1,7 @@
 """pipeline("video-classification") and `hf-i3d predict` give what the model gives on the processor's output."""
 
 import json
+import sys
 
 import pytest
 import torch
@@ -176,3 +177,28 @@ def test_predict_runs_the_optimized_model_unless_told_not_to(tiny_resnet_dir, ca
     out = capsys.readouterr().out
     for rank, (label, score) in enumerate(whole.labels, 1):
         assert f"{rank:>2}. {label:<40} {score:8.4f}" in out
+
+
+
+def test_predict_with_each_backend_gives_the_same_answer(tmp_path, capsys, monkeypatch):
+    torch.manual_seed(0)
+    labels = dict(enumerate(["archery", "bowling", "cartwheeling"]))
+    model = I3DForVideoClassification(I3DConfig(depth=18, base_channels=4, num_frames=8, image_size=32, id2label=labels))
+    processor = I3DVideoProcessor(num_frames=8, size={"shortest_edge": 40}, crop_size=32)
+    folder = save_converted(model.eval(), tmp_path / "small", processor.save_pretrained)
+    video = tmp_path / "clip.mp4"
+    write_video(video, 30, width=96, height=64)
+    outputs = {}
+    for backend in ("pyav", "decord", "torchcodec"):
+        argv = ["predict", str(video), "--model", str(folder), "--json", "--backend", backend, "--no-optimize"]
+        assert cli_main(argv) == 0, backend
+        outputs[backend] = json.loads(capsys.readouterr().out)
+    assert outputs["pyav"][0]["num_views"] == 1 and len(outputs["pyav"][0]["predictions"]) == 3
+    assert outputs["decord"] == outputs["pyav"] and outputs["torchcodec"] == outputs["pyav"]  # the same frames
+    monkeypatch.setitem(sys.modules, "torchcodec", None)  # not installed: one line, before the model loads
+    assert cli_main(["predict", str(video), "--model", str(folder), "--backend", "torchcodec"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.strip() == (
+        "hf-i3d predict: error: decoding with the 'torchcodec' video backend needs the 'torchcodec' package: "
+        'pip install "hf_i3d[video]" (or pip install torchcodec)'
+    )
