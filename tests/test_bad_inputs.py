@@ -501,7 +501,7 @@ def test_missing_opencv_is_one_line(world, monkeypatch, capsys):
     progress = re.compile(r"^[\w ]+: +\d+%\|")  # transformers' tqdm bars
     assert [x for x in capsys.readouterr().err.splitlines() if x.strip() and not progress.match(x)] == [
         "hf-i3d predict: error: hf_i3d's mmaction2 frame arithmetic needs the 'opencv-python-headless' package: "
-        "pip install opencv-python-headless"
+        'pip install "hf_i3d[video]" (or pip install opencv-python-headless)'
     ]
 
 
