@@ -7,7 +7,11 @@ One decode path per source kind, each returning uint8 RGB ``(len(indices), H, W,
   ``DecordDecode``; frame-accurate seeking) or PyAV (frames numbered as decord numbers them, by timestamp; seeks to
   the keyframe before the first wanted frame, lets the decoder drop unwanted B-frames and converts only the wanted
   frames; the same pixels as decord on H.264, faster on one core; falls back to mmaction2 ``PyAVDecode``'s
-  sequential decoding when the packets carry no usable index); :func:`count_video_frames`;
+  sequential decoding when the packets carry no usable index) or torchcodec (``VideoDecoder`` in exact seek mode,
+  frames numbered by timestamp as well: the same frames; FFmpeg from the system or PyAV's wheel, ``_ffmpeg``). The
+  backends are ``VIDEO_BACKENDS`` (one list for the package, defined in ``frame_ops`` with ``DEFAULT_VIDEO_BACKEND``,
+  PyAV, chosen by measurement in ``benchmarks/RESULTS.md``); :func:`check_video_backend` refuses an unknown or
+  uninstalled one in one line; :func:`count_video_frames`;
   :func:`read_video_sampled` (count, sample and decode in one open, for data loaders); :class:`SequentialVideoReader`
   (every frame once, in order, with its time: streaming over a whole video).
 * frame folders: :func:`read_frames` (``RawFrameDecode``: ``join(frame_dir, filename_tmpl.format(index))``) with
