@@ -40,6 +40,7 @@ from transformers.trainer_utils import IntervalStrategy
 
 from hf_i3d.convert import parse_overrides
 from hf_i3d.data import collate_clips, load_clip_datasets, skip_stats
+from hf_i3d.decoding import DEFAULT_VIDEO_BACKEND, VIDEO_BACKENDS
 from hf_i3d.evaluation import evaluate_multiview, write_results_json
 from hf_i3d.inference import keep_freed_memory
 from hf_i3d.metrics import build_compute_metrics
@@ -132,7 +133,8 @@ class DataArguments:
     )
     with_offset: bool = field(default=False, metadata={"help": "Rawframe lists carry an offset column."})
     video_backend: str | None = field(
-        default=None, metadata={"help": "'pyav' (default), 'decord' or 'torchcodec' video decoding."}
+        default=None,
+        metadata={"help": f"Video decoder, one of {', '.join(VIDEO_BACKENDS)} (default {DEFAULT_VIDEO_BACKEND})."},
     )
     clip_len: int | None = field(default=None, metadata={"help": "Frames per clip (default: the preset's)."})
     frame_interval: int | None = field(default=None, metadata={"help": "Distance between sampled frames."})
