@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._validation import check_choice, check_positive_int
 from .decoding import DEFAULT_VIDEO_BACKEND, SequentialVideoReader, check_video_backend
 from .inference import optimize_for_inference, plain_forward
 from .transforms import ClipParams, ClipTransform, rescale_size, resize_clip
@@ -149,11 +150,9 @@ def _partial_window(num_frames: int, clip_len: int, stride: int, full: int) -> i
 
 
 def _check_window_args(clip_len: int, stride: int, last_window: str) -> None:
-    for name, value in (("clip_len", clip_len), ("stride", stride)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if last_window not in LAST_WINDOW:
-        raise ValueError(f"last_window must be one of {LAST_WINDOW}, got {last_window!r}")
+    check_positive_int("clip_len", clip_len)
+    check_positive_int("stride", stride)
+    check_choice("last_window", last_window, LAST_WINDOW)
 
 
 def _check_extractor_args(
@@ -171,12 +170,9 @@ def _check_extractor_args(
     """Every check of the extractor's settings, in one place, before anything is built: a bad value is a
     ``ValueError`` naming it, an uninstalled video backend a one-line ``ImportError`` naming the extra."""
     _check_window_args(clip_len, stride, last_window)
-    if layer not in LAYERS:
-        raise ValueError(f"layer must be one of {LAYERS}, got {layer!r}")
-    if crops not in CROPS:
-        raise ValueError(f"crops must be one of {tuple(CROPS)}, got {crops!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    check_choice("layer", layer, LAYERS)
+    check_choice("crops", crops, tuple(CROPS))
+    check_positive_int("batch_size", batch_size)
     if fps is not None and not fps > 0:
         raise ValueError(f"fps must be a positive number, got {fps!r}")
     if layer == "logits" and model.base_model is model:
