@@ -1,5 +1,6 @@
 """The README's commands are the ones CI and users run."""
 
+import configparser
 import importlib.util
 import re
 import shlex
@@ -22,7 +23,14 @@ def test_readme_main_job_installs_from_the_project_and_predicts():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```bash\n(.*?)\n```", readme, re.S)
     main_job = blocks[0]
-    assert 'pip install -e ".[video]"' in main_job and "hf-i3d predict" in main_job
+    assert 'pip install -e ".[demo]" && hf-i3d predict' in main_job
+    # everything it installs comes from the project's own files (the torch pair aside)
+    installs = re.findall(r"pip install ([^&]*)", main_job)
+    assert [part.strip() for part in installs] == ["torch==2.14.1 torchvision==0.29.1", '-e ".[demo]"']
+    extras = configparser.RawConfigParser()
+    extras.read(ROOT / "setup.cfg")
+    demo = extras["options.extras_require"]["demo"].split()
+    assert demo == ["%(video)s", "scikit-video"]
 
 
 def _readme_commands() -> list[list[str]]:
