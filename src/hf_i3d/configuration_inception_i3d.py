@@ -64,6 +64,10 @@ class InceptionI3DConfig(PreTrainedConfig):
         initializer_range: std of the normal initialisation of a new classifier (e.g. for fine-tuning).
         average_clips: how the classifier merges several views of a video: 'prob' (mean softmax) or 'score' (mean
             logits), as mmaction2's ``average_clips``.
+        max_views_per_batch: in eval mode the classifier puts the views of a multi-view input (6-D
+            ``pixel_values``) through the network this many at a time, so memory stays that of a few views
+            (mmaction2's ``max_testing_views``); the logits are the one-batch ones up to float rounding. ``None``:
+            all views in one batch. Training mode always runs one batch (BatchNorm statistics).
         zoo_name: the model-zoo entry this config comes from (its data settings live in ``hf_i3d.zoo``), if any.
     """
 
@@ -84,6 +88,7 @@ class InceptionI3DConfig(PreTrainedConfig):
     bn_momentum: float = 0.001
     initializer_range: float = 0.02
     average_clips: str = "prob"
+    max_views_per_batch: int | None = 6
     zoo_name: str | None = None
 
     @classmethod
@@ -97,6 +102,15 @@ class InceptionI3DConfig(PreTrainedConfig):
         if self.average_clips not in ("prob", "score"):
             raise ValueError(
                 f"InceptionI3DConfig.average_clips must be 'prob' or 'score', got {self.average_clips!r}"
+            )
+        if self.max_views_per_batch is not None and (
+            isinstance(self.max_views_per_batch, bool)
+            or not isinstance(self.max_views_per_batch, int)
+            or self.max_views_per_batch < 1
+        ):
+            raise ValueError(
+                "InceptionI3DConfig.max_views_per_batch must be a positive int or None, got "
+                f"{self.max_views_per_batch!r}"
             )
         names = [name for name in ENDPOINT_NAMES if name.startswith("Mixed_")]
         if sorted(self.mixed_channels) != sorted(names):

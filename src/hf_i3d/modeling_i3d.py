@@ -358,6 +358,27 @@ class I3DStem(nn.Module):
         return self.pool(self.conv(pixel_values))
 
 
+def view_chunks(
+    classify: Callable[[torch.Tensor, bool | None], tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]],
+    views: torch.Tensor,
+    chunk: int | None,
+    output_hidden_states: bool | None,
+) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
+    """``classify(views)`` run ``chunk`` views at a time (all at once for ``None``), logits and hidden states put
+    back together along the batch: what mmaction2's ``max_testing_views`` does, so that a 30-view input needs the
+    memory of ``chunk`` views. Each view's numbers do not depend on its neighbours (eval mode), only the float
+    rounding of the kernels may differ with the batch size."""
+    if not chunk or views.shape[0] <= chunk:
+        return classify(views, output_hidden_states)
+    parts = [
+        classify(views[start : start + chunk], output_hidden_states) for start in range(0, len(views), chunk)
+    ]
+    logits = torch.cat([part[0] for part in parts])
+    if parts[0][1] is None:
+        return logits, None
+    return logits, tuple(torch.cat(level) for level in zip(*(part[1] for part in parts)))
+
+
 class I3DPreTrainedModel(PreTrainedModel):
     config_class = I3DConfig
     base_model_prefix = "i3d"
@@ -581,8 +602,8 @@ class I3DForVideoClassification(I3DPreTrainedModel):
         num_views = pixel_values.shape[1] if pixel_values.dim() == 6 else None
         if num_views is not None:
             pixel_values = pixel_values.flatten(0, 1)
-        outputs = self.i3d(pixel_values, output_hidden_states=output_hidden_states, return_dict=True)
-        logits = self.classifier(self.dropout(outputs.pooler_output))
+        chunk = self.config.max_views_per_batch if num_views is not None and not self.training else None
+        logits, hidden_states = view_chunks(self._classify, pixel_values, chunk, output_hidden_states)
         if num_views is not None:
             logits = merge_view_logits(
                 logits.view(-1, num_views, logits.shape[-1]),
@@ -593,11 +614,16 @@ class I3DForVideoClassification(I3DPreTrainedModel):
         if labels is not None:
             loss = self.loss_function(labels, logits, self.config, **kwargs)
         if not return_dict:
-            output = (logits,) + ((outputs.hidden_states,) if outputs.hidden_states is not None else ())
+            output = (logits,) + ((hidden_states,) if hidden_states is not None else ())
             return ((loss,) + output) if loss is not None else output
-        return ImageClassifierOutputWithNoAttention(
-            loss=loss, logits=logits, hidden_states=outputs.hidden_states
-        )
+        return ImageClassifierOutputWithNoAttention(loss=loss, logits=logits, hidden_states=hidden_states)
+
+    def _classify(
+        self, pixel_values: torch.Tensor, output_hidden_states: bool | None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
+        """Logits (and hidden states) of a batch of clips: backbone -> dropout -> linear."""
+        outputs = self.i3d(pixel_values, output_hidden_states=output_hidden_states, return_dict=True)
+        return self.classifier(self.dropout(outputs.pooler_output)), outputs.hidden_states
 
 
 # Saved models carry this file (and their config's) with ``auto_map`` entries, so a folder written by a plain
@@ -611,4 +637,5 @@ __all__ = [
     "I3DForVideoClassification",
     "I3DNonLocalBlock",
     "merge_view_logits",
+    "view_chunks",
 ]

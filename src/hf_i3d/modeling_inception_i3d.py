@@ -55,6 +55,26 @@ def merge_view_logits(
     return merged.to(view_logits.dtype)
 
 
+def view_chunks(
+    classify: Callable[[torch.Tensor, bool | None], tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]],
+    views: torch.Tensor,
+    chunk: int | None,
+    output_hidden_states: bool | None,
+) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
+    """``classify(views)`` run ``chunk`` views at a time (all at once for ``None``), logits and hidden states put
+    back together along the batch (mmaction2's ``max_testing_views``); the same function as
+    ``modeling_i3d.view_chunks``, repeated because a saved folder carries one model file."""
+    if not chunk or views.shape[0] <= chunk:
+        return classify(views, output_hidden_states)
+    parts = [
+        classify(views[start : start + chunk], output_hidden_states) for start in range(0, len(views), chunk)
+    ]
+    logits = torch.cat([part[0] for part in parts])
+    if parts[0][1] is None:
+        return logits, None
+    return logits, tuple(torch.cat(level) for level in zip(*(part[1] for part in parts)))
+
+
 # Mixed_5c is (T/8, H/32, W/32) (rounded up) and the logits pool is a VALID (2, 7, 7) window.
 LOGITS_POOL = (2, 7, 7)
 MIN_FRAMES = 9
@@ -397,11 +417,8 @@ class InceptionI3DForVideoClassification(InceptionI3DPreTrainedModel):
         num_views = pixel_values.shape[1] if pixel_values.dim() == 6 else None
         if num_views is not None:
             pixel_values = pixel_values.flatten(0, 1)
-        outputs = self.inception_i3d(
-            pixel_values, output_hidden_states=output_hidden_states, return_dict=True
-        )
-        windows = self.inception_i3d.pooler(outputs.last_hidden_state)
-        logits = self.classifier(self.dropout(windows)).flatten(2).mean(dim=2)
+        chunk = self.config.max_views_per_batch if num_views is not None and not self.training else None
+        logits, hidden_states = view_chunks(self._classify, pixel_values, chunk, output_hidden_states)
         if num_views is not None:
             logits = merge_view_logits(
                 logits.view(-1, num_views, logits.shape[-1]),
@@ -412,11 +429,19 @@ class InceptionI3DForVideoClassification(InceptionI3DPreTrainedModel):
         if labels is not None:
             loss = self.loss_function(labels, logits, self.config, **kwargs)
         if not return_dict:
-            output = (logits,) + ((outputs.hidden_states,) if outputs.hidden_states is not None else ())
+            output = (logits,) + ((hidden_states,) if hidden_states is not None else ())
             return ((loss,) + output) if loss is not None else output
-        return ImageClassifierOutputWithNoAttention(
-            loss=loss, logits=logits, hidden_states=outputs.hidden_states
+        return ImageClassifierOutputWithNoAttention(loss=loss, logits=logits, hidden_states=hidden_states)
+
+    def _classify(
+        self, pixel_values: torch.Tensor, output_hidden_states: bool | None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
+        """Logits (and hidden states) of a batch of clips: backbone -> window pool -> dropout -> 1x1x1 conv -> mean over time."""
+        outputs = self.inception_i3d(
+            pixel_values, output_hidden_states=output_hidden_states, return_dict=True
         )
+        windows = self.inception_i3d.pooler(outputs.last_hidden_state)
+        return self.classifier(self.dropout(windows)).flatten(2).mean(dim=2), outputs.hidden_states
 
 
 # Saved models carry this file (and their config's) with ``auto_map`` entries, so a folder written by a plain
