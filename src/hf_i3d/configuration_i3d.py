@@ -86,11 +86,8 @@ class I3DConfig(PreTrainedConfig):
         image_size: training crop size (test crops may be larger: the network is fully convolutional).
         average_clips: how the classifier merges several views of a video, as mmaction2's ``average_clips``:
             'prob' (mean softmax, mmaction2's default since Oct 2020) or 'score' (mean logits, the 2020 numbers).
-        max_views_per_batch: in eval mode the classifier puts the views of a multi-view input (6-D
-            ``pixel_values``, e.g. the 30-view test through ``pipeline("video-classification")``) through the
-            network this many at a time and merges their logits, so memory stays that of a few views whatever the
-            number of views (mmaction2's ``max_testing_views``); the logits are the one-batch ones up to float
-            rounding. ``None``: all views in one batch. Training mode always runs one batch (BatchNorm statistics).
+        max_views_per_batch: eval mode runs the views of a 6-D input this many at a time (mmaction2's
+            ``max_testing_views``): the memory of a few views, the one-batch logits up to rounding; None: one batch.
         zoo_name: the model-zoo entry this config comes from (its data settings live in ``hf_i3d.zoo``), if any.
     """
 
@@ -161,14 +158,9 @@ class I3DConfig(PreTrainedConfig):
                 )
         if self.average_clips not in ("prob", "score"):
             raise ValueError(f"I3DConfig.average_clips must be 'prob' or 'score', got {self.average_clips!r}")
-        if self.max_views_per_batch is not None and (
-            isinstance(self.max_views_per_batch, bool)
-            or not isinstance(self.max_views_per_batch, int)
-            or self.max_views_per_batch < 1
-        ):
-            raise ValueError(
-                f"I3DConfig.max_views_per_batch must be a positive int or None, got {self.max_views_per_batch!r}"
-            )
+        views = self.max_views_per_batch
+        if views is not None and (isinstance(views, bool) or not isinstance(views, int) or views < 1):
+            raise ValueError(f"I3DConfig.max_views_per_batch must be a positive int or None, got {views!r}")
         if self.inflate is None:
             self.inflate = DEFAULT_INFLATE.get(self.depth, 1)
         self.inflate = self._normalise_inflate(self.inflate)

@@ -64,10 +64,8 @@ class InceptionI3DConfig(PreTrainedConfig):
         initializer_range: std of the normal initialisation of a new classifier (e.g. for fine-tuning).
         average_clips: how the classifier merges several views of a video: 'prob' (mean softmax) or 'score' (mean
             logits), as mmaction2's ``average_clips``.
-        max_views_per_batch: in eval mode the classifier puts the views of a multi-view input (6-D
-            ``pixel_values``) through the network this many at a time, so memory stays that of a few views
-            (mmaction2's ``max_testing_views``); the logits are the one-batch ones up to float rounding. ``None``:
-            all views in one batch. Training mode always runs one batch (BatchNorm statistics).
+        max_views_per_batch: eval mode runs the views of a 6-D input this many at a time (mmaction2's
+            ``max_testing_views``): the memory of a few views, the one-batch logits up to rounding; None: one batch.
         zoo_name: the model-zoo entry this config comes from (its data settings live in ``hf_i3d.zoo``), if any.
     """
 
@@ -103,15 +101,9 @@ class InceptionI3DConfig(PreTrainedConfig):
             raise ValueError(
                 f"InceptionI3DConfig.average_clips must be 'prob' or 'score', got {self.average_clips!r}"
             )
-        if self.max_views_per_batch is not None and (
-            isinstance(self.max_views_per_batch, bool)
-            or not isinstance(self.max_views_per_batch, int)
-            or self.max_views_per_batch < 1
-        ):
-            raise ValueError(
-                "InceptionI3DConfig.max_views_per_batch must be a positive int or None, got "
-                f"{self.max_views_per_batch!r}"
-            )
+        views = self.max_views_per_batch
+        if views is not None and (isinstance(views, bool) or not isinstance(views, int) or views < 1):
+            raise ValueError(f"InceptionI3DConfig.max_views_per_batch must be a positive int or None, got {views!r}")
         names = [name for name in ENDPOINT_NAMES if name.startswith("Mixed_")]
         if sorted(self.mixed_channels) != sorted(names):
             raise ValueError(

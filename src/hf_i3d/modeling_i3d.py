@@ -358,27 +358,6 @@ class I3DStem(nn.Module):
         return self.pool(self.conv(pixel_values))
 
 
-def view_chunks(
-    classify: Callable[[torch.Tensor, bool | None], tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]],
-    views: torch.Tensor,
-    chunk: int | None,
-    output_hidden_states: bool | None,
-) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
-    """``classify(views)`` run ``chunk`` views at a time (all at once for ``None``), logits and hidden states put
-    back together along the batch: what mmaction2's ``max_testing_views`` does, so that a 30-view input needs the
-    memory of ``chunk`` views. Each view's numbers do not depend on its neighbours (eval mode), only the float
-    rounding of the kernels may differ with the batch size."""
-    if not chunk or views.shape[0] <= chunk:
-        return classify(views, output_hidden_states)
-    parts = [
-        classify(views[start : start + chunk], output_hidden_states) for start in range(0, len(views), chunk)
-    ]
-    logits = torch.cat([part[0] for part in parts])
-    if parts[0][1] is None:
-        return logits, None
-    return logits, tuple(torch.cat(level) for level in zip(*(part[1] for part in parts)))
-
-
 class I3DPreTrainedModel(PreTrainedModel):
     config_class = I3DConfig
     base_model_prefix = "i3d"
@@ -603,7 +582,15 @@ class I3DForVideoClassification(I3DPreTrainedModel):
         if num_views is not None:
             pixel_values = pixel_values.flatten(0, 1)
         chunk = self.config.max_views_per_batch if num_views is not None and not self.training else None
-        logits, hidden_states = view_chunks(self._classify, pixel_values, chunk, output_hidden_states)
+        logits, hidden_states = [], []
+        for views in pixel_values.split(chunk) if chunk else (pixel_values,):  # mmaction2's max_testing_views
+            outputs = self.i3d(views, output_hidden_states=output_hidden_states, return_dict=True)
+            logits.append(self.classifier(self.dropout(outputs.pooler_output)))
+            hidden_states.append(outputs.hidden_states)
+        logits = logits[0] if len(logits) == 1 else torch.cat(logits)
+        hidden_states = hidden_states[0] if len(hidden_states) == 1 or hidden_states[0] is None else (
+            tuple(map(torch.cat, zip(*hidden_states)))
+        )
         if num_views is not None:
             logits = merge_view_logits(
                 logits.view(-1, num_views, logits.shape[-1]),
@@ -618,13 +605,6 @@ class I3DForVideoClassification(I3DPreTrainedModel):
             return ((loss,) + output) if loss is not None else output
         return ImageClassifierOutputWithNoAttention(loss=loss, logits=logits, hidden_states=hidden_states)
 
-    def _classify(
-        self, pixel_values: torch.Tensor, output_hidden_states: bool | None
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
-        """Logits (and hidden states) of a batch of clips: backbone -> dropout -> linear."""
-        outputs = self.i3d(pixel_values, output_hidden_states=output_hidden_states, return_dict=True)
-        return self.classifier(self.dropout(outputs.pooler_output)), outputs.hidden_states
-
 
 # Saved models carry this file (and their config's) with ``auto_map`` entries, so a folder written by a plain
 # ``save_pretrained`` / ``push_to_hub`` loads with ``trust_remote_code=True`` where hf_i3d is not installed.
@@ -637,5 +617,4 @@ __all__ = [
     "I3DForVideoClassification",
     "I3DNonLocalBlock",
     "merge_view_logits",
-    "view_chunks",
 ]

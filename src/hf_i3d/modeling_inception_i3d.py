@@ -55,26 +55,6 @@ def merge_view_logits(
     return merged.to(view_logits.dtype)
 
 
-def view_chunks(
-    classify: Callable[[torch.Tensor, bool | None], tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]],
-    views: torch.Tensor,
-    chunk: int | None,
-    output_hidden_states: bool | None,
-) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
-    """``classify(views)`` run ``chunk`` views at a time (all at once for ``None``), logits and hidden states put
-    back together along the batch (mmaction2's ``max_testing_views``); the same function as
-    ``modeling_i3d.view_chunks``, repeated because a saved folder carries one model file."""
-    if not chunk or views.shape[0] <= chunk:
-        return classify(views, output_hidden_states)
-    parts = [
-        classify(views[start : start + chunk], output_hidden_states) for start in range(0, len(views), chunk)
-    ]
-    logits = torch.cat([part[0] for part in parts])
-    if parts[0][1] is None:
-        return logits, None
-    return logits, tuple(torch.cat(level) for level in zip(*(part[1] for part in parts)))
-
-
 # Mixed_5c is (T/8, H/32, W/32) (rounded up) and the logits pool is a VALID (2, 7, 7) window.
 LOGITS_POOL = (2, 7, 7)
 MIN_FRAMES = 9
@@ -418,7 +398,16 @@ class InceptionI3DForVideoClassification(InceptionI3DPreTrainedModel):
         if num_views is not None:
             pixel_values = pixel_values.flatten(0, 1)
         chunk = self.config.max_views_per_batch if num_views is not None and not self.training else None
-        logits, hidden_states = view_chunks(self._classify, pixel_values, chunk, output_hidden_states)
+        logits, hidden_states = [], []
+        for views in pixel_values.split(chunk) if chunk else (pixel_values,):  # mmaction2's max_testing_views
+            outputs = self.inception_i3d(views, output_hidden_states=output_hidden_states, return_dict=True)
+            windows = self.inception_i3d.pooler(outputs.last_hidden_state)
+            logits.append(self.classifier(self.dropout(windows)).flatten(2).mean(dim=2))
+            hidden_states.append(outputs.hidden_states)
+        logits = logits[0] if len(logits) == 1 else torch.cat(logits)
+        hidden_states = hidden_states[0] if len(hidden_states) == 1 or hidden_states[0] is None else (
+            tuple(map(torch.cat, zip(*hidden_states)))
+        )
         if num_views is not None:
             logits = merge_view_logits(
                 logits.view(-1, num_views, logits.shape[-1]),
@@ -432,16 +421,6 @@ class InceptionI3DForVideoClassification(InceptionI3DPreTrainedModel):
             output = (logits,) + ((hidden_states,) if hidden_states is not None else ())
             return ((loss,) + output) if loss is not None else output
         return ImageClassifierOutputWithNoAttention(loss=loss, logits=logits, hidden_states=hidden_states)
-
-    def _classify(
-        self, pixel_values: torch.Tensor, output_hidden_states: bool | None
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
-        """Logits (and hidden states) of a batch of clips: backbone -> window pool -> dropout -> 1x1x1 conv -> mean over time."""
-        outputs = self.inception_i3d(
-            pixel_values, output_hidden_states=output_hidden_states, return_dict=True
-        )
-        windows = self.inception_i3d.pooler(outputs.last_hidden_state)
-        return self.classifier(self.dropout(windows)).flatten(2).mean(dim=2), outputs.hidden_states
 
 
 # Saved models carry this file (and their config's) with ``auto_map`` entries, so a folder written by a plain
