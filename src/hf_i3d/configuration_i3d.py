@@ -86,8 +86,7 @@ class I3DConfig(PreTrainedConfig):
         image_size: training crop size (test crops may be larger: the network is fully convolutional).
         average_clips: how the classifier merges several views of a video, as mmaction2's ``average_clips``:
             'prob' (mean softmax, mmaction2's default since Oct 2020) or 'score' (mean logits, the 2020 numbers).
-        max_views_per_batch: eval mode runs the views of a 6-D input this many at a time (mmaction2's
-            ``max_testing_views``): the memory of a few views, the one-batch logits up to rounding; None: one batch.
+        max_views_per_batch: views of a 6-D input per forward in eval mode (mmaction2's ``max_testing_views``).
         zoo_name: the model-zoo entry this config comes from (its data settings live in ``hf_i3d.zoo``), if any.
     """
 

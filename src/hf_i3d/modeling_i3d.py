@@ -572,11 +572,7 @@ class I3DForVideoClassification(I3DPreTrainedModel):
         accelerated = self._accelerated()
         if accelerated is not None:
             return accelerated(
-                pixel_values,
-                labels,
-                output_hidden_states=output_hidden_states,
-                return_dict=return_dict,
-                **kwargs,
+                pixel_values, labels, output_hidden_states=output_hidden_states, return_dict=return_dict, **kwargs
             )
         num_views = pixel_values.shape[1] if pixel_values.dim() == 6 else None
         if num_views is not None:
@@ -587,10 +583,9 @@ class I3DForVideoClassification(I3DPreTrainedModel):
             outputs = self.i3d(views, output_hidden_states=output_hidden_states, return_dict=True)
             logits.append(self.classifier(self.dropout(outputs.pooler_output)))
             hidden_states.append(outputs.hidden_states)
-        logits = logits[0] if len(logits) == 1 else torch.cat(logits)
-        hidden_states = hidden_states[0] if len(hidden_states) == 1 or hidden_states[0] is None else (
-            tuple(map(torch.cat, zip(*hidden_states)))
-        )
+        joined = len(logits) > 1 and hidden_states[0] is not None  # views in chunks: put them back together
+        logits = torch.cat(logits) if len(logits) > 1 else logits[0]
+        hidden_states = tuple(map(torch.cat, zip(*hidden_states))) if joined else hidden_states[0]
         if num_views is not None:
             logits = merge_view_logits(
                 logits.view(-1, num_views, logits.shape[-1]),

@@ -404,10 +404,9 @@ class InceptionI3DForVideoClassification(InceptionI3DPreTrainedModel):
             windows = self.inception_i3d.pooler(outputs.last_hidden_state)
             logits.append(self.classifier(self.dropout(windows)).flatten(2).mean(dim=2))
             hidden_states.append(outputs.hidden_states)
-        logits = logits[0] if len(logits) == 1 else torch.cat(logits)
-        hidden_states = hidden_states[0] if len(hidden_states) == 1 or hidden_states[0] is None else (
-            tuple(map(torch.cat, zip(*hidden_states)))
-        )
+        joined = len(logits) > 1 and hidden_states[0] is not None  # views in chunks: put them back together
+        logits = torch.cat(logits) if len(logits) > 1 else logits[0]
+        hidden_states = tuple(map(torch.cat, zip(*hidden_states))) if joined else hidden_states[0]
         if num_views is not None:
             logits = merge_view_logits(
                 logits.view(-1, num_views, logits.shape[-1]),
