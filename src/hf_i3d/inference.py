@@ -500,7 +500,8 @@ def accelerated_copy(model: nn.Module) -> nn.Module | None:
     models' ``inference_accelerator``, installed by ``hf_i3d``), or None where the plain computation should run.
 
     Only float32 CPU models are accelerated (oneDNN is a CPU library; other dtypes and devices keep their plain
-    path). The copy is made on the first such call and reused until a parameter or buffer of ``model`` changes: a
+    path). The copy shares ``model``'s config, so a setting changed later (``config.max_views_per_batch``) applies
+    to it. The copy is made on the first such call and reused until a parameter or buffer of ``model`` changes: a
     new tensor, an in-place update (``load_state_dict``, an optimizer step) or a move to another device or dtype
     makes a fresh copy, so the fast path never serves stale weights. A model with forward hooks (on itself or any
     layer, or global ones) or a module in training mode runs plain, so every hook sees its layer run and a layer
@@ -524,6 +525,10 @@ def accelerated_copy(model: nn.Module) -> nn.Module | None:
         return cached[1]
     _ACCELERATED.pop(model, None)  # release the stale copy before making its successor
     fast = optimize_for_inference(model)
+    originals = dict(model.named_modules())
+    for name, module in fast.named_modules():  # settings read at run time (max_views_per_batch) stay the model's
+        if hasattr(module, "config") and hasattr(originals.get(name), "config"):
+            module.config = originals[name].config
     _ACCELERATED[model] = (key, fast)
     return fast
 

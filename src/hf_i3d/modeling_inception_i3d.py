@@ -397,11 +397,16 @@ class InceptionI3DForVideoClassification(InceptionI3DPreTrainedModel):
         num_views = pixel_values.shape[1] if pixel_values.dim() == 6 else None
         if num_views is not None:
             pixel_values = pixel_values.flatten(0, 1)
-        outputs = self.inception_i3d(
-            pixel_values, output_hidden_states=output_hidden_states, return_dict=True
-        )
-        windows = self.inception_i3d.pooler(outputs.last_hidden_state)
-        logits = self.classifier(self.dropout(windows)).flatten(2).mean(dim=2)
+        chunk = self.config.max_views_per_batch if num_views is not None and not self.training else None
+        logits, hidden_states = [], []
+        for views in pixel_values.split(chunk) if chunk else (pixel_values,):  # mmaction2's max_testing_views
+            outputs = self.inception_i3d(views, output_hidden_states=output_hidden_states, return_dict=True)
+            windows = self.inception_i3d.pooler(outputs.last_hidden_state)
+            logits.append(self.classifier(self.dropout(windows)).flatten(2).mean(dim=2))
+            hidden_states.append(outputs.hidden_states)
+        joined = len(logits) > 1 and hidden_states[0] is not None  # views in chunks: put them back together
+        logits = torch.cat(logits) if len(logits) > 1 else logits[0]
+        hidden_states = tuple(map(torch.cat, zip(*hidden_states))) if joined else hidden_states[0]
         if num_views is not None:
             logits = merge_view_logits(
                 logits.view(-1, num_views, logits.shape[-1]),
@@ -412,11 +417,9 @@ class InceptionI3DForVideoClassification(InceptionI3DPreTrainedModel):
         if labels is not None:
             loss = self.loss_function(labels, logits, self.config, **kwargs)
         if not return_dict:
-            output = (logits,) + ((outputs.hidden_states,) if outputs.hidden_states is not None else ())
+            output = (logits,) + ((hidden_states,) if hidden_states is not None else ())
             return ((loss,) + output) if loss is not None else output
-        return ImageClassifierOutputWithNoAttention(
-            loss=loss, logits=logits, hidden_states=outputs.hidden_states
-        )
+        return ImageClassifierOutputWithNoAttention(loss=loss, logits=logits, hidden_states=hidden_states)
 
 
 # Saved models carry this file (and their config's) with ``auto_map`` entries, so a folder written by a plain
