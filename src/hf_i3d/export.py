@@ -9,8 +9,8 @@ the clip features the classifier reads. Height and width are fixed at export; ba
 * frames: the ResNet3d family (``I3DConfig``) takes any frame count from :func:`min_frames` up (5 for the zoo's
   2020 stem with pool2, 2 for the heavy model), so its frame axis is dynamic unless a fixed ``num_frames`` is asked
   for; pytorchvideo's R50 (8 frames for its (4, 7, 7) head pool) exports with a fixed frame count. The Inception I3D needs at least 9 frames (Mixed_5c must have two time steps for the (2, 7, 7) logits pool)
-  and is exported with a fixed frame count: torch.export does not finish on its TF 'SAME' padding, recomputed from the
-  input shape at every layer, when the frame count is symbolic (issue 13).
+  and is exported with a fixed frame count: with a symbolic frame count torch.export cannot prove that T >= 9 leaves
+  the logits pool two time steps (``ceil(ceil(ceil(T/2)/2)/2) >= 2``).
 
 What the export changes, and why it is still the same model: ``modeling_i3d.I3DConv3d`` runs a one-frame input with
 the centre tap of its temporal kernel only (the other taps meet zero padding); with a symbolic frame count that is a
@@ -182,8 +182,8 @@ def dynamic_frames_problem(config: Any) -> str | None:
     """Why the frame axis of this family cannot be dynamic, or None when it can."""
     if isinstance(config, InceptionI3DConfig):
         return (
-            "the Inception I3D exports with a fixed frame count: torch.export does not finish on its TF 'SAME' "
-            "padding (recomputed from the input shape at every layer) with a symbolic frame count"
+            "the Inception I3D exports with a fixed frame count: torch.export cannot prove that a symbolic frame "
+            "count >= 9 leaves the logits pool its 2 time steps (ceil(ceil(ceil(T/2)/2)/2) >= 2)"
         )
     if isinstance(config, I3DConfig) and _head_window(config) > 1:
         return (
