@@ -600,10 +600,7 @@ def export_folder(
     renamed into place). Frames and size default to the processor's single-view clip (``num_frames``,
     ``crop_size``); a folder without a processor (a Trainer checkpoint) exports when both are given, and its export
     then has no processor config either. ``kwargs`` go to :func:`export_onnx` / :func:`export_program`."""
-    from transformers import AutoModelForVideoClassification
-
-    from .hub import resolve_model
-    from .predict import PROCESSOR_CONFIG, check_model_location, load_processor
+    from .predict import load_classifier
 
     if format not in FORMATS:
         raise ExportError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
@@ -619,17 +616,14 @@ def export_folder(
             "(`hf-i3d zoo` lists the names)"
         )
     try:
-        check_model_location(name)
-        folder = resolve_model(name)
-        model = AutoModelForVideoClassification.from_pretrained(folder).eval()
         shape_given = num_frames is not None and image_size is not None
-        saved_processor = not os.path.isdir(folder) or (Path(folder) / PROCESSOR_CONFIG).is_file()
-        processor = load_processor(folder) if saved_processor or not shape_given else None
+        classifier = load_classifier(name, optimize=False, require_processor=not shape_given)
     except OSError as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ExportError(
             f"cannot load {name!r} (a zoo name, a model folder or a Hub id): {first_line}"
         ) from error
+    model, processor = classifier.model, classifier.processor
     num_frames = num_frames if num_frames is not None else processor.num_frames
     if image_size is None:
         crop = processor.crop_size

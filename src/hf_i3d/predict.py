@@ -33,7 +33,7 @@ class Classifier:
     """A loaded model and its video processor."""
 
     model: Any
-    processor: Any
+    processor: Any  # None only for a folder loaded with require_processor=False
     name: str
     optimized: bool = False
 
@@ -117,12 +117,17 @@ def load_processor(folder: str, **processor_kwargs: Any) -> Any:
 
 
 def load_classifier(
-    name_or_path: str = DEFAULT_MODEL, *, optimize: bool = True, **processor_kwargs: Any
+    name_or_path: str = DEFAULT_MODEL,
+    *,
+    optimize: bool = True,
+    require_processor: bool = True,
+    **processor_kwargs: Any,
 ) -> Classifier:
     """Load a zoo name, a local folder or a Hub id (see ``hf_i3d.resolve_model``) with its video processor.
 
     A folder without a readable processor config is a :class:`ModelLoadError` (see :func:`load_processor`), as is
-    a path that is not a model folder (:func:`check_model_location`). ``optimize=True`` runs the model through
+    a path that is not a model folder (:func:`check_model_location`); with ``require_processor=False`` a local folder
+    without ``video_preprocessor_config.json`` (a Trainer checkpoint) loads with ``processor=None``. ``optimize=True`` runs the model through
     ``hf_i3d.inference.optimize_for_inference`` (an eval-only CPU copy with BatchNorm folded; the same logits up to
     float rounding) when oneDNN is available.
     """
@@ -133,7 +138,8 @@ def load_classifier(
     check_model_location(os.fspath(name_or_path))
     folder = resolve_model(name_or_path)
     model = AutoModelForVideoClassification.from_pretrained(folder).eval()
-    processor = load_processor(folder, **processor_kwargs)
+    saved_processor = not os.path.isdir(folder) or (Path(folder) / PROCESSOR_CONFIG).is_file()
+    processor = load_processor(folder, **processor_kwargs) if saved_processor or require_processor else None
     optimized = bool(optimize and torch.backends.mkldnn.is_available())
     if optimized:
         from .inference import optimize_for_inference
