@@ -16,7 +16,13 @@ from _video_utils import write_class_tree, write_frame_folder, write_garbage_vid
 from datasets.distributed import split_dataset_by_node
 
 import hf_i3d
-from hf_i3d.annotations import AnnotationError, parse_annotation_list, read_label_names
+from hf_i3d.annotations import (
+    AnnotationError,
+    ListedPath,
+    parse_annotation_list,
+    read_label_names,
+    read_path_list,
+)
 from hf_i3d.data import (
     ClipLoadError,
     collate_clips,
@@ -172,6 +178,45 @@ def test_multi_label_lists(tmp_path):
     assert torch.equal(item["labels"], torch.tensor([1.0, 0.0, 1.0, 0.0]))
     batch = collate_clips([item, item])
     assert batch["pixel_values"].shape == (2, 8, 3, 48, 48) and batch["labels"].shape == (2, 4)
+
+
+def test_path_list_reads_plain_and_mmaction_lines(tmp_path, monkeypatch):
+    """``read_path_list`` (``hf-i3d extract-features --list``): the paths of plain and mmaction2 lists, relative to the
+    current folder, the longest existing spelling of a path with spaces."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("plain.mp4", "a.mp4", "my clip.mp4", "take 2.mp4", "Season 2 300 5.mp4"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "Season 2").mkdir()
+    (tmp_path / "lists").mkdir()
+    listing = tmp_path / "lists" / "mixed.txt"
+    lines = [
+        "# videos",
+        "plain.mp4",
+        "  a.mp4 0  ",
+        "",
+        "my clip.mp4 3",  # a path with a space, then its label
+        "take 2.mp4",  # "2.mp4" is no number: the whole line
+        "Season 2 300 5",  # a frame folder line: 'Season 2', not 'Season'
+        "Season 2 300 5.mp4",  # a file named so: the whole line wins
+        "frames/v_1 40 2 7",  # rawframes with offset, missing: the path without the numbers
+        "gone.mp4 -1",
+        "gone dir 12x 3",  # only the trailing numbers go
+    ]
+    listing.write_text("\n".join(lines) + "\n", encoding="utf-8-sig")  # a byte-order mark is not a path
+    assert read_path_list(listing) == [
+        ListedPath("plain.mp4", 2),
+        ListedPath("a.mp4", 3),
+        ListedPath("my clip.mp4", 5),
+        ListedPath("take 2.mp4", 6),
+        ListedPath("Season 2", 7),
+        ListedPath("Season 2 300 5.mp4", 8),
+        ListedPath("frames/v_1", 9),
+        ListedPath("gone.mp4", 10),
+        ListedPath("gone dir 12x", 11),
+    ]
+    (tmp_path / "latin1.txt").write_bytes(b"caf\xe9.mp4 1\n")
+    with pytest.raises(AnnotationError, match=r"latin1\.txt:1: not UTF-8 text \(byte 0xe9\)"):
+        read_path_list(tmp_path / "latin1.txt")
 
 
 # -- label files -----------------------------------------------------------------------------------------------

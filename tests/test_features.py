@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -329,7 +331,7 @@ def test_cli_writes_features_skips_bad_videos_and_resumes(model_dir, videos, tmp
     )
     assert run_cli(*args) == 1
     err = capsys.readouterr().err
-    assert f"error: {corrupt}: is not a readable video" in err and "(skipped)" in err
+    assert f"error: {listing}:4: {corrupt}: is not a readable video" in err and "(skipped)" in err
     assert "2 videos written, 0 already done, 1 failed" in err
     assert sorted(os.listdir(out)) == ["a.json", "a.npy", "b.json", "b.npy"]
 
@@ -355,6 +357,42 @@ def test_cli_writes_features_skips_bad_videos_and_resumes(model_dir, videos, tmp
     assert run_cli(videos["a"], "--output", str(out), "--model", model_dir, "--overwrite") == 0
     assert os.stat(out / "a.npy").st_mtime_ns != before
     assert json.loads((out / "a.json").read_text())["stride"] == 4  # the defaults, 16/4, this time
+
+
+def test_cli_list_takes_mmaction_lines_and_names_missing_ones_by_line(
+    model_dir, videos, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(videos["short"], tmp_path / "my clip.mp4")
+    (tmp_path / "frames").mkdir()
+    (tmp_path / "lists").mkdir()
+    listing = "lists/train.txt"  # relative paths inside are relative to the current folder, not to lists/
+    lines = [f"{videos['a']} 0", "my clip.mp4 3", "# a comment", "gone.mp4 1", "frames 300 5", ""]
+    (tmp_path / listing).write_text("\n".join(lines))
+    common = ("--output", "out", "--clip-len", "8", "--stride", "8")
+    assert run_cli("--list", listing, *common, "--model", model_dir) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("hf-i3d") or "videos" in line]
+    assert err == [
+        "hf-i3d extract-features: error: lists/train.txt:4: gone.mp4: no such file (skipped)",
+        "hf-i3d extract-features: error: lists/train.txt:5: frames: not a file (skipped)",
+        "2 videos written, 0 already done, 2 failed -> out",
+    ]
+    assert sorted(os.listdir("out")) == ["a.json", "a.npy", "my clip.json", "my clip.npy"]
+    assert json.loads(Path("out/my clip.json").read_text())["video"] == "my clip.mp4"
+    assert np.load("out/a.npy").shape == (4, 128)  # 30 frames, 8/8: 0, 8, 16 and the padded 24..29
+
+    # missing videos are told before the model loads: none is loaded when nothing is left to do
+    (tmp_path / "missing.txt").write_text("gone.mp4 1\n")
+    assert run_cli("--list", "missing.txt", "gone2.mp4", *common, "--model", "./no/such/model") == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "hf-i3d extract-features: error: gone2.mp4: no such file (skipped)",
+        "hf-i3d extract-features: error: missing.txt:1: gone.mp4: no such file (skipped)",
+        "0 videos written, 0 already done, 2 failed -> out",
+    ]
+    assert run_cli("--list", "nothere.txt", *common, "--model", model_dir) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "hf-i3d extract-features: error: --list nothere.txt: No such file or directory"
+    ]
 
 
 def resnet_from(folder: str) -> I3DForVideoClassification:

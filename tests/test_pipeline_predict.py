@@ -217,6 +217,36 @@ def test_predict_keeps_going_past_bad_videos(tiny_resnet_dir, tmp_path, capsys):
     assert output[0] == {"video": str(missing), "error": f"{missing}: no such file"}
 
 
+def test_predict_tells_missing_videos_before_loading_the_model(tmp_path, monkeypatch, capsys):
+    missing, folder = tmp_path / "missing.mp4", tmp_path / "clips"
+    folder.mkdir()
+    # no video left: the model (a name that resolves to nothing) is never loaded
+    assert cli_main(["predict", str(missing), str(folder), "--model", "./no/such/model", "--json"]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        f"hf-i3d predict: error: {missing}: no such file",
+        f"hf-i3d predict: error: {folder}: not a file",
+    ]
+    assert json.loads(captured.out) == [
+        {"video": str(missing), "error": f"{missing}: no such file"},
+        {"video": str(folder), "error": f"{folder}: not a file"},
+    ]
+    # with a video left the model loads, after the missing one was told
+    import hf_i3d.predict
+
+    def slow_loader(*args, **kwargs):
+        print("loading the model", file=sys.stderr)
+        raise ValueError("the model could not load")
+
+    monkeypatch.setattr(hf_i3d.predict, "load_classifier", slow_loader)
+    assert cli_main(["predict", BIKES, str(missing)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"hf-i3d predict: error: {missing}: no such file",
+        "loading the model",
+        "hf-i3d predict: error: the model could not load",
+    ]
+
+
 def test_multi_view_is_the_models_own_test_protocol(inception_dir, tiny_resnet_dir, capsys):
     # DeepMind's protocol is one centred clip with a centre crop: 'multi' is one view, the single view's scores
     assert cli_main(["predict", BIKES, "--model", str(inception_dir), "--views", "multi", "--json"]) == 0

@@ -6,6 +6,8 @@
   with the optional offset column; ``path label...`` for videos; ``mmaction/datasets/rawframe_dataset.py`` and
   ``video_dataset.py``, ``load_annotations``) into :class:`Annotation` records; docs/mmaction2-port.md §4 has the
   formats. ``hf_i3d.data`` turns the records into datasets.
+* :func:`read_path_list` reads only the paths of a list (one path per line, or the lines above): what
+  ``hf-i3d extract-features --list`` takes.
 
 A malformed line raises :class:`AnnotationError` whose message starts with ``file:line:``.
 """
@@ -25,6 +27,7 @@ from ._validation import check_choice
 logger = logging.getLogger(__name__)
 
 MODALITIES = ("video", "rawframes")
+_INTEGER = re.compile(r"-?\d+")  # a numeric field of a list line (label, total_frames, offset)
 
 
 class AnnotationError(ValueError):
@@ -201,7 +204,7 @@ def parse_annotation_list(
             )
         values = []
         for name, field in zip(layout.split()[1:] + ["label"] * (len(parts) - expected), parts[1:]):
-            if not re.fullmatch(r"-?\d+", field):
+            if not _INTEGER.fullmatch(field):
                 raise AnnotationError(
                     f"{where}: {name} must be an integer, got {field!r} in {text.strip()!r}"
                 )
@@ -238,10 +241,47 @@ def parse_annotation_list(
     return records
 
 
+@dataclass(frozen=True)
+class ListedPath:
+    """One entry of a path list: the path (as written, or as resolved from a line with spaces) and its line."""
+
+    path: str
+    line: int
+
+
+def read_path_list(list_file: str | os.PathLike) -> list[ListedPath]:
+    """The paths of a list of videos: one path per line, or mmaction2 list lines (``path label...``,
+    ``frame_dir [offset] total_frames label...``, as :func:`parse_annotation_list` reads them) whose trailing integer
+    fields are ignored, so one list serves training and feature extraction. Blank lines and lines starting with
+    ``#`` are skipped; the text is read as :func:`parse_annotation_list` reads it (UTF-8, byte-order mark allowed).
+
+    Paths are kept as written: a relative one is relative to the current folder, as the paths of
+    :func:`parse_annotation_list` are without a ``data_root`` (never to the list's folder). A path may hold
+    spaces: of the whole line and the line without 1, 2, ... of its trailing integer fields, the longest that
+    exists wins; when none exists, the line without all of them (``a.mp4 0`` -> ``a.mp4``) is the path, for the
+    caller to report as missing with its ``line``.
+    """
+    path = Path(list_file)
+    entries = []
+    for number, text in enumerate(_read_text(path).splitlines(), 1):
+        candidate = text.strip()
+        if not candidate or candidate.startswith("#"):
+            continue
+        candidates = [candidate]
+        for field in reversed(candidate.split()[1:]):
+            if not _INTEGER.fullmatch(field):
+                break
+            candidate = candidate[: -len(field)].rstrip()
+            candidates.append(candidate)
+        chosen = next((c for c in candidates if os.path.exists(c)), candidates[-1])
+        entries.append(ListedPath(chosen, number))
+    return entries
+
+
 def _extra_fields_hint(parts: list[str], expected: int, modality: str, with_offset: bool) -> str:
     """Why a line may have more fields than its layout, in the order of likelihood (a hint that, when followed
     blindly, does not mislabel the data)."""
-    numeric = [re.fullmatch(r"-?\d+", field) is not None for field in parts[1:]]
+    numeric = [_INTEGER.fullmatch(field) is not None for field in parts[1:]]
     if not all(numeric):
         return " (a path with spaces? list paths cannot contain spaces)"
     if modality == "video" and len(parts) in (3, 4):
@@ -276,7 +316,9 @@ __all__ = [
     "MODALITIES",
     "Annotation",
     "AnnotationError",
+    "ListedPath",
     "check_not_one_based",
     "parse_annotation_list",
     "read_label_names",
+    "read_path_list",
 ]

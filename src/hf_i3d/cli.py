@@ -105,25 +105,36 @@ def _add_convert_pytorchvideo(sources: argparse._SubParsersAction) -> None:
 def _predict(args: argparse.Namespace) -> int:
     import json
 
-    from .decoding import check_video_backend
-    from .predict import classify_videos, format_table, load_classifier
+    from .decoding import check_video_backend, video_path_problem
+    from .predict import Prediction, classify_videos, display_path, format_table, load_classifier
 
     check_video_backend(args.backend)  # an uninstalled decoder is one line before the model loads
+    # a missing video is told before the (slow) model load, and the model not loaded when no video is left
+    missing = {}
+    for video in args.videos:
+        problem = video_path_problem(video)
+        if problem is not None and video not in missing:
+            missing[video] = Prediction(video=video, labels=[], error=display_path(f"{video}: {problem}"))
+            print(f"hf-i3d predict: error: {missing[video].error}", file=sys.stderr)
+    readable = [video for video in args.videos if video not in missing]
+    classified = []
+    if readable:
+        if args.optimize:
+            from .inference import keep_freed_memory
 
-    if args.optimize:
-        from .inference import keep_freed_memory
-
-        keep_freed_memory()  # this process only classifies: reuse activation memory across views and videos
-    classifier = load_classifier(args.model, optimize=args.optimize, video_backend=args.backend)
-    predictions = classify_videos(
-        classifier,
-        args.videos,
-        progress=not args.json,
-        views=args.views,
-        top_k=args.top_k,
-        average=args.average,
-    )
-    for prediction in predictions:
+            keep_freed_memory()  # this process only classifies: reuse activation memory across views and videos
+        classifier = load_classifier(args.model, optimize=args.optimize, video_backend=args.backend)
+        classified = classify_videos(
+            classifier,
+            readable,
+            progress=not args.json,
+            views=args.views,
+            top_k=args.top_k,
+            average=args.average,
+        )
+    results = iter(classified)
+    predictions = [missing[video] if video in missing else next(results) for video in args.videos]
+    for prediction in classified:
         if prediction.error is not None:
             print(f"hf-i3d predict: error: {prediction.error}", file=sys.stderr)
         for warning in prediction.warnings:
@@ -337,18 +348,24 @@ def _add_fvd_parser(commands) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 # extract-features
 # ---------------------------------------------------------------------------------------------------------------
-def _feature_videos(args: argparse.Namespace) -> list[str]:
-    """The videos named on the command line and in ``--list`` (one path per line; blank and # lines skipped)."""
+def _feature_videos(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
+    """The videos named on the command line and in ``--list`` (``annotations.read_path_list``: one path per line or
+    mmaction2 list lines), and ``LIST:LINE`` of each listed one, for its messages."""
+    from .annotations import read_path_list
+
     videos = list(args.videos)
+    origins: dict[str, str] = {}
     if args.list is not None:
         try:
-            lines = open(args.list, encoding="utf-8").read().splitlines()
+            entries = read_path_list(args.list)
         except OSError as error:
             raise CommandError(f"--list {args.list}: {error.strerror or error}") from error
-        videos += [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+        for entry in entries:
+            videos.append(entry.path)
+            origins.setdefault(entry.path, f"{args.list}:{entry.line}")
     if not videos:
         raise CommandError("no videos: name them as arguments or in --list FILE")
-    return videos
+    return videos, origins
 
 
 def _feature_names(videos: list[str]) -> dict[str, str]:
@@ -397,15 +414,28 @@ def _cmd_extract_features(args: argparse.Namespace) -> int:
     check_video_backend(args.backend)  # an uninstalled decoder is one line before any model loads
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     settings = _feature_settings(args)
-    videos = _feature_videos(args)
+    videos, origins = _feature_videos(args)
     names = _feature_names(videos)
     mine = videos[rank::world]  # accelerate launch / torchrun: every process takes every world-th video
     os.makedirs(args.output, exist_ok=True)
+    from .decoding import video_path_problem
     from .features import is_finished, remove_stale_partials
+
+    failed: list[str] = []
+
+    def report(video: str, message: str) -> None:
+        """One line per failed video, led by ``LIST:LINE:`` for a video of --list."""
+        where = f"{origins[video]}: " if video in origins else ""
+        print(f"hf-i3d extract-features: error: {where}{message} (skipped)", file=sys.stderr)
+        failed.append(video)
 
     todo = [video for video in mine if args.overwrite or not is_finished(args.output, names[video])]
     skipped = len(mine) - len(todo)
-    failed: list[str] = []
+    for video in todo:  # missing videos are told before the model loads
+        problem = video_path_problem(video)
+        if problem is not None:
+            report(video, f"{video}: {problem}")
+    todo = [video for video in todo if video not in set(failed)]
     written = 0
     if todo:
         extractor, decoder = _feature_extractor(
@@ -418,9 +448,7 @@ def _cmd_extract_features(args: argparse.Namespace) -> int:
                 features, windows = extractor(video, progress=not args.quiet)
             except (DecodeError, ValueError, OSError) as error:
                 message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-                message = message if video in message else f"{video}: {message}"
-                print(f"hf-i3d extract-features: error: {message} (skipped)", file=sys.stderr)
-                failed.append(video)
+                report(video, message if video in message else f"{video}: {message}")
                 continue
             _save_video_features(args, settings, extractor, decoder, video, name, features, windows)
             written += 1
@@ -519,7 +547,14 @@ def _add_extract_features_parser(commands) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("videos", nargs="*", metavar="VIDEO", help="video files")
-    parser.add_argument("--list", metavar="FILE", help="a file of video paths, one per line")
+    parser.add_argument(
+        "--list",
+        metavar="FILE",
+        help="a file of videos: one path per line, or an mmaction2 list ('path label ...'; the numbers are ignored); "
+        "blank and # lines skipped; relative paths are relative to the current folder (not the list's). A path may "
+        "hold spaces: the whole line wins when it exists, else the line without its trailing numbers. A missing video "
+        "is reported as LIST:LINE: PATH: no such file",
+    )
     parser.add_argument("--output", required=True, metavar="DIR", help="folder for NAME.npy and NAME.json")
     parser.add_argument(
         "--preset", choices=tuple(PRESETS), help="the settings of a published pipeline (see below)"

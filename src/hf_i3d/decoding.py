@@ -101,11 +101,21 @@ def _expand(frames: np.ndarray, unique: np.ndarray, inverse: np.ndarray) -> np.n
 # ---------------------------------------------------------------------------------------------------------------
 # Videos
 # ---------------------------------------------------------------------------------------------------------------
+def video_path_problem(path: str | os.PathLike) -> str | None:
+    """Why ``path`` cannot be opened as a video file (``"no such file"``, ``"not a file"``), or None: the readers' own
+    first check, for commands that check every path before the slow model load (``hf-i3d predict``)."""
+    path = os.fspath(path)
+    if os.path.isfile(path):
+        return None
+    return "no such file" if not os.path.exists(path) else "not a file"
+
+
 def _check_video_args(path: str | os.PathLike, backend: str) -> str:
     check_choice("video backend", backend, VIDEO_BACKENDS)
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise VideoDecodeError(path, "no such file" if not os.path.exists(path) else "not a file")
+    problem = video_path_problem(path)
+    if problem is not None:
+        raise VideoDecodeError(path, problem)
     return path
 
 
@@ -921,4 +931,5 @@ __all__ = [
     "read_frames",
     "read_video",
     "read_video_sampled",
+    "video_path_problem",
 ]
