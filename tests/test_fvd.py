@@ -421,6 +421,10 @@ def test_fast_path_logits_within_1e4_of_the_plain_model(embedder):
     fast, reference = embedder(video), plain(video)
     assert fast.shape == (1, 400) and fast.dtype == np.float32
     assert np.abs(fast - reference).max() <= 1e-4
+    # 48x64 frames go through the fused TF1 resize + stem (hf_i3d._resize_stem); 224x224 ones through the model
+    assert embedder._resized_stem((48, 64)) is not None and embedder._resized_stem((224, 224)) is None
+    big = np.random.default_rng(10).integers(0, 256, size=(1, 9, 224, 224, 3), dtype=np.uint8)
+    assert np.abs(embedder(big) - plain(big)).max() <= 1e-4
 
 
 def test_published_constant_video_numbers(embedder):
