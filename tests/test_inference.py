@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from hf_i3d import (
@@ -31,6 +32,8 @@ from hf_i3d.inference import (
     SameMaxPool3d,
     optimize_for_inference,
     plain_forward,
+    winograd_conv3d,
+    winograd_weight,
 )
 from hf_i3d.modeling_i3d import I3DConv3d
 from hf_i3d.modeling_inception_i3d import InceptionI3DMaxPool3d, InceptionI3DUnit3D
@@ -419,3 +422,110 @@ def test_switching_eval_train_eval_trains_the_plain_model_and_leaves_the_state_d
         assert torch.equal(tensor, untouched.state_dict()[name]), name
     assert within_1e4(second_eval, run(untouched).logits)  # a fresh copy of the trained weights, not the stale one
     assert not within_1e4(second_eval, first_eval)
+
+
+# Winograd F(4x4, 3x3) (winograd_conv3d): the fast path's kx3x3 convolutions where it is faster (the rule below)
+
+
+@pytest.mark.parametrize(
+    "taps, size, relu, residual",
+    [(3, (5, 16, 16), True, False), (1, (3, 16, 15), False, True), (3, (4, 17, 14), True, True)],
+    ids=["3x3x3-relu", "1x3x3-residual-odd-width", "3x3x3-residual-relu-odd-height"],
+)
+def test_winograd_convolution_matches_float64(taps, size, relu, residual):
+    torch.manual_seed(0)
+    in_channels, out_channels = 24, 40
+    x = torch.randn(2, in_channels, *size).contiguous(memory_format=torch.channels_last_3d)
+    weight = torch.randn(out_channels, in_channels, taps, 3, 3) / (in_channels * taps * 9) ** 0.5
+    bias = torch.randn(out_channels)
+    skip = torch.randn(2, out_channels, *size) if residual else None
+    expected = F.conv3d(x.double(), weight.double(), bias.double(), padding=(taps // 2, 1, 1))
+    if skip is not None:
+        expected = expected + skip.double()
+    if relu:
+        expected = expected.relu()
+    got = winograd_conv3d(x, winograd_weight(weight), bias, relu=relu, residual=skip)
+    assert got.dtype == torch.float32 and got.shape == expected.shape
+    assert got.is_contiguous(memory_format=torch.channels_last_3d)  # what the next oneDNN convolution reads
+    # float32 Winograd F(4x4, 3x3) rounds a few times more than a direct convolution: 3e-6 to 6e-6 of the output scale
+    # measured here and on the model layers (benchmarks/bench_winograd.py), against 1e-6 for oneDNN's direct kernel
+    assert float((got.double() - expected).abs().max() / expected.abs().max()) < 2e-5
+
+
+@pytest.mark.parametrize(
+    "kernel, stride, padding, channels, size, applies",
+    [
+        ((3, 3, 3), (1, 1, 1), (1, 1, 1), (64, 64), (4, 14, 14), True),  # kt * C_in = 192
+        ((1, 3, 3), (1, 1, 1), (0, 1, 1), (128, 128), (4, 28, 28), True),  # I3D-R50 stage 2
+        ((1, 3, 3), (1, 1, 1), (0, 1, 1), (64, 64), (8, 56, 56), False),  # R50 stage 1: kt * C_in = 64, slower
+        ((3, 3, 3), (1, 1, 1), (1, 1, 1), (32, 128), (8, 28, 28), False),  # kt * C_in = 96
+        ((3, 3, 3), (1, 1, 1), (1, 1, 1), (64, 32), (8, 28, 28), False),  # C_out = 32
+        ((3, 3, 3), (1, 1, 1), (1, 1, 1), (192, 384), (2, 7, 7), False),  # 7x7: 4x4 tiles cover 8x8
+        ((3, 3, 3), (1, 2, 2), (1, 1, 1), (64, 64), (4, 28, 28), False),  # strided
+        ((3, 3, 3), (1, 1, 1), (0, 0, 0), (64, 64), (4, 28, 28), False),  # no 'same' padding
+        ((3, 1, 1), (1, 1, 1), (1, 0, 0), (256, 256), (4, 28, 28), False),  # not a 3x3 kernel
+    ],
+)
+def test_winograd_rule(kernel, stride, padding, channels, size, applies):
+    in_channels, out_channels = channels
+    weight = torch.zeros(out_channels, in_channels, *kernel)
+    conv = FoldedConv3d(weight, torch.zeros(out_channels), stride, padding, (1, 1, 1), 1, winograd=True)
+    x = torch.empty(1, in_channels, *size)
+    assert conv._winograd_applies(x, *conv._weight_and_padding(False)) is applies
+    assert not FoldedConv3d(weight, torch.zeros(out_channels), stride, padding, (1, 1, 1), 1).winograd
+    bf16 = FoldedConv3d(
+        weight, torch.zeros(out_channels), stride, padding, (1, 1, 1), 1, winograd=True, dtype=torch.bfloat16
+    )
+    assert not bf16.winograd  # float32 only
+
+
+def _random_norms_(model: nn.Module, seed: int) -> nn.Module:
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for norm in model.modules():
+            if isinstance(norm, nn.BatchNorm3d):
+                if norm.bias is not None:
+                    norm.bias.normal_(0.0, 0.1, generator=generator)
+                norm.running_mean.normal_(0.0, 0.1, generator=generator)
+                norm.running_var.uniform_(0.5, 1.5, generator=generator)
+    return model.eval()
+
+
+@pytest.mark.parametrize("family", ["inception", "r18", "r50"])
+def test_winograd_fast_path_gives_the_plain_logits(family, monkeypatch):
+    # Small models whose wide layers meet the rule: Inception I3D with DeepMind's widths up to Mixed_3c (Conv3d_2c_3x3
+    # and two 3x3x3 branches of Mixed_3b/3c run as Winograd, later blocks narrow), I3D-R18 (every 3x3x3 of stages 1-2,
+    # with the residual addition), I3D-R50 (the 1x3x3 convolutions of stage 2).
+    torch.manual_seed(0)
+    if family == "inception":
+        widths = {
+            name: (list(width) if name in ("Mixed_3b", "Mixed_3c") else [8] * 6)
+            for name, width in InceptionI3DConfig().mixed_channels.items()
+        }
+        model = InceptionI3DForVideoClassification(
+            InceptionI3DConfig(num_labels=5, mixed_channels=widths, num_frames=9, image_size=193)
+        )
+        shape, expected_calls = (1, 9, 3, 193, 193), 3
+    else:
+        depth, frames = (18, 16) if family == "r18" else (50, 8)  # R18: 2 frames left in stage 1, full 3x3x3 taps
+        model = I3DForVideoClassification(I3DConfig(depth=depth, num_labels=5, num_frames=frames, image_size=112))
+        shape, expected_calls = (1, frames, 3, 112, 112), (7 if family == "r18" else 3)
+    model = _random_norms_(model, 1)
+    with torch.no_grad():
+        model.classifier.weight.normal_(0.0, 0.5, generator=torch.Generator().manual_seed(2))
+    pixel_values = torch.randn(shape, generator=torch.Generator().manual_seed(3))
+    calls = []
+
+    def counting(*args, **kwargs):
+        calls.append(tuple(args[0].shape))
+        return original(*args, **kwargs)
+
+    original = inference.winograd_conv3d
+    monkeypatch.setattr(inference, "winograd_conv3d", counting)
+    plain = run(model, pixel_values).logits
+    assert plain.abs().max() > 0.5  # not a degenerate comparison
+    direct = run(optimize_for_inference(model, winograd=False), pixel_values).logits
+    assert calls == []
+    fast = run(optimize_for_inference(model), pixel_values).logits  # winograd=True is the default
+    assert len(calls) == expected_calls
+    assert within_1e4(fast, plain) and within_1e4(direct, plain)
