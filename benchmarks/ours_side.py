@@ -66,8 +66,9 @@ def build(spec: dict):
 
 def build_forward(model: torch.nn.Module, pixel_values: torch.Tensor, variant: str):
     """``eager``: the plain computation (``plain_forward``); ``default``: what a user's ``model.eval()`` +
-    ``model(x)`` under inference_mode runs with no extra call (the cached fast copy); ``fast`` / ``fast_bf16`` /
-    ``compiled``: an explicit ``optimize_for_inference`` copy."""
+    ``model(x)`` under inference_mode runs with no extra call (the cached fast copy); ``fast`` / ``fast_direct``
+    (every convolution direct, no Winograd) / ``fast_bf16`` / ``compiled``: an explicit ``optimize_for_inference``
+    copy."""
     import contextlib
 
     from hf_i3d.inference import optimize_for_inference, plain_forward
@@ -79,6 +80,7 @@ def build_forward(model: torch.nn.Module, pixel_values: torch.Tensor, variant: s
         "eager": None,
         "default": None,
         "fast": dict(),
+        "fast_direct": dict(winograd=False),
         "fast_bf16": dict(dtype=torch.bfloat16),
         "compiled": dict(compile=True),
     }[variant]

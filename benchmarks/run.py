@@ -61,7 +61,7 @@ class Case:
     threads: int | None = None  # instead of --threads (the data pipeline runs as one single-threaded worker)
 
 
-FORWARD = ("eager", "default", "fast", "fast+malloc", "fast_bf16")
+FORWARD = ("eager", "default", "fast", "fast_direct", "fast+malloc", "fast_bf16")
 REFERENCE = ("eager", "eager+malloc")
 CASES: dict[str, Case] = {
     case.name: case
