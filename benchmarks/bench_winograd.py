@@ -10,7 +10,7 @@ hits both alike. The ratio is the median over rounds of ``winograd / direct`` (b
 error columns are each path's max abs difference from the float64 ``F.conv3d`` over the largest output. ``inc`` are the
 3x3x3 convolutions of the Inception I3D at 1x16x224x224, ``r50`` the 1x3x3 ones of the I3D-R50 at 1x32x224x224 (their
 input shapes traced from the models; a count > 1 repeats the layer in the model), ``brief`` the batch-8 shapes of the
-investigation. ``use`` says whether the default rule (``FoldedConv3d._winograd_applies``) picks Winograd there.
+investigation, ``mid`` shapes around ``WINOGRAD_MIN_MACS``. ``use`` says whether the default rule (``FoldedConv3d._winograd_applies``) picks Winograd there.
 """
 
 from __future__ import annotations
@@ -51,6 +51,15 @@ LAYERS = {
         ((1, 128, 128, 4, 28, 28, 1), 3),
         ((1, 256, 256, 4, 14, 14, 1), 5),
         ((1, 512, 512, 4, 7, 7, 1), 2),
+    ],
+    "mid": [  # around WINOGRAD_MIN_MACS: Inception at 64 frames, I3D-R50 on 6 views of 32x256x256 (predict's batches)
+        ((1, 96, 208, 16, 14, 14, 3), 1),
+        ((1, 96, 128, 8, 28, 28, 3), 1),
+        ((1, 144, 288, 16, 14, 14, 3), 1),
+        ((6, 128, 128, 4, 32, 32, 1), 1),
+        ((6, 256, 256, 4, 16, 16, 1), 1),
+        ((1, 160, 320, 16, 14, 14, 3), 1),
+        ((1, 128, 192, 8, 28, 28, 3), 1),
     ],
     "brief": [
         ((8, 64, 192, 8, 56, 56, 3), 1),
@@ -97,7 +106,7 @@ def bench_layer(shape: tuple[int, ...], repeats: int) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--layers", default="inc,r50", help="comma-separated groups of LAYERS (inc, r50, brief)")
+    parser.add_argument("--layers", default="inc,r50", help="comma-separated groups of LAYERS (inc, r50, mid, brief)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)

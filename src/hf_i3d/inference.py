@@ -80,6 +80,11 @@ _WINOGRAD_G = (
 )
 _WINOGRAD_AT = ((1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -2, 0), (0, 1, 1, 4, 4, 0), (0, 1, -1, 8, -8, 1))
 _OUT_TILE, _IN_TILE = 4, 6
+# Below this many multiply-adds per call the fixed cost of Winograd's extra passes (about ten parallel regions per
+# call against oneDNN's one) can outweigh its saving where the cores are shared: on 2 cores with two other busy
+# threads a 2.1 GMAC Inception convolution ran 1.16x slower (1.9x faster on the idle machine), those of 3.5 GMAC and
+# more 1.1-1.3x faster (benchmarks/bench_winograd.py, RESULTS.md).
+WINOGRAD_MIN_MACS = 3_000_000_000
 # Column 1 of A^T is all ones, so a bias added to the products at point (1, 1) reaches every output pixel once.
 _BIAS_POINT = 1 * _IN_TILE + 1
 
@@ -258,10 +263,11 @@ class FoldedConv3d(nn.Module):
         return self._packed[centre], padding
 
     def _winograd_applies(self, hidden_state: torch.Tensor, weight: torch.Tensor, padding: list[int]) -> bool:
-        """Whether this call runs as Winograd F(4x4, 3x3): a ``kt x 3 x 3`` kernel with stride 1, no dilation or
-        groups and 'same' padding, where the measured gain holds (``winograd_conv3d``): at least 128 input channels
-        times temporal taps, 64 output channels and 14 x 14 pixels."""
-        kt, kh, kw = weight.shape[2:]
+        """Whether this call runs as Winograd F(4x4, 3x3) (``winograd_conv3d``): a ``kt x 3 x 3`` kernel with stride
+        1, no dilation or groups and 'same' padding, where it measured faster (``benchmarks/bench_winograd.py``): at
+        least 128 input channels times temporal taps (thinner matrix products lose), 64 output channels, 14 x 14
+        pixels (4x4 tiles waste 31% of a 7x7 map) and ``WINOGRAD_MIN_MACS`` multiply-adds in the call."""
+        out_channels, _, kt, kh, kw = weight.shape
         batch, channels, frames, height, width = hidden_state.shape
         return (
             self.winograd
@@ -272,8 +278,9 @@ class FoldedConv3d(nn.Module):
             and all(s == 1 for s in self.stride)
             and all(d == 1 for d in self.dilation)
             and kt * channels >= 128
-            and weight.shape[0] >= 64
+            and out_channels >= 64
             and min(height, width) >= 14
+            and batch * frames * height * width * out_channels * channels * kt * 9 >= WINOGRAD_MIN_MACS
         )
 
     def _winograd_weight(self, weight: torch.Tensor, centre: bool) -> torch.Tensor:
