@@ -10,14 +10,25 @@ Why it is faster than the eager model (and mmaction2's, which runs the same PyTo
 * BatchNorm (``y = (x - mean) / sqrt(var + eps) * gamma + beta``) is folded into the preceding convolution exactly:
   ``w' = w * gamma / sqrt(var + eps)`` per output channel and ``b' = beta - mean * gamma / sqrt(var + eps)``, and
   the ReLU (and, in ResNet blocks, the residual addition) runs inside the convolution's output loop instead of as
-  separate passes over memory.
+  separate passes over memory;
+* large ``kt x 3 x 3`` convolutions (stride 1, 'same' padding) run as Winograd F(4x4, 3x3) over height and width
+  (``winograd_conv3d``): 4x fewer multiply-adds, paid for by two transforms; oneDNN has no Winograd kernel on
+  AVX2 and its direct kernels already run at the matrix-product rate there, so fewer FLOPs is what is left. Where it
+  pays was measured per layer on 2 cores (``benchmarks/bench_winograd.py``; rule in
+  ``FoldedConv3d._winograd_applies``): ``kt * C_in >= 128``, ``C_out >= 64``, maps of at least 14 x 14 and
+  ``WINOGRAD_MIN_MACS`` (3e9) multiply-adds per sample. That is most of the Inception I3D's 3x3x3 work (1.3x on
+  the whole forward at 1x64x224x224, 1.5-2x on its large convolutions) and none of the I3D-R50's at 32x224x224 (its
+  1x3x3 convolutions are 0.46 GMAC per clip there, and gain too little). Samples run one at a time, so a result does
+  not depend on the batch size, as with oneDNN. ``winograd=False`` turns it off. Its float32 rounding is a few times a direct convolution's (up to ~6e-6 of the output scale against ~2e-6),
+  and it holds transformed copies of about 2.25x the layer's input and output while it runs.
 
 On a one-frame input (8-frame clips from stage 2 on) a temporal kernel whose other taps meet only zero padding runs
 as its centre slice, as ``modeling_i3d.I3DConv3d`` does. ``keep_freed_memory`` is a separate, process-wide allocator
 setting that saves the page faults of fresh activation memory on every call (inference and training).
 
 The arithmetic is the plain model's up to float rounding (``tests/test_inference.py``: float32 logits within 1e-4,
-relative to the logit scale where that exceeds 1; 3.1e-5 on the full-size R50 of ``benchmarks/``). ``dtype=torch.bfloat16`` runs the convolutions in bfloat16 (faster on CPUs with AVX512-BF16/AMX, about
+relative to the logit scale where that exceeds 1, with and without Winograd; 3.1e-5 on the full-size R50 of
+``benchmarks/``). ``dtype=torch.bfloat16`` runs the convolutions in bfloat16 (faster on CPUs with AVX512-BF16/AMX, about
 three significant digits); ``compile=True`` hands the folded model to ``torch.compile`` (inductor with weight
 freezing), which pays only after a long first call.
 """
@@ -45,12 +56,15 @@ from .modeling_inception_i3d import InceptionI3DMaxPool3d, InceptionI3DUnit3D, _
 
 __all__ = [
     "FoldedConv3d",
+    "WINOGRAD_MIN_MACS",
     "accelerated_copy",
     "plain_forward",
     "FusedResidualBlock",
     "SameMaxPool3d",
     "keep_freed_memory",
     "optimize_for_inference",
+    "winograd_conv3d",
+    "winograd_weight",
 ]
 
 _EVAL_ONLY = (
@@ -117,29 +131,47 @@ def winograd_conv3d(
     by Winograd F(4x4, 3x3) over height and width, in channels-last 3D; ``weight`` is ``winograd_weight(w)``.
 
     The temporal taps stay a sum: each of the 36 transformed points is a batched matrix product over
-    (frames x batch x tiles) rows, C_in columns and C_out outputs, accumulated over the kt frame offsets of one
-    transformed copy of the input (no temporal im2col). Per output pixel that is 36 * kt * C_in / 16 multiply-adds
-    instead of 9 * kt * C_in (4x fewer), plus the two transforms, which are single matrix products over all tiles
-    (few parallel regions). Float32 rounding grows a few times over the direct convolution's (up to ~1e-5 of the
-    output scale instead of ~1e-6), from the transform coefficients up to 8.
+    (frames x tiles) rows, C_in columns and C_out outputs, accumulated over the kt frame offsets of one transformed
+    copy of the input (no temporal im2col). Per output pixel that is 36 * kt * C_in / 16 multiply-adds instead of
+    9 * kt * C_in (4x fewer), plus the two transforms, each a single matrix product over all tiles (few parallel
+    regions). Each sample runs on its own, so its output does not depend on the batch it comes in (as with oneDNN's
+    direct kernel: FVD merged over processes equals FVD in one process). Float32 rounding grows a few times over the
+    direct convolution's (up to ~6e-6 of the output scale instead of ~2e-6), from transform coefficients up to 8.
     """
+    batch, _, frames, height, width = hidden_state.shape
+    output = hidden_state.new_empty(batch, frames, height, width, weight.shape[-1])
+    for index in range(batch):
+        _winograd_sample(
+            hidden_state[index], weight, bias, relu, None if residual is None else residual[index], output[index]
+        )
+    return output.permute(0, 4, 1, 2, 3)
+
+
+def _winograd_sample(
+    hidden_state: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    relu: bool,
+    residual: torch.Tensor | None,
+    output: torch.Tensor,
+) -> None:
+    """``winograd_conv3d`` of one ``(C, T, H, W)`` sample into ``output`` ``(T, H, W, C_out)``."""
     m, a = _OUT_TILE, _IN_TILE
-    batch, channels, frames, height, width = hidden_state.shape
+    channels, frames, height, width = hidden_state.shape
     taps, out_channels = weight.shape[1], weight.shape[-1]
     tiles_h, tiles_w = -(-height // m), -(-width // m)
     padded_frames = frames + taps - 1
     input_transform, output_transform = _winograd_transforms(hidden_state.dtype)
     # zero-padded input, frames outermost so that a frame offset is a row offset of the matrix products below
-    padded = hidden_state.new_zeros(padded_frames, batch, tiles_h * m + 2, tiles_w * m + 2, channels)
+    padded = hidden_state.new_zeros(padded_frames, tiles_h * m + 2, tiles_w * m + 2, channels)
     start = taps // 2
-    padded[start : start + frames, :, 1 : height + 1, 1 : width + 1] = hidden_state.permute(2, 0, 3, 4, 1)
+    padded[start : start + frames, 1 : height + 1, 1 : width + 1] = hidden_state.permute(1, 2, 3, 0)
     s = padded.stride()
     tiles = padded.as_strided(
-        (a, a, padded_frames, batch, tiles_h, tiles_w, channels),
-        (s[2], s[3], s[0], s[1], m * s[2], m * s[3], s[4]),
-    ).contiguous()  # the 6x6 overlapping input tiles, tile position outermost
+        (a, a, padded_frames, tiles_h, tiles_w, channels), (s[1], s[2], s[0], m * s[1], m * s[2], s[3])
+    ).contiguous()  # the 6x6 overlapping input tiles, position in the tile outermost
     del padded
-    rows = batch * tiles_h * tiles_w  # per frame
+    rows = tiles_h * tiles_w  # per frame
     transformed = torch.mm(input_transform, tiles.view(a * a, -1)).view(a * a, padded_frames * rows, channels)
     del tiles
     products = torch.bmm(transformed[:, : frames * rows], weight[:, 0])
@@ -149,25 +181,24 @@ def winograd_conv3d(
     products[_BIAS_POINT] += bias
     out_tiles = (
         torch.mm(output_transform, products.view(a * a, -1))
-        .view(m, m, frames, batch, tiles_h, tiles_w, out_channels)
-        .permute(3, 2, 4, 0, 5, 1, 6)
+        .view(m, m, frames, tiles_h, tiles_w, out_channels)
+        .permute(2, 3, 0, 4, 1, 5)
     )
     del products
     exact = tiles_h * m == height and tiles_w * m == width
-    output = hidden_state.new_empty(batch, frames, tiles_h * m, tiles_w * m, out_channels)
-    target = output.view(batch, frames, tiles_h, m, tiles_w, m, out_channels)
+    full = output if exact else hidden_state.new_empty(frames, tiles_h * m, tiles_w * m, out_channels)
+    target = full.view(frames, tiles_h, m, tiles_w, m, out_channels)
     if relu and residual is None:
         torch.clamp_min(out_tiles, 0, out=target)
     else:
         target.copy_(out_tiles)
     del out_tiles
     if not exact:
-        output = output[:, :, :height, :width].contiguous()
+        output.copy_(full[:, :height, :width])
     if residual is not None:
-        output.add_(residual.permute(0, 2, 3, 4, 1))
+        output.add_(residual.permute(1, 2, 3, 0))
         if relu:
             output.relu_()
-    return output.permute(0, 4, 1, 2, 3)
 
 
 class FoldedConv3d(nn.Module):
@@ -266,9 +297,10 @@ class FoldedConv3d(nn.Module):
         """Whether this call runs as Winograd F(4x4, 3x3) (``winograd_conv3d``): a ``kt x 3 x 3`` kernel with stride
         1, no dilation or groups and 'same' padding, where it measured faster (``benchmarks/bench_winograd.py``): at
         least 128 input channels times temporal taps (thinner matrix products lose), 64 output channels, 14 x 14
-        pixels (4x4 tiles waste 31% of a 7x7 map) and ``WINOGRAD_MIN_MACS`` multiply-adds in the call."""
+        pixels (4x4 tiles waste 31% of a 7x7 map) and ``WINOGRAD_MIN_MACS`` multiply-adds per sample (per sample, like
+        the computation, so that the batch size never changes the result)."""
         out_channels, _, kt, kh, kw = weight.shape
-        batch, channels, frames, height, width = hidden_state.shape
+        _, channels, frames, height, width = hidden_state.shape
         return (
             self.winograd
             and (kh, kw) == (3, 3)
@@ -280,7 +312,7 @@ class FoldedConv3d(nn.Module):
             and kt * channels >= 128
             and out_channels >= 64
             and min(height, width) >= 14
-            and batch * frames * height * width * out_channels * channels * kt * 9 >= WINOGRAD_MIN_MACS
+            and frames * height * width * out_channels * channels * kt * 9 >= WINOGRAD_MIN_MACS
         )
 
     def _winograd_weight(self, weight: torch.Tensor, centre: bool) -> torch.Tensor:
@@ -536,6 +568,8 @@ def optimize_for_inference(
             float32 outputs (about 3 significant digits); ``None`` keeps float32.
         example_shape: input shape for the one meta-device forward that finds the Conv3d -> BatchNorm3d -> ReLU
             chains; defaults to ``(1, config.num_frames, config.num_channels, config.image_size, config.image_size)``.
+        winograd: run the large stride-1 ``kt x 3 x 3`` convolutions as Winograd F(4x4, 3x3) where that measured
+            faster (module docstring; float32 oneDNN path only); ``False``: every convolution direct.
 
     The copy refuses ``.train()`` and ``save_pretrained`` (its state dict has folded convolutions, no BatchNorm).
     A Conv3d is folded only when the tracing forward shows its output read by the BatchNorm alone; a ReLU is fused
