@@ -18,9 +18,10 @@ Why it is faster than the eager model (and mmaction2's, which runs the same PyTo
   ``FoldedConv3d._winograd_applies``): ``kt * C_in >= 128``, ``C_out >= 64``, maps of at least 14 x 14 and
   ``WINOGRAD_MIN_MACS`` (3e9) multiply-adds per sample. That is most of the Inception I3D's 3x3x3 work (1.3x on
   the whole forward at 1x64x224x224, 1.5-2x on its large convolutions) and none of the I3D-R50's at 32x224x224 (its
-  1x3x3 convolutions are 0.46 GMAC per clip there, and gain too little). Samples run one at a time, so a result does
-  not depend on the batch size, as with oneDNN. ``winograd=False`` turns it off. Its float32 rounding is a few times a direct convolution's (up to ~6e-6 of the output scale against ~2e-6),
-  and it holds transformed copies of about 2.25x the layer's input and output while it runs.
+  1x3x3 convolutions are 0.46 GMAC per clip there, and gain too little). Samples run one at a time, so a result
+  does not depend on the batch size, as with oneDNN. ``winograd=False`` turns it off. Its float32 rounding is a few
+  times a direct convolution's (up to ~6e-6 of the output scale against ~2e-6), and it holds transformed copies of
+  about 2.25x a sample's input and output while it runs.
 
 On a one-frame input (8-frame clips from stage 2 on) a temporal kernel whose other taps meet only zero padding runs
 as its centre slice, as ``modeling_i3d.I3DConv3d`` does. ``keep_freed_memory`` is a separate, process-wide allocator
@@ -94,8 +95,8 @@ _WINOGRAD_G = (
 )
 _WINOGRAD_AT = ((1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -2, 0), (0, 1, 1, 4, 4, 0), (0, 1, -1, 8, -8, 1))
 _OUT_TILE, _IN_TILE = 4, 6
-# Below this many multiply-adds per call the fixed cost of Winograd's extra passes (about ten parallel regions per
-# call against oneDNN's one) can outweigh its saving where the cores are shared: on 2 cores with two other busy
+# Below this many multiply-adds per sample the fixed cost of Winograd's extra passes (about ten parallel regions per
+# sample against oneDNN's one per call) can outweigh its saving where the cores are shared: on 2 cores with two other busy
 # threads a 2.1 GMAC Inception convolution ran 1.16x slower (1.9x faster on the idle machine), those of 3.5 GMAC and
 # more 1.1-1.3x faster (benchmarks/bench_winograd.py, RESULTS.md).
 WINOGRAD_MIN_MACS = 3_000_000_000
