@@ -26,14 +26,17 @@ def test_fused_stem_equals_resize_then_convolution(frames, height, width):
     generator = torch.Generator().manual_seed(height * width + frames)
     weight = torch.randn(4, 3, 7, 7, 7, generator=generator) * 0.05
     bias = torch.randn(4, generator=generator) * 0.1
-    video = torch.rand(1, frames, height, width, 3, generator=generator) * 2 - 1
+    video = torch.rand(2, frames, height, width, 3, generator=generator) * 2 - 1
     expected = _resize_then_convolve(video, weight, bias)
     got = ResizedStem(weight, bias, (2, 2, 2), (height, width))(video)
-    assert got.shape == expected.shape == (1, 4, -(-frames // 2), 112, 112)
+    assert got.shape == expected.shape == (2, 4, -(-frames // 2), 112, 112)
     assert got.is_contiguous(memory_format=torch.channels_last_3d)
     # TF1 computes each source position as y * (in / out) in float32 (the reference does too): up to ~1e-5 off the
     # exact interpolation weights the fused kernels are built from, which is all that separates the two here
     assert (got - expected).abs().max() <= 2e-5 * expected.abs().max()
+    # a video's output does not depend on the batch it is in (FVD split over processes equals one process)
+    alone = ResizedStem(weight, bias, (2, 2, 2), (height, width))(video[:1])
+    assert torch.equal(alone, got[:1])
 
 
 def test_fused_stem_borders_are_computed_not_assumed():

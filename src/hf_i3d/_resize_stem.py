@@ -28,6 +28,8 @@ from fractions import Fraction
 import torch
 import torch.nn.functional as F
 
+from .inference import FoldedConv3d
+
 MAX_JOBS = 100  # distinct (row pattern, column pattern) GEMMs: 36 for 64x64, 81 for 128x128
 
 
@@ -115,6 +117,27 @@ class _AxisPlan:
         self.size_out = n_out
 
 
+class _OneDNNMatmul(FoldedConv3d):
+    """``x @ kernels`` for an ``(M, K)`` matrix ``x``, as a 1x1x1 oneDNN convolution over ``M`` positions: unlike
+    the BLAS ``mm``, whose small-matrix kernels round differently with the number of threads, oneDNN's result does
+    not depend on the thread count (FVD split over processes with other thread counts must not move)."""
+
+    def __init__(self, kernels: torch.Tensor):
+        weight = kernels.t().contiguous().view(*kernels.t().shape, 1, 1, 1)
+        super().__init__(weight, kernels.new_zeros(kernels.shape[1]), (1, 1, 1), (0, 0, 0), (1, 1, 1), 1)
+
+    def forward(
+        self, matrix: torch.Tensor
+    ) -> torch.Tensor:  # (M, K) row-major is (1, K, M, 1, 1) channels-last
+        rows, depth = matrix.shape
+        output = super().forward(matrix.view(1, rows, 1, 1, depth).permute(0, 4, 1, 2, 3))
+        return output.permute(0, 2, 3, 4, 1).reshape(rows, -1)
+
+
+def _gemm(kernels: list[torch.Tensor]) -> _OneDNNMatmul:
+    return _OneDNNMatmul(torch.cat(kernels, dim=1).float())
+
+
 class ResizedStem:
     """``relu(conv3d(SAME-pad(resize_bilinear_tf1(x, (224, 224))), weight) + bias)`` computed from the source
     ``x`` by polyphase GEMMs (module docstring). ``weight`` ``(O, C, kt, kh, kw)`` and ``bias`` are the stem's, with
@@ -149,7 +172,7 @@ class ResizedStem:
             (
                 key,
                 [(r, c) for r, c, _ in items],
-                torch.cat([k for _, _, k in items], dim=1).float().contiguous(),
+                _gemm([k for _, _, k in items]),
             )
             for key, items in jobs.items()
         ]
@@ -172,16 +195,22 @@ class ResizedStem:
         out = frames.new_empty(
             (batch, out_t, self.rows.size_out, self.cols.size_out, self.out_channels), dtype=torch.float32
         )
-        for (count_r, first_r, step_r, count_c, first_c, step_c), targets, kernels in self.jobs:
-            patches = padded.as_strided(
-                (batch, out_t, count_r, count_c, self.kernel_t, self.rows.width, self.cols.width, channels),
-                (s_n, self.stride_t * s_t, step_r * s_h, step_c * s_w, s_t, s_h, s_w, s_c),
-                padded.storage_offset() + (m + first_r) * s_h + (m + first_c) * s_w,
-            )
-            result = torch.mm(patches.reshape(-1, kernels.shape[0]), kernels)
-            result = result.view(batch, out_t, count_r, count_c, len(targets), self.out_channels)
-            for index, ((row, row_step), (col, col_step)) in enumerate(targets):
-                out[:, :, row::row_step, col::col_step][:, :, :count_r, :count_c] = result[:, :, :, :, index]
+        # one sample at a time: the GEMMs then have the same shapes whatever the batch, and so the same rounding
+        # (a video's embedding must not depend on the videos batched with it: FVD split over processes)
+        for sample in range(batch):
+            base = padded.storage_offset() + sample * s_n
+            for (count_r, first_r, step_r, count_c, first_c, step_c), targets, gemm in self.jobs:
+                patches = padded.as_strided(
+                    (out_t, count_r, count_c, self.kernel_t, self.rows.width, self.cols.width, channels),
+                    (self.stride_t * s_t, step_r * s_h, step_c * s_w, s_t, s_h, s_w, s_c),
+                    base + (m + first_r) * s_h + (m + first_c) * s_w,
+                )
+                result = gemm(patches.reshape(-1, gemm.weight.shape[1]))
+                result = result.view(out_t, count_r, count_c, len(targets), self.out_channels)
+                for index, ((row, row_step), (col, col_step)) in enumerate(targets):
+                    out[sample, :, row::row_step, col::col_step][:, :count_r, :count_c] = result[
+                        :, :, :, index
+                    ]
         out += self.bias
         return out.relu_().permute(0, 4, 1, 2, 3)
 
