@@ -127,6 +127,9 @@ def build_video_test(model: torch.nn.Module, video: str, variant: str):
     """The 30-view test of one video, decode to scores, as ``hf-i3d predict --views multi --backend decord`` runs it.
 
     ``eager``: the plain model, all 30 views made and classified in one batch (what mmaction2 does);
+    ``default``: the model as ``from_pretrained`` returns it, no extra call (its eval path is the fast copy), the 30
+    views made in one processor call as ``pipeline("video-classification")`` makes them, and streamed through the
+    model 6 at a time by the model itself (``config.max_views_per_batch``);
     ``fast``: ``optimize_for_inference`` and views made and classified 6 at a time (``predict``'s defaults).
     Frames are sampled with mmaction2 1.x's test offsets (``offset_rule='1.x'``), as the reference samples them.
     """
@@ -142,7 +145,7 @@ def build_video_test(model: torch.nn.Module, video: str, variant: str):
         get_entry("i3d-r50-kinetics400"), offset_rule="1.x", video_backend="decord"
     )
     model.eval()
-    if variant == "eager":
+    if variant in ("eager", "default"):
         classifier, per_batch = Classifier(model, processor, "i3d_r50"), None
     elif variant == "fast":
         classifier, per_batch = Classifier(optimize_for_inference(model), processor, "i3d_r50", True), 6

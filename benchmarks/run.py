@@ -106,7 +106,7 @@ CASES: dict[str, Case] = {
             "i3d_r50",
             "video_test",
             (30, 3, 32, 256, 256),
-            ("eager", "fast", "fast+malloc"),
+            ("eager", "default", "fast", "fast+malloc"),
             REFERENCE,
             target=2.0,
             video="bikes.mp4",
