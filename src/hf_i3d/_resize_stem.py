@@ -178,6 +178,11 @@ class ResizedStem:
         ]
         self.out_channels, self.in_channels = out_channels, in_channels
         self.margin = max(self.rows.width, self.cols.width) + 8
+        for plan, size in ((self.rows, source_size[0]), (self.cols, source_size[1])):
+            # every patch lies inside the zero margins of its own sample
+            for _, _, count, first, step, _ in plan.groups:
+                if first < -self.margin or first + step * (count - 1) + plan.width > size + self.margin:
+                    raise ValueError(f"a phase of {size} -> {plan.size_out} reads beyond the margin")
 
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
         """``frames`` ``(N, T, h, w, C)`` float32 (already scaled as the network expects) -> the stem's output
