@@ -510,6 +510,10 @@ def test_cli_on_saved_statistics(small_fvd, tmp_path, capsys):
     [
         (["missing.npy", "missing.npy"], "hf-i3d fvd: error: REAL missing.npy: no such file or folder"),
         (
+            ["real.npz", "junk.npy"],
+            "hf-i3d fvd: error: FAKE junk.npy: not a .npy/.npz array numpy can read without pickle",
+        ),
+        (
             ["real.npz", "real.npz", "--num-videos", "5"],
             "hf-i3d fvd: error: REAL real.npz: statistics of 2 videos, not --num-videos 5",
         ),
@@ -528,6 +532,7 @@ def test_cli_errors_are_one_line(argv, message, small_fvd, tmp_path, capsys, mon
     monkeypatch.chdir(tmp_path)
     small_fvd[0].save(tmp_path / "real.npz")
     np.save(tmp_path / "frames.npy", np.zeros((2, 8, 4, 4, 3), np.uint8))
+    (tmp_path / "junk.npy").write_text("not an array\n")
     assert cli_main(["fvd", *argv, "--quiet"]) == 1
     captured = capsys.readouterr()
     assert captured.err.strip() == message and captured.out == ""

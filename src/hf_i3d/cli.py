@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import zipfile
 from collections.abc import Sequence
 
 
@@ -233,20 +234,23 @@ def _fvd_side(path: str, label: str, args: argparse.Namespace):
         raise CommandError(f"{label} {path}: no such file or folder")
     if os.path.isdir(path):
         return VideoFolder(path, num_frames=args.num_frames or 16, backend=args.backend, **options)
-    if path.endswith(".npy"):
-        videos = np.load(path, mmap_mode="r", allow_pickle=False)
-    elif path.endswith(".npz"):
-        with np.load(path, allow_pickle=False) as data:
-            names = data.files
-            if "videos" not in names and len(names) != 1:
-                raise CommandError(
-                    f"{label} {path}: an .npz of videos needs one array or one named 'videos', has {names}"
-                )
-            videos = data["videos" if "videos" in names else names[0]]
-    else:
+    if not path.endswith((".npy", ".npz")):
         raise CommandError(
             f"{label} {path}: not a .npy/.npz array, a folder of videos or saved FVD statistics"
         )
+    try:
+        if path.endswith(".npy"):
+            videos = np.load(path, mmap_mode="r", allow_pickle=False)
+        elif path.endswith(".npz"):
+            with np.load(path, allow_pickle=False) as data:
+                names = data.files
+                if "videos" not in names and len(names) != 1:
+                    raise CommandError(
+                        f"{label} {path}: an .npz of videos needs one array or one named 'videos', has {names}"
+                    )
+                videos = data["videos" if "videos" in names else names[0]]
+    except (ValueError, OSError, zipfile.BadZipFile) as error:  # not an array file numpy can read without pickle
+        raise CommandError(f"{label} {path}: not a .npy/.npz array numpy can read without pickle") from error
     return ArrayClips(videos, num_frames=args.num_frames, name=f"{label} {path}", **options)
 
 
