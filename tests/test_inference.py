@@ -162,6 +162,63 @@ def test_a_conv_whose_output_is_read_elsewhere_is_not_folded():
         torch.testing.assert_close(fast(x), model(x), rtol=1e-5, atol=1e-6)
 
 
+class ConvThenTemporalPool(nn.Module):
+    """conv -> bn -> relu -> a (1, 3, 3) max-pool with temporal stride 2; with ``also_read`` the pre-pool activations
+    are used again (every frame), so the frames the pool skips are not dead."""
+
+    def __init__(self, also_read: bool = False, pool_kernel_t: int = 1):
+        super().__init__()
+        self.conv = nn.Conv3d(3, 4, (3, 3, 3), stride=(2, 2, 2), padding=1, bias=False)
+        self.bn = nn.BatchNorm3d(4)
+        self.relu = nn.ReLU(inplace=True)
+        self.pool = nn.MaxPool3d((pool_kernel_t, 3, 3), stride=(2, 2, 2), padding=(0, 1, 1))
+        self.also_read = also_read
+
+    def forward(self, x):
+        y = self.relu(self.bn(self.conv(x)))
+        pooled = self.pool(y)
+        return (pooled, y.mean()) if self.also_read else pooled
+
+
+@pytest.mark.parametrize("frames", [5, 8, 9, 16])
+def test_frames_a_temporal_pool_skips_are_not_computed(frames):
+    """The I3D-R50 stem (``pool1_stride_t=2``): the fast copy's stem convolution takes temporal stride 4 and its pool
+    stride 1 in time, computing only the frames the pool keeps (half the stem's work), with the plain outputs."""
+    torch.manual_seed(frames)
+    model = ConvThenTemporalPool().eval()
+    with torch.no_grad():
+        model.bn.running_mean.normal_()
+        model.bn.running_var.uniform_(0.5, 2.0)
+    shape = (2, 3, frames, 12, 12)
+    fast = optimize_for_inference(model, example_shape=shape)
+    assert fast.conv.stride == [4, 2, 2] and fast.pool.stride == (1, 2, 2)
+    x = torch.randn(shape)
+    with torch.inference_mode():
+        torch.testing.assert_close(fast(x), model(x), rtol=1e-5, atol=1e-6)
+
+    model = fixture_model("r50")
+    fast = optimize_for_inference(model)
+    assert fast.i3d.stem.conv.conv.stride == [4, 2, 2] and fast.i3d.stem.pool.stride == (1, 2, 2)
+    assert within_1e4(run(fast).logits, run(model).logits)
+
+
+@pytest.mark.parametrize("case", ["also-read", "pool-reads-3-frames", "heavy-stem"])
+def test_frames_something_reads_are_still_computed(case):
+    torch.manual_seed(0)
+    if case == "heavy-stem":  # pool1_stride_t=1: nothing is pooled away
+        model = fixture_model("r50_heavy")
+        fast = optimize_for_inference(model)
+        assert fast.i3d.stem.conv.conv.stride == [1, 2, 2] and fast.i3d.stem.pool.stride == (1, 2, 2)
+        return
+    model = ConvThenTemporalPool(also_read=case == "also-read", pool_kernel_t=1 if case == "also-read" else 3).eval()
+    shape = (1, 3, 8, 12, 12)
+    fast = optimize_for_inference(model, example_shape=shape)
+    assert fast.conv.stride == [2, 2, 2] and fast.pool.stride == (2, 2, 2)
+    x = torch.randn(shape)
+    with torch.inference_mode():
+        torch.testing.assert_close(fast(x), model(x), rtol=1e-5, atol=1e-6)
+
+
 def test_inception_fast_path_gives_the_plain_logits():
     # A narrow Inception I3D (every branch 8 wide) with random BN offsets and statistics; its BatchNorm has no
     # scale (weight None), which the fold treats as 1.

@@ -588,7 +588,7 @@ def optimize_for_inference(
         param.requires_grad_(False)
 
     calls, recorder = _trace_calls(
-        model, _example_input(model, example_shape), (nn.Conv3d, nn.BatchNorm3d, nn.ReLU)
+        model, _example_input(model, example_shape), (nn.Conv3d, nn.BatchNorm3d, nn.ReLU, nn.MaxPool3d)
     )
     modules = dict(model.named_modules())
     # The first traced module called (once) on each tensor, by the identity of that tensor. An in-place ReLU
@@ -598,6 +598,8 @@ def optimize_for_inference(
         if len(module_calls) == 1:
             reader_of.setdefault(id(module_calls[0].input), name)
 
+    # the tensor at the end of each folded chain, with the op index where that chain ended
+    folded_by_result: dict[int, tuple[FoldedConv3d, torch.Tensor, int]] = {}
     for name, module_calls in calls.items():
         conv = modules[name]
         if not isinstance(conv, nn.Conv3d) or len(module_calls) != 1 or conv.padding_mode != "zeros":
@@ -611,6 +613,7 @@ def optimize_for_inference(
             norm_call = calls[norm_name][0]
             if _only_read_by(result, norm_call, recorder):
                 norm, result = modules[norm_name], norm_call.output
+        chain_end = (norm_call if norm is not None else call).end_op
         relu_name = reader_of.get(id(result))
         relu = False
         if use_onednn and relu_name is not None and isinstance(modules[relu_name], nn.ReLU):
@@ -635,6 +638,11 @@ def optimize_for_inference(
             _set_submodule(model, norm_name, nn.Identity())
         if relu:
             _set_submodule(model, relu_name, nn.Identity())
+            result, chain_end = relu_call.output, relu_call.end_op
+        folded_by_result[id(result)] = (folded, result, chain_end)
+
+    if use_onednn:
+        _skip_pooled_away_frames(model, calls, recorder, folded_by_result)
 
     if use_onednn and fold_bn:
         _fuse_residual_blocks(model)
@@ -719,6 +727,42 @@ def accelerated_copy(model: nn.Module) -> nn.Module | None:
             module.config = originals[name].config
     _ACCELERATED[model] = (key, fast)
     return fast
+
+
+def _skip_pooled_away_frames(
+    model: nn.Module,
+    calls: dict[str, list[_Call]],
+    recorder: _OpRecorder,
+    folded_by_result: dict[int, tuple[FoldedConv3d, torch.Tensor, int]],
+) -> None:
+    """Compute only the frames a following max-pool keeps: a ``(1, kh, kw)`` max-pool with temporal stride ``s``
+    reads frames 0, s, 2s, ... of its input and nothing else, so the folded convolution that alone feeds it (with
+    its ReLU) can take temporal stride ``stride_t * s`` and the pool stride 1 in time. Exact (each kept frame is the
+    same sum), and half the work of the I3D-R50 stem (``pool1_stride_t=2``: mmaction2 computes 16 frames at
+    1x32x224 and pools 8 of them away). Eval only: in training, BatchNorm's batch statistics read every frame."""
+    modules = dict(model.named_modules())
+    for name, pool_calls in calls.items():
+        pool = modules[name]
+        if type(pool) is not nn.MaxPool3d or len(pool_calls) != 1:
+            continue
+        pool_call = pool_calls[0]
+        if id(pool_call.input) not in folded_by_result:
+            continue
+        folded, result, chain_end = folded_by_result[id(pool_call.input)]
+        kernel, stride = _triple(pool.kernel_size), _triple(pool.stride)
+        padding, dilation = _triple(pool.padding), _triple(pool.dilation)
+        if kernel[0] != 1 or padding[0] != 0 or stride[0] == 1 or pool.ceil_mode or pool.return_indices:
+            continue
+        later_readers = [op for op in recorder.readers[id(result)] if op >= chain_end]
+        if not all(pool_call.first_op <= op < pool_call.end_op for op in later_readers):
+            continue  # something else reads the frames the pool skips
+        folded.stride = [folded.stride[0] * stride[0], *folded.stride[1:]]
+        folded._packed = None
+        _set_submodule(model, name, nn.MaxPool3d(kernel, (1, *stride[1:]), padding, dilation))
+
+
+def _triple(value: int | tuple[int, ...]) -> tuple[int, int, int]:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value, value)
 
 
 def _fuse_residual_blocks(model: nn.Module) -> None:
