@@ -127,9 +127,9 @@ def build_video_test(model: torch.nn.Module, video: str, variant: str):
     """The 30-view test of one video, decode to scores, as ``hf-i3d predict --views multi --backend decord`` runs it.
 
     ``eager``: the plain model, all 30 views made and classified in one batch (what mmaction2 does);
-    ``default``: the model as ``from_pretrained`` returns it, no extra call (its eval path is the fast copy), the 30
-    views made in one processor call as ``pipeline("video-classification")`` makes them, and streamed through the
-    model 6 at a time by the model itself (``config.max_views_per_batch``);
+    ``default``: ``pipeline("video-classification")`` with the 30-view processor and the model as
+    ``from_pretrained`` returns it, no extra call: its eval path is the fast copy, the 30 views are made in one
+    processor call and go through the network 6 at a time (``config.max_views_per_batch``);
     ``fast``: ``optimize_for_inference`` and views made and classified 6 at a time (``predict``'s defaults).
     Frames are sampled with mmaction2 1.x's test offsets (``offset_rule='1.x'``), as the reference samples them.
     """
@@ -145,13 +145,30 @@ def build_video_test(model: torch.nn.Module, video: str, variant: str):
         get_entry("i3d-r50-kinetics400"), offset_rule="1.x", video_backend="decord"
     )
     model.eval()
-    if variant in ("eager", "default"):
+    scores = {}
+    if variant == "default":
+        from transformers import pipeline
+
+        multi = I3DVideoProcessor.from_zoo_entry(
+            get_entry("i3d-r50-kinetics400"), offset_rule="1.x", video_backend="decord", views="multi"
+        )
+        classify = pipeline("video-classification", model=model, video_processor=multi)
+        label2id = model.config.label2id
+
+        def pipeline_step():
+            ranked = classify(video, top_k=model.config.num_labels)
+            probabilities = torch.zeros(model.config.num_labels)
+            for item in ranked:
+                probabilities[label2id[item["label"]]] = item["score"]
+            scores["last"] = probabilities
+
+        return pipeline_step, lambda: {"scores": scores["last"]}
+    if variant == "eager":
         classifier, per_batch = Classifier(model, processor, "i3d_r50"), None
     elif variant == "fast":
         classifier, per_batch = Classifier(optimize_for_inference(model), processor, "i3d_r50", True), 6
     else:
         raise ValueError(f"unknown video-test variant {variant!r}")
-    scores = {}
 
     def step():
         with plain_forward() if variant == "eager" else contextlib.nullcontext():
