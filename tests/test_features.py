@@ -438,6 +438,18 @@ def test_cli_processes_split_the_list(model_dir, videos, tmp_path, monkeypatch, 
     assert "(process 1 of 2)" in capsys.readouterr().err
 
 
+def test_cli_does_a_video_named_twice_once(model_dir, videos, tmp_path, capsys):
+    out = tmp_path / "out"
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{videos['a']} 0\n{videos['a']} 1\n")
+    args = ("--list", str(listing), "--output", str(out), "--model", model_dir, "--clip-len", "8", "--stride", "8")
+    assert run_cli(videos["a"], *args) == 0
+    captured = capsys.readouterr()
+    assert "hf-i3d extract-features: 2 repeated entries skipped (each video is done once)" in captured.err
+    assert "1 videos written, 0 already done, 0 failed" in captured.err  # run_cli runs with --quiet
+    assert sorted(os.listdir(out)) == ["a.json", "a.npy"]
+
+
 def test_cli_presets_and_errors(model_dir, videos, tmp_path, capsys):
     out = tmp_path / "out"
     assert run_cli(videos["a"], "--output", str(out), "--model", model_dir, "--preset", "rtfm") == 0

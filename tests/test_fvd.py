@@ -526,12 +526,24 @@ def test_cli_on_saved_statistics(small_fvd, tmp_path, capsys):
             ["real.npz", "real.npz", "--num-frames", "16"],
             "hf-i3d fvd: error: REAL real.npz: statistics of 9-frame clips, not --num-frames 16",
         ),
+        (  # the REAL array is fine: the FAKE one's layout is refused before REAL is embedded
+            ["clips.npy", "layout.npy"],
+            "hf-i3d fvd: error: FAKE layout.npy: videos must have shape (N, T, H, W, 3) (RGB, channels last), "
+            "got shape (2, 9, 4, 3); one video? add the batch dimension: videos[None]",
+        ),
     ],
 )
 def test_cli_errors_are_one_line(argv, message, small_fvd, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     small_fvd[0].save(tmp_path / "real.npz")
     np.save(tmp_path / "frames.npy", np.zeros((2, 8, 4, 4, 3), np.uint8))
+    np.save(tmp_path / "clips.npy", np.zeros((2, 9, 4, 4, 3), np.uint8))
+    np.save(tmp_path / "layout.npy", np.zeros((2, 9, 4, 3), np.uint8))
+
+    def no_embedding(*args, **kwargs):
+        raise AssertionError("a side was embedded before the inputs were checked")
+
+    monkeypatch.setattr(fvd.FVDStatistics, "update", no_embedding)
     (tmp_path / "junk.npy").write_text("not an array\n")
     assert cli_main(["fvd", *argv, "--quiet"]) == 1
     captured = capsys.readouterr()

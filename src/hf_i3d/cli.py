@@ -277,8 +277,9 @@ def _cmd_fvd(args: argparse.Namespace) -> int:
     try:
         rank, world = init_distributed()
         sides = {}
-        for label, path in (("REAL", args.real), ("FAKE", args.fake)):
-            source = _fvd_side(path, label, args)
+        # both sides checked (files, layouts, frame counts) before either is embedded
+        sources = {label: _fvd_side(path, label, args) for label, path in (("REAL", args.real), ("FAKE", args.fake))}
+        for label, source in sources.items():
             if isinstance(source, FVDStatistics):
                 sides[label] = source
                 continue
@@ -369,7 +370,13 @@ def _feature_videos(args: argparse.Namespace) -> tuple[list[str], dict[str, str]
             origins.setdefault(entry.path, f"{args.list}:{entry.line}")
     if not videos:
         raise CommandError("no videos: name them as arguments or in --list FILE")
-    return videos, origins
+    unique = list(dict.fromkeys(videos))  # a video named twice (two list lines, or a list and the command line)
+    if len(unique) < len(videos):  # a note on the input, also under --quiet
+        print(
+            f"hf-i3d extract-features: {len(videos) - len(unique)} repeated entries skipped (each video is done once)",
+            file=sys.stderr,
+        )
+    return unique, origins
 
 
 def _feature_names(videos: list[str]) -> dict[str, str]:

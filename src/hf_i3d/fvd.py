@@ -490,7 +490,10 @@ class ArrayClips(ClipSource):
     ):
         shape = tuple(videos.shape)
         if len(shape) != 5 or shape[-1] != 3:
-            check_videos(videos)  # the layout message
+            try:
+                check_videos(videos)  # the layout message
+            except ValueError as error:
+                raise ValueError(f"{name}: {error}") from None
         super().__init__(shape[1] if num_frames is None else num_frames, clip_start, seed, name)
         self.videos, self.name = videos, name
         self.count = _take(shape[0], num_videos, name)
