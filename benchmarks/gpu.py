@@ -214,7 +214,7 @@ def run_video_test(ours, theirs_state: dict, video: str, args, device) -> list[d
     views made on the CPU and classified 6 or all 30 at a time on ``device``) against mmaction2's
     ``inference_recognizer`` with the I3D test pipeline (decord), both in float32; scores compared."""
     from mmaction.apis import inference_recognizer
-    from mmaction_side import BACKBONE, CLS_HEAD, import_mmaction
+    from mmaction_side import BACKBONE, CLS_HEAD, TEST_PIPELINE, TEST_PREPROCESSOR, import_mmaction
     from mmengine.dataset import Compose
 
     from hf_i3d import I3DVideoProcessor
@@ -222,28 +222,17 @@ def run_video_test(ours, theirs_state: dict, video: str, args, device) -> list[d
     from hf_i3d.zoo import get_entry
 
     models, _ = import_mmaction()
-    preprocessor = dict(
-        type="ActionDataPreprocessor",
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        format_shape="NCTHW",
-    )
     theirs = models.build(
-        dict(type="Recognizer3D", backbone=dict(BACKBONE), cls_head=dict(CLS_HEAD), data_preprocessor=preprocessor)
+        dict(
+            type="Recognizer3D",
+            backbone=dict(BACKBONE),
+            cls_head=dict(CLS_HEAD),
+            data_preprocessor=dict(TEST_PREPROCESSOR),
+        )
     )
     theirs.load_state_dict(theirs_state, strict=True)
     theirs = theirs.to(device).eval()
-    pipeline = Compose(
-        [
-            dict(type="DecordInit"),
-            dict(type="SampleFrames", clip_len=32, frame_interval=2, num_clips=10, test_mode=True),
-            dict(type="DecordDecode"),
-            dict(type="Resize", scale=(-1, 256)),
-            dict(type="ThreeCrop", crop_size=256),
-            dict(type="FormatShape", input_format="NCTHW"),
-            dict(type="PackActionInputs"),
-        ]
-    )
+    pipeline = Compose([dict(step) for step in TEST_PIPELINE])
     processor = I3DVideoProcessor.from_zoo_entry(
         get_entry("i3d-r50-kinetics400"), offset_rule="1.x", video_backend="decord"
     )

@@ -50,6 +50,23 @@ CLS_HEAD = dict(
     average_clips="prob",
 )
 
+# The 30-view test of the I3D config: its data preprocessor and test pipeline (decord, 10 clips x 3 crops).
+TEST_PREPROCESSOR = dict(
+    type="ActionDataPreprocessor",
+    mean=[123.675, 116.28, 103.53],
+    std=[58.395, 57.12, 57.375],
+    format_shape="NCTHW",
+)
+TEST_PIPELINE = (
+    dict(type="DecordInit"),
+    dict(type="SampleFrames", clip_len=32, frame_interval=2, num_clips=10, test_mode=True),
+    dict(type="DecordDecode"),
+    dict(type="Resize", scale=(-1, 256)),
+    dict(type="ThreeCrop", crop_size=256),
+    dict(type="FormatShape", input_format="NCTHW"),
+    dict(type="PackActionInputs"),
+)
+
 
 def import_mmaction() -> tuple:
     """Import mmaction2 1.2.0 with the stubs its wheel needs (tests/fixtures/mmaction/README.md, docs/mmaction2-port.md §9)."""
@@ -104,24 +121,8 @@ def build_video_test(spec: dict):
     from mmaction.apis import inference_recognizer
     from mmengine.dataset import Compose
 
-    preprocessor = dict(
-        type="ActionDataPreprocessor",
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        format_shape="NCTHW",
-    )
-    model = build_model(spec, data_preprocessor=preprocessor).eval()
-    pipeline = Compose(
-        [
-            dict(type="DecordInit"),
-            dict(type="SampleFrames", clip_len=32, frame_interval=2, num_clips=10, test_mode=True),
-            dict(type="DecordDecode"),
-            dict(type="Resize", scale=(-1, 256)),
-            dict(type="ThreeCrop", crop_size=256),
-            dict(type="FormatShape", input_format="NCTHW"),
-            dict(type="PackActionInputs"),
-        ]
-    )
+    model = build_model(spec, data_preprocessor=dict(TEST_PREPROCESSOR)).eval()
+    pipeline = Compose([dict(step) for step in TEST_PIPELINE])
     video = spec["files"]["input"]
     scores = {}
 
