@@ -182,8 +182,9 @@ class ConvThenTemporalPool(nn.Module):
 
 @pytest.mark.parametrize("frames", [5, 8, 9, 16])
 def test_frames_a_temporal_pool_skips_are_not_computed(frames):
-    """The I3D-R50 stem (``pool1_stride_t=2``): the fast copy's stem convolution takes temporal stride 4 and its pool
-    stride 1 in time, computing only the frames the pool keeps (half the stem's work), with the plain outputs."""
+    """A conv feeding a (1, 3, 3) pool with temporal stride 2 (the I3D-R50 stem, ``pool1_stride_t=2``): the fast
+    copy's convolution takes temporal stride 4 and the pool stride 1 in time, computing only the frames the pool keeps
+    (half the stem's work), with the plain outputs."""
     torch.manual_seed(frames)
     model = ConvThenTemporalPool().eval()
     with torch.no_grad():
@@ -196,6 +197,8 @@ def test_frames_a_temporal_pool_skips_are_not_computed(frames):
     with torch.inference_mode():
         torch.testing.assert_close(fast(x), model(x), rtol=1e-5, atol=1e-6)
 
+
+def test_the_r50_stem_computes_only_the_frames_its_pool_keeps():
     model = fixture_model("r50")
     fast = optimize_for_inference(model)
     assert fast.i3d.stem.conv.conv.stride == [4, 2, 2] and fast.i3d.stem.pool.stride == (1, 2, 2)
