@@ -34,8 +34,9 @@ from hf_i3d.features import (
     plan_windows,
     resample_nearest,
 )
-from hf_i3d.inference import plain_forward
+from hf_i3d.inference import optimize_for_inference, plain_forward
 from hf_i3d.transforms import ClipTransform, normalization_lut
+from hf_i3d.window_sharing import SharedStemWindows
 
 TOL = 1e-4
 SHORT, CROP = 40, 32  # the tiny ResNet's data path: short side 40, 32x32 crops of 64x48 frames
@@ -162,6 +163,91 @@ def test_inception_pooled_equals_the_hand_built_windows(tmp_path):
         np.testing.assert_allclose(features[row], expected, atol=TOL, rtol=0)
     with pytest.raises(ValueError, match="at least 9 frames"):
         FeatureExtractor(model, clip_len=8)
+
+
+def narrow_inception(num_labels: int = 4) -> InceptionI3DForVideoClassification:
+    """A narrow Inception I3D (the stem at full width) whose BatchNorm statistics are those of random clips, so that
+    every layer's output varies with the input (with made-up statistics a narrow net's Mixed_5c is nearly constant,
+    and a wrong stem frame would not show)."""
+    torch.manual_seed(2)
+    narrow = {name: [8, 8, 8, 8, 8, 8] for name in InceptionI3DConfig().mixed_channels}
+    model = InceptionI3DForVideoClassification(
+        InceptionI3DConfig(num_labels=num_labels, mixed_channels=narrow, num_frames=16, image_size=193)
+    )
+    norms = [module for module in model.modules() if isinstance(module, torch.nn.BatchNorm3d)]
+    for module in norms:
+        module.momentum = None  # a cumulative average: one training-mode pass sets the batch's statistics
+    with torch.no_grad():
+        model.train()
+        hidden = torch.rand(4, 3, 16, 48, 48) * 2 - 1
+        for name in model.base_model.endpoint_names:  # the layers alone: no size check
+            hidden = getattr(model.base_model, name.lower())(hidden)
+        for module in norms:
+            module.running_var.mul_(1.5)  # damped a little: the output scale does not grow layer after layer
+            module.bias.uniform_(-0.1, 0.1)
+    return model.eval()
+
+
+@pytest.mark.parametrize(
+    ("clip_len", "stride", "num_windows"),
+    [(16, 4, 5), (16, 2, 4), (16, 3, 4), (15, 4, 3), (20, 6, 3), (9, 1, 6), (16, 8, 3)],
+)
+def test_shared_stem_windows_equal_each_window_run_alone(clip_len, stride, num_windows):
+    """Every window of a run through ``window_sharing.SharedStemWindows`` (shared sums, corrections at the windows'
+    edges) equals the plain model's layers on that window alone: odd strides (every stem position), odd and long
+    windows (other SAME padding), two views; small frames, so Mixed_5c is compared (the pooler needs 224 pixels)."""
+    model = narrow_inception()
+    shared = SharedStemWindows(optimize_for_inference(model), clip_len, stride)
+    torch.manual_seed(3)
+    run = torch.rand(2, (num_windows - 1) * stride + clip_len, 3, 36, 44) * 2 - 1
+    with torch.inference_mode():
+        got = shared.last_hidden_state(run, num_windows)
+        base = model.base_model
+        for w in range(num_windows):
+            hidden = run[:, w * stride : w * stride + clip_len].permute(0, 2, 1, 3, 4)
+            for name in base.endpoint_names:
+                hidden = getattr(base, name.lower())(hidden)
+            assert got.shape[1:] == hidden.shape[1:]
+            scale = max(1.0, hidden.abs().max().item())
+            np.testing.assert_allclose(got[w * 2 : w * 2 + 2], hidden, atol=TOL * scale, rtol=0)
+
+
+def test_shared_stem_computes_a_third_of_the_stem_at_16_every_4():
+    """At 16-frame windows every 4 frames (16 per batch) the shared sums and corrections are 356 of the 896
+    single-frame stem taps the windows would compute alone; non-overlapping windows do not share."""
+    shared = SharedStemWindows(optimize_for_inference(narrow_inception()), 16, 4)
+    plan = shared.plan(16)
+    assert (plan.grid_size, len(plan.key_grid), plan.shared_cost, plan.direct_cost) == (38, 83, 356, 896)
+    assert not shared.worthwhile(1)
+    assert not SharedStemWindows(shared.model, 16, 12).worthwhile(16)
+
+
+def test_inception_overlapping_windows_share_the_stem_and_equal_the_hand_built_windows(tmp_path, monkeypatch):
+    """``extract_features`` at 16/4 runs the full windows of a batch through the shared stem (the padded last one
+    as a clip) and every feature is the plain model on the window built by hand; logits too."""
+    model = narrow_inception()
+    video = tmp_path / "v.mp4"
+    write_video(video, 26, fps=25)
+    frames = read_video(video, list(range(26)))
+    transform = ClipTransform(mode="val", short_side=200, crop_size=193, normalization="inception")
+    runs = []
+    original = SharedStemWindows.features
+
+    def counted(self, run, num_windows, layer):
+        runs.append(num_windows)
+        return original(self, run, num_windows, layer)
+
+    monkeypatch.setattr(SharedStemWindows, "features", counted)
+    for layer in ("pooled", "logits"):
+        features, windows = extract_features(model, video, clip_len=16, stride=4, short_side=200, layer=layer)
+        assert windows.first_frame.tolist() == [0, 4, 8, 12]
+        assert windows.padded_frames.tolist() == [0, 0, 0, 2]
+        for row in range(4):
+            expected = hand_built(
+                model, frames, windows.first_frame[row], windows.last_frame[row], 16, transform, layer
+            )[0]
+            np.testing.assert_allclose(features[row], expected, atol=TOL, rtol=0)
+    assert runs == [3, 3]
 
 
 def test_ten_crops_are_mmaction2s_ten_distinct_views_in_order(resnet):

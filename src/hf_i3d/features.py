@@ -47,6 +47,7 @@ from ._validation import check_choice, check_positive_int
 from .decoding import DEFAULT_VIDEO_BACKEND, SequentialVideoReader, check_video_backend
 from .inference import optimize_for_inference, plain_forward
 from .transforms import ClipParams, ClipTransform, rescale_size, resize_clip
+from .window_sharing import SharedStemWindows
 
 LAYERS = ("pooled", "logits")
 CROPS = {"center": 1, "three": 3, "ten": 10}
@@ -414,6 +415,12 @@ class FeatureExtractor:
                 model, example_shape=(1, self.clip_len, config.num_channels, self.crop_size, self.crop_size)
             )
         self.model = model
+        # overlapping windows of a fast Inception I3D: the stem once per run of frames (``window_sharing``)
+        self.shared_stem = (
+            SharedStemWindows(model, self.clip_len, self.stride)
+            if self.optimized and self.stride < self.clip_len and SharedStemWindows.applies(model)
+            else None
+        )
         self.feature_size = int(config.num_labels if layer == "logits" else config.hidden_size)
 
     @property
@@ -433,6 +440,7 @@ class FeatureExtractor:
             "crop_size": self.crop_size,
             "normalization": self.views.normalization,
             "optimized": self.optimized,
+            "shared_stem": self.shared_stem is not None,
         }
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -459,6 +467,27 @@ class FeatureExtractor:
             with SequentialVideoReader(video, self.video_backend, num_threads=self.num_threads) as reader:
                 return self._run(iter(reader), reader.fps, reader.num_frames, progress)
         return self._run(_array_frames(video, video_fps), video_fps, len(video), progress)
+
+    def _window_features(
+        self, buffer: _FrameBuffer, pending: list[tuple[int, int]], index: np.ndarray
+    ) -> torch.Tensor:
+        """``(W, V, D)`` features of the pending windows (frame numbers ``index``, ``(W, T)``): full windows that
+        overlap share the stem where ``shared_stem`` applies, the rest run as clips."""
+        # full windows come first, one every ``stride`` frames; a padded last window after them
+        full = sum(1 for _, padded in pending if padded == 0)
+        parts = []
+        if self.shared_stem is not None and self.shared_stem.worthwhile(full):
+            first = pending[0][0]
+            run = buffer.gather(np.arange(first, first + (full - 1) * self.stride + self.clip_len)[None])[0]
+            with torch.inference_mode():
+                out = self.shared_stem.features(torch.from_numpy(run), full, self.layer)
+            parts.append(out.float().reshape(full, self.num_views, -1))
+            index = index[full:]
+        if len(index):
+            clips = buffer.gather(index)  # (W, V, T, 3, h, w)
+            out = self.forward(torch.from_numpy(clips.reshape(-1, *clips.shape[2:])))
+            parts.append(out.reshape(len(index), self.num_views, -1))
+        return torch.cat(parts) if len(parts) > 1 else parts[0]
 
     # -- the streaming loop ----------------------------------------------------------------------------------------
     def _run(
@@ -505,9 +534,7 @@ class FeatureExtractor:
                     for start, padded in pending
                 ]
             )
-            clips = buffer.gather(index)  # (W, V, T, 3, h, w)
-            out = self.forward(torch.from_numpy(clips.reshape(-1, *clips.shape[2:])))
-            features.append(out.reshape(len(pending), self.num_views, -1))
+            features.append(self._window_features(buffer, pending, index))
             for start, padded in pending:
                 last = start + clip_len - 1 - padded
                 rows.append((start, last, padded))
