@@ -11,7 +11,9 @@ started every ``stride`` frames. :func:`extract_features` does that in one strea
   arithmetic, mmaction2's) into a rolling buffer that holds only the frames pending windows still need, so memory
   does not grow with the video's length, and frames shared by overlapping windows are not transformed again;
 * windows are run through the model in batches, by default through ``inference.optimize_for_inference``'s fast eval
-  copy on CPU (the plain model's outputs to float rounding, within 1e-4).
+  copy on CPU (the plain model's outputs to float rounding, within 1e-4); overlapping full windows of the Inception
+  I3D share its stem (``window_sharing.SharedStemWindows``: one stem convolution over the batch's run of frames,
+  each window's edge frames corrected for its own zero padding).
 
 Windows start at frame ``0, stride, 2 * stride, ...`` of the (resampled) frame sequence. A window that would run past
 the last frame is the *last partial window*: ``last_window='pad'`` keeps it (the last frame repeated to ``clip_len``
