@@ -177,13 +177,14 @@ def build_video_test(model: torch.nn.Module, video: str, variant: str):
     return step, lambda: {"scores": scores["last"]}
 
 
-def build_video_features(model: torch.nn.Module, video: str, variant: str):
+def build_video_features(model: torch.nn.Module, video: str, variant: str, device: str | None = None):
     """Pooled Inception features of every 16-frame window every 4 frames of one video, decode to features.
 
     ``eager``: the plain approach of research scripts: every frame decoded (decord) and held, each window sliced,
     transformed (short side 256, centre crop 224) and run alone through the plain model (``plain_forward``);
     ``fast``: ``hf_i3d.features.FeatureExtractor`` (prepared once, as ``hf-i3d extract-features`` does per process):
-    streaming PyAV decode, each frame transformed once, windows batched through the fast eval path.
+    streaming PyAV decode, each frame transformed once, windows batched through the fast eval path (on CPU; on
+    another ``device``, ``gpu.py``, batched through the model as it is). Features come back on the CPU.
     """
     import numpy as np
 
@@ -205,11 +206,12 @@ def build_video_features(model: torch.nn.Module, video: str, variant: str):
             for start in plan_windows(total, 16, 4, "pad"):
                 clip = frames[np.minimum(np.arange(start, start + 16), total - 1)]
                 with torch.inference_mode(), plain_forward():
-                    rows.append(model.base_model(torch.from_numpy(transform(clip))).pooler_output)
+                    clip = torch.from_numpy(transform(clip)).to(device)
+                    rows.append(model.base_model(clip).pooler_output.cpu())
             out["features"] = torch.cat(rows)
 
     elif variant == "fast":
-        extractor = FeatureExtractor(model, clip_len=16, stride=4, layer="pooled", crops="center")
+        extractor = FeatureExtractor(model, clip_len=16, stride=4, layer="pooled", crops="center", device=device)
 
         def step():
             out["features"] = torch.from_numpy(extractor(video)[0])
