@@ -533,6 +533,7 @@ def test_cli_does_a_video_named_twice_once(model_dir, videos, tmp_path, capsys):
     captured = capsys.readouterr()
     assert "hf-i3d extract-features: 2 repeated entries skipped (each video is done once)" in captured.err
     assert "1 videos written, 0 already done, 0 failed" in captured.err  # run_cli runs with --quiet
+    assert "Loading weights" not in captured.err + captured.out  # --quiet: not even transformers' bar
     assert sorted(os.listdir(out)) == ["a.json", "a.npy"]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import zipfile
@@ -834,16 +835,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     command = args.command
-    if debug:
-        return int(args.func(args) or 0)
+    with _quiet_transformers(getattr(args, "quiet", False)):
+        if debug:
+            return int(args.func(args) or 0)
+        try:
+            return int(args.func(args) or 0)
+        except _user_errors() as error:
+            print(f"hf-i3d {command}: error: {error_line(error)}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print(f"hf-i3d {command}: interrupted", file=sys.stderr)
+            return 130
+
+
+@contextlib.contextmanager
+def _quiet_transformers(quiet: bool):
+    """With ``--quiet``, transformers' own progress bars (``Loading weights``) stay off too, for this call only."""
+    if not quiet:
+        yield
+        return
+    from transformers.utils import logging as transformers_logging
+
+    enabled = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
     try:
-        return int(args.func(args) or 0)
-    except _user_errors() as error:
-        print(f"hf-i3d {command}: error: {error_line(error)}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"hf-i3d {command}: interrupted", file=sys.stderr)
-        return 130
+        yield
+    finally:
+        if enabled:
+            transformers_logging.enable_progress_bar()
 
 
 if __name__ == "__main__":
