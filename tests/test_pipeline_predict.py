@@ -82,8 +82,11 @@ def test_predict_command_json_on_a_real_video(inception_dir, real_top5, capsys):
 
 
 def test_predict_command_table_and_multi_view(tiny_resnet_dir, capsys):
-    assert cli_main(["predict", BIKES, "--model", str(tiny_resnet_dir), "--views", "multi", "--top-k", "3"]) == 0
-    out = capsys.readouterr().out
+    argv = ["predict", BIKES, "--model", str(tiny_resnet_dir), "--views", "multi", "--top-k", "3", "--quiet"]
+    assert cli_main(argv) == 0
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "Loading weights" not in captured.err + out  # --quiet: not even transformers' bar
     expected = direct_top5(tiny_resnet_dir, BIKES, views="multi")[:3]
     assert f"{BIKES}  ({tiny_resnet_dir}, 30 views)" in out
     for rank, (label, score) in enumerate(expected, 1):

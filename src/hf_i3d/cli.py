@@ -129,7 +129,7 @@ def _predict(args: argparse.Namespace) -> int:
         classified = classify_videos(
             classifier,
             readable,
-            progress=not args.json,
+            progress=not (args.json or args.quiet),
             views=args.views,
             top_k=args.top_k,
             average=args.average,
@@ -740,6 +740,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"video decoder (default {DEFAULT_VIDEO_BACKEND}; the same frames with each)",
     )
     predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    predict.add_argument("--quiet", action="store_true", help="no progress bars (the results are still printed)")
     predict.add_argument(
         "--no-optimize",
         dest="optimize",
