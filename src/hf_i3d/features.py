@@ -480,10 +480,10 @@ class FeatureExtractor:
         parts = []
         if self.shared_stem is not None and self.shared_stem.worthwhile(full):
             first = pending[0][0]
-            run = buffer.gather(np.arange(first, first + (full - 1) * self.stride + self.clip_len)[None])[0]
+            run = buffer.gather(np.arange(first, first + self.shared_stem.plan(full).run_length)[None])[0]
             with torch.inference_mode():
                 out = self.shared_stem.features(torch.from_numpy(run), full, self.layer)
-            parts.append(out.float().reshape(full, self.num_views, -1))
+            parts.append(out.reshape(full, self.num_views, -1))
             index = index[full:]
         if len(index):
             clips = buffer.gather(index)  # (W, V, T, 3, h, w)

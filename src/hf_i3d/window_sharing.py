@@ -30,7 +30,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .inference import FoldedConv3d
 from .modeling_inception_i3d import InceptionI3DModel, InceptionI3DUnit3D, _same_padding
@@ -68,9 +67,9 @@ class SharedStemWindows:
         self.clip_len, self.stride = int(clip_len), int(stride)
         self.kernel_t, self.stride_t = conv.weight.shape[2], conv.stride[0]
         self.spatial_kernel, self.spatial_stride = stem.kernel_size[1:], stem.stride[1:]
-        out_frames = -(-self.clip_len // self.stride_t)
-        self.out_frames = out_frames
-        self.before = max((out_frames - 1) * self.stride_t + self.kernel_t - self.clip_len, 0) // 2
+        self.out_frames = -(-self.clip_len // self.stride_t)
+        # the window's own temporal zero padding in front: the model's TF 'SAME' rule
+        self.before = _same_padding((self.clip_len,), (self.kernel_t,), (self.stride_t,))[0]
         spatial = (1, *conv.stride[1:])
         self._grid = {
             step: FoldedConv3d(conv.weight, conv.bias, (step, *conv.stride[1:]), (0, 0, 0), (1, 1, 1), 1)
@@ -163,9 +162,15 @@ class SharedStemWindows:
             raise ValueError(f"a run of {num_windows} windows has {plan.run_length} frames, got {length}")
         last = plan.grid_first + (plan.grid_size - 1) * plan.grid_step + self.kernel_t
         front, back = max(0, -plan.grid_first), max(0, last - length)
-        spatial = _same_padding((height, width), self.spatial_kernel, self.spatial_stride)
-        frames = F.pad(run.permute(0, 2, 1, 3, 4), (*spatial, front, back))  # zeros outside the run
-        frames = frames.contiguous(memory_format=torch.channels_last_3d)
+        left, right, top, bottom = _same_padding((height, width), self.spatial_kernel, self.spatial_stride)
+        # the run with its spatial SAME padding and zeros outside it in time, made once in channels-last 3D
+        frames = torch.empty(
+            (num_views, run.shape[2], front + length + back, top + height + bottom, left + width + right),
+            dtype=run.dtype,
+            memory_format=torch.channels_last_3d,
+        ).zero_()
+        inside = frames[:, :, front : front + length, top : top + height, left : left + width]
+        inside.copy_(run.permute(0, 2, 1, 3, 4))
         start = plan.grid_first + front
         # channels-last 3D memory is (N, T, H, W, C): frames are whole blocks of it, selected and corrected as such
         grid = self._grid[plan.grid_step](frames[:, :, start : last + front])  # G, before its ReLU
