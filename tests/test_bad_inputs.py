@@ -381,6 +381,20 @@ ROWS = [
         ["hf-i3d predict: error: argument --top-k: expected a positive integer, got 0"],
         usage="usage: hf-i3d predict",
     ),
+    Row(  # checked when parsed: a rerun whose videos are all done must not accept it either
+        "extract-features-stride-zero",
+        ["extract-features", "ok.mp4", "--output", "feats", "--model", "model", "--stride", "0"],
+        2,
+        ["hf-i3d extract-features: error: argument --stride: expected a positive integer, got 0"],
+        usage="usage: hf-i3d extract-features",
+    ),
+    Row(
+        "extract-features-clip-len-negative",
+        ["extract-features", "ok.mp4", "--output", "feats", "--model", "model", "--clip-len", "-8"],
+        2,
+        ["hf-i3d extract-features: error: argument --clip-len: expected a positive integer, got -8"],
+        usage="usage: hf-i3d extract-features",
+    ),
     Row(
         "predict-old-views-vocabulary-is-a-usage-error",
         ["predict", "ok.mp4", "garbage.mp4", "--model", "model-crop24", "--views", "30"],

@@ -574,8 +574,8 @@ def _add_extract_features_parser(commands) -> None:
     parser.add_argument(
         "--model", help="zoo name, folder or Hub id (default: the preset's, else i3d-inception-kinetics400)"
     )
-    parser.add_argument("--clip-len", type=int, help="frames per window (default 16)")
-    parser.add_argument("--stride", type=int, help="frames between window starts (default 4)")
+    parser.add_argument("--clip-len", type=_positive_int, help="frames per window (default 16)")
+    parser.add_argument("--stride", type=_positive_int, help="frames between window starts (default 4)")
     parser.add_argument(
         "--fps", type=float, help="resample to this frame rate first (nearest frame by timestamp)"
     )
@@ -585,7 +585,7 @@ def _add_extract_features_parser(commands) -> None:
         "--last-window", choices=LAST_WINDOW, help="pad (repeat the last frame, default) or drop"
     )
     parser.add_argument(
-        "--batch-size", type=int, default=16, help="clips per forward pass, windows x crops (default 16)"
+        "--batch-size", type=_positive_int, default=16, help="clips per forward pass, windows x crops (default 16)"
     )
     parser.add_argument(
         "--device", help="cpu, cuda, cuda:1 ... (default: cuda:LOCAL_RANK if available, else cpu)"
