@@ -28,6 +28,7 @@ from hf_i3d import (
 from hf_i3d.convert.mmaction import convert_mmaction_state_dict, load_mmaction_checkpoint
 from hf_i3d.inference import (
     FoldedConv3d,
+    FrameMaxPool3d,
     FusedResidualBlock,
     SameMaxPool3d,
     optimize_for_inference,
@@ -311,6 +312,35 @@ def test_same_max_pool_without_a_padded_copy_is_exact(size, kernel, stride):
     torch.testing.assert_close(SameMaxPool3d(*shape)(x), InceptionI3DMaxPool3d(*shape)(x), rtol=0, atol=0)
     shape = ((kernel, kernel, 1), (stride, 1, stride))
     torch.testing.assert_close(SameMaxPool3d(*shape)(x), InceptionI3DMaxPool3d(*shape)(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("frames", [1, 2, 3, 8, 9])
+@pytest.mark.parametrize("kernel", [2, 3])
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_frame_max_pool_is_max_pool3d_exactly(frames, kernel, channels_last):
+    # every element, NaN and -inf included, and the trailing frames of floor mode dropped
+    x = torch.randn(2, 5, frames, 4, 3, generator=torch.Generator().manual_seed(frames))
+    x[0, 1, 0, 2, 1], x[1, 4, -1, 0, 0], x[1, 2, 0, 1, 2] = float("nan"), float("-inf"), float("inf")
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last_3d)
+    expected = nn.MaxPool3d((kernel, 1, 1), (kernel, 1, 1))(x) if frames >= kernel else None
+    if expected is None:
+        assert FrameMaxPool3d(kernel)(x).shape == (2, 5, 0, 4, 3)
+        return
+    torch.testing.assert_close(FrameMaxPool3d(kernel)(x), expected, rtol=0, atol=0, equal_nan=True)
+
+
+def test_the_r50_pool2_runs_as_frame_maxima():
+    model = fixture_model("r50")
+    fast = optimize_for_inference(model)
+    assert isinstance(fast.i3d.pool2, FrameMaxPool3d) and fast.i3d.pool2.frames == 2
+    assert within_1e4(run(fast).logits, run(model).logits)
+    # a pool that also looks across pixels, or overlaps in time, stays max_pool3d
+    fast = optimize_for_inference(
+        nn.Sequential(nn.MaxPool3d((2, 2, 1)), nn.MaxPool3d((3, 1, 1), (2, 1, 1))),
+        example_shape=(1, 2, 8, 4, 4),
+    )
+    assert all(type(pool) is nn.MaxPool3d for pool in fast)
 
 
 @pytest.mark.slow
