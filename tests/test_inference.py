@@ -547,12 +547,38 @@ def test_winograd_convolution_matches_float64(taps, size, relu, residual):
 
 
 @pytest.mark.parametrize(
+    "in_channels, out_channels, taps, size",
+    [(128, 128, 1, (4, 32, 32)), (96, 128, 3, (8, 28, 28)), (40, 24, 3, (3, 13, 18))],
+    ids=["r50-stage2-256", "inception-mixed3b", "odd"],
+)
+def test_winograd_sample_results_do_not_depend_on_the_batch(in_channels, out_channels, taps, size, monkeypatch):
+    # The samples of a batch share the matrix products (frames x samples x tiles rows); each sample's output must be
+    # bit for bit what it gets alone or in another group (window features and FVD promise batch-independent results)
+    generator = torch.Generator().manual_seed(in_channels)
+    x = torch.randn(4, in_channels, *size, generator=generator).contiguous(memory_format=torch.channels_last_3d)
+    weight = torch.randn(out_channels, in_channels, taps, 3, 3, generator=generator) / (in_channels * taps * 9) ** 0.5
+    transformed, bias = winograd_weight(weight), torch.randn(out_channels, generator=generator)
+    together = winograd_conv3d(x, transformed, bias, relu=True)
+    for index in range(4):
+        alone = winograd_conv3d(x[index : index + 1], transformed, bias, relu=True)
+        assert torch.equal(alone, together[index : index + 1])
+    monkeypatch.setattr(inference, "_WINOGRAD_GROUP_BYTES", 1)  # one sample per group
+    assert torch.equal(winograd_conv3d(x, transformed, bias, relu=True), together)
+    frames, height, width = size
+    tiles = -(-height // 4) * -(-width // 4)
+    per_sample = 4 * 36 * tiles * ((frames + taps - 1) * in_channels + frames * out_channels)
+    monkeypatch.setattr(inference, "_WINOGRAD_GROUP_BYTES", 3 * per_sample)  # groups of 3 and 1
+    assert torch.equal(winograd_conv3d(x, transformed, bias, relu=True), together)
+
+
+@pytest.mark.parametrize(
     "kernel, stride, padding, channels, shape, applies",
     [
         ((3, 3, 3), (1, 1, 1), (1, 1, 1), (64, 192), (1, 8, 56, 56), True),  # Inception Conv3d_2c at 16x224: 8.3 GMAC
         ((3, 3, 3), (1, 1, 1), (1, 1, 1), (128, 192), (1, 32, 28, 28), True),  # Mixed_3c at 64x224: 16.6 GMAC
-        ((1, 3, 3), (1, 1, 1), (0, 1, 1), (128, 128), (1, 4, 28, 28), False),  # I3D-R50 stage 2 at 32x224: 0.46 GMAC
-        ((1, 3, 3), (1, 1, 1), (0, 1, 1), (128, 128), (16, 4, 28, 28), False),  # the size counts per sample
+        ((1, 3, 3), (1, 1, 1), (0, 1, 1), (128, 128), (1, 4, 28, 28), True),  # I3D-R50 stage 2 at 32x224: 0.46 GMAC
+        ((1, 3, 3), (1, 1, 1), (0, 1, 1), (256, 256), (1, 1, 14, 14), False),  # R50 stage 3, 8x224 clip: 0.12 GMAC
+        ((1, 3, 3), (1, 1, 1), (0, 1, 1), (256, 256), (16, 1, 14, 14), False),  # the size counts per sample
         ((1, 3, 3), (1, 1, 1), (0, 1, 1), (64, 64), (16, 8, 56, 56), False),  # R50 stage 1: kt * C_in = 64, slower
         ((3, 3, 3), (1, 1, 1), (1, 1, 1), (32, 128), (8, 8, 28, 28), False),  # kt * C_in = 96
         ((3, 3, 3), (1, 1, 1), (1, 1, 1), (128, 32), (8, 8, 28, 28), False),  # C_out = 32

@@ -16,12 +16,12 @@ Why it is faster than the eager model (and mmaction2's, which runs the same PyTo
   AVX2 and its direct kernels already run at the matrix-product rate there, so fewer FLOPs is what is left. Where it
   pays was measured per layer on 2 cores (``benchmarks/bench_winograd.py``; rule in
   ``FoldedConv3d._winograd_applies``): ``kt * C_in >= 128``, ``C_out >= 64``, maps of at least 14 x 14 and
-  ``WINOGRAD_MIN_MACS`` (3e9) multiply-adds per sample. That is most of the Inception I3D's 3x3x3 work (1.3x on
-  the whole forward at 1x64x224x224, 1.5-2x on its large convolutions) and none of the I3D-R50's at 32x224x224 (its
-  1x3x3 convolutions are 0.46 GMAC per clip there, and gain too little). Samples run one at a time, so a result
-  does not depend on the batch size, as with oneDNN. ``winograd=False`` turns it off. Its float32 rounding is a few
-  times a direct convolution's (up to ~6e-6 of the output scale against ~2e-6), and it holds transformed copies of
-  about 2.25x a sample's input and output while it runs.
+  ``WINOGRAD_MIN_MACS`` (4e8) multiply-adds per sample. That is most of the Inception I3D's 3x3x3 work (1.5-2x on
+  its large convolutions) and the I3D-R50's 1x3x3 convolutions of stages 2-3 (1.3-1.5x). The samples of a batch
+  share the matrix products, and a sample's result does not depend on the batch it comes in, as with oneDNN.
+  ``winograd=False`` turns it off. Its float32 rounding is a few times a direct convolution's (up to ~6e-6 of the
+  output scale against ~2e-6), and it holds transformed copies of about 2.25x the input and output of a group of
+  samples (at most 256 MiB) while it runs.
 
 A convolution whose output only a ``(1, kh, kw)`` max-pool with temporal stride ``s`` reads computes only the
 frames that pool keeps (``_skip_pooled_away_frames``): half of the I3D-R50 stem, whose ``pool1_stride_t=2`` drops
@@ -100,11 +100,13 @@ _WINOGRAD_G = (
 )
 _WINOGRAD_AT = ((1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -2, 0), (0, 1, 1, 4, 4, 0), (0, 1, -1, 8, -8, 1))
 _OUT_TILE, _IN_TILE = 4, 6
-# Below this many multiply-adds per sample the fixed cost of Winograd's extra passes (about ten parallel regions per
-# sample against oneDNN's one per call) can outweigh its saving where the cores are shared: on 2 cores with two other busy
-# threads a 2.1 GMAC Inception convolution ran 1.16x slower (1.9x faster on the idle machine), those of 3.5 GMAC and
-# more 1.1-1.3x faster (benchmarks/bench_winograd.py, RESULTS.md).
-WINOGRAD_MIN_MACS = 3_000_000_000
+# Below this many multiply-adds per sample Winograd's extra passes cost more than they save (its fixed cost is about
+# ten parallel regions per group of samples against oneDNN's one per call). Measured per layer on 2 AVX2 cores
+# (benchmarks/bench_winograd.py, RESULTS.md 2026-12-02 session 8): 0.42-0.53 GMAC layers 1.3-1.5x faster than direct,
+# 0.14 GMAC and below slower. Where other processes keep the cores busy, each parallel region can wait a scheduler
+# slice: a lone 0.46 GMAC convolution then ran 2.6x slower than direct, whole models at this threshold within 5% of
+# the 3e9 it had before (samples grouped), on the idle machine 3-7% faster.
+WINOGRAD_MIN_MACS = 400_000_000
 # Column 1 of A^T is all ones, so a bias added to the products at point (1, 1) reaches every output pixel once.
 _BIAS_POINT = 1 * _IN_TILE + 1
 
@@ -136,24 +138,42 @@ def winograd_conv3d(
     """``relu?(conv3d(x, w, bias, padding=(kt // 2, 1, 1)) + residual?)`` for a ``kt x 3 x 3`` kernel with stride 1,
     by Winograd F(4x4, 3x3) over height and width, in channels-last 3D; ``weight`` is ``winograd_weight(w)``.
 
-    The temporal taps stay a sum: each of the 36 transformed points is a batched matrix product over
-    (frames x tiles) rows, C_in columns and C_out outputs, accumulated over the kt frame offsets of one transformed
-    copy of the input (no temporal im2col). Per output pixel that is 36 * kt * C_in / 16 multiply-adds instead of
-    9 * kt * C_in (4x fewer), plus the two transforms, each a single matrix product over all tiles (few parallel
-    regions). Each sample runs on its own, so its output does not depend on the batch it comes in (as with oneDNN's
-    direct kernel: FVD merged over processes equals FVD in one process). Float32 rounding grows a few times over the
-    direct convolution's (up to ~6e-6 of the output scale instead of ~2e-6), from transform coefficients up to 8.
+    The temporal taps stay a sum: each of the 36 transformed points is a matrix product over (frames x samples x
+    tiles) rows, C_in columns and C_out outputs, accumulated over the kt frame offsets of one transformed copy of the
+    input (no temporal im2col). Per output pixel that is 36 * kt * C_in / 16 multiply-adds instead of 9 * kt * C_in
+    (4x fewer), plus the two transforms, each a single matrix product. The samples of a batch go through together
+    (in groups of at most ``_WINOGRAD_GROUP_BYTES`` of transformed data): a handful of parallel regions per group,
+    not per sample, which is what keeps it ahead of the direct kernel when other processes share the cores (per
+    sample it ran 3x slower than direct there, benchmarks/RESULTS.md). A sample's rows, columns and sums are the
+    same whatever else is in the group, so its output does not depend on the batch it comes in (tested bit for bit,
+    as with oneDNN's direct kernel: FVD merged over processes equals FVD in one process). Float32 rounding grows a
+    few times over the direct convolution's (up to ~6e-6 of the output scale instead of ~2e-6), from transform
+    coefficients up to 8.
     """
-    batch, _, frames, height, width = hidden_state.shape
-    output = hidden_state.new_empty(batch, frames, height, width, weight.shape[-1])
-    for index in range(batch):
-        _winograd_sample(
-            hidden_state[index], weight, bias, relu, None if residual is None else residual[index], output[index]
+    batch, channels, frames, height, width = hidden_state.shape
+    taps, out_channels = weight.shape[1], weight.shape[-1]
+    rows = -(-height // _OUT_TILE) * -(-width // _OUT_TILE)
+    per_sample = 4 * _IN_TILE**2 * rows * ((frames + taps - 1) * channels + frames * out_channels)
+    group = max(1, _WINOGRAD_GROUP_BYTES // per_sample)
+    output = hidden_state.new_empty(batch, frames, height, width, out_channels)
+    for first in range(0, batch, group):
+        last = min(first + group, batch)
+        _winograd_group(
+            hidden_state[first:last],
+            weight,
+            bias,
+            relu,
+            None if residual is None else residual[first:last],
+            output[first:last],
         )
     return output.permute(0, 4, 1, 2, 3)
 
 
-def _winograd_sample(
+# Transformed input and products held at once by winograd_conv3d (its samples go through in groups of this size).
+_WINOGRAD_GROUP_BYTES = 256 * 2**20
+
+
+def _winograd_group(
     hidden_state: torch.Tensor,
     weight: torch.Tensor,
     bias: torch.Tensor,
@@ -161,23 +181,25 @@ def _winograd_sample(
     residual: torch.Tensor | None,
     output: torch.Tensor,
 ) -> None:
-    """``winograd_conv3d`` of one ``(C, T, H, W)`` sample into ``output`` ``(T, H, W, C_out)``."""
+    """``winograd_conv3d`` of ``(N, C, T, H, W)`` samples into ``output`` ``(N, T, H, W, C_out)``."""
     m, a = _OUT_TILE, _IN_TILE
-    channels, frames, height, width = hidden_state.shape
+    samples, channels, frames, height, width = hidden_state.shape
     taps, out_channels = weight.shape[1], weight.shape[-1]
     tiles_h, tiles_w = -(-height // m), -(-width // m)
     padded_frames = frames + taps - 1
     input_transform, output_transform = _winograd_transforms(hidden_state.dtype)
-    # zero-padded input, frames outermost so that a frame offset is a row offset of the matrix products below
-    padded = hidden_state.new_zeros(padded_frames, tiles_h * m + 2, tiles_w * m + 2, channels)
+    # zero-padded input; the tiles below put frames outermost (then samples), so that a frame offset is a row offset
+    # of the matrix products for every sample at once
+    padded = hidden_state.new_zeros(samples, padded_frames, tiles_h * m + 2, tiles_w * m + 2, channels)
     start = taps // 2
-    padded[start : start + frames, 1 : height + 1, 1 : width + 1] = hidden_state.permute(1, 2, 3, 0)
+    padded[:, start : start + frames, 1 : height + 1, 1 : width + 1] = hidden_state.permute(0, 2, 3, 4, 1)
     s = padded.stride()
     tiles = padded.as_strided(
-        (a, a, padded_frames, tiles_h, tiles_w, channels), (s[1], s[2], s[0], m * s[1], m * s[2], s[3])
+        (a, a, padded_frames, samples, tiles_h, tiles_w, channels),
+        (s[2], s[3], s[1], s[0], m * s[2], m * s[3], s[4]),
     ).contiguous()  # the 6x6 overlapping input tiles, position in the tile outermost
     del padded
-    rows = tiles_h * tiles_w  # per frame
+    rows = samples * tiles_h * tiles_w  # per frame
     transformed = torch.mm(input_transform, tiles.view(a * a, -1)).view(a * a, padded_frames * rows, channels)
     del tiles
     products = torch.bmm(transformed[:, : frames * rows], weight[:, 0])
@@ -187,22 +209,22 @@ def _winograd_sample(
     products[_BIAS_POINT] += bias
     out_tiles = (
         torch.mm(output_transform, products.view(a * a, -1))
-        .view(m, m, frames, tiles_h, tiles_w, out_channels)
-        .permute(2, 3, 0, 4, 1, 5)
+        .view(m, m, frames, samples, tiles_h, tiles_w, out_channels)
+        .permute(3, 2, 4, 0, 5, 1, 6)
     )
     del products
     exact = tiles_h * m == height and tiles_w * m == width
-    full = output if exact else hidden_state.new_empty(frames, tiles_h * m, tiles_w * m, out_channels)
-    target = full.view(frames, tiles_h, m, tiles_w, m, out_channels)
+    full = output if exact else hidden_state.new_empty(samples, frames, tiles_h * m, tiles_w * m, out_channels)
+    target = full.view(samples, frames, tiles_h, m, tiles_w, m, out_channels)
     if relu and residual is None:
         torch.clamp_min(out_tiles, 0, out=target)
     else:
         target.copy_(out_tiles)
     del out_tiles
     if not exact:
-        output.copy_(full[:, :height, :width])
+        output.copy_(full[:, :, :height, :width])
     if residual is not None:
-        output.add_(residual.permute(1, 2, 3, 0))
+        output.add_(residual.permute(0, 2, 3, 4, 1))
         if relu:
             output.relu_()
 
@@ -303,8 +325,8 @@ class FoldedConv3d(nn.Module):
         """Whether this call runs as Winograd F(4x4, 3x3) (``winograd_conv3d``): a ``kt x 3 x 3`` kernel with stride
         1, no dilation or groups and 'same' padding, where it measured faster (``benchmarks/bench_winograd.py``): at
         least 128 input channels times temporal taps (thinner matrix products lose), 64 output channels, 14 x 14
-        pixels (4x4 tiles waste 31% of a 7x7 map) and ``WINOGRAD_MIN_MACS`` multiply-adds per sample (per sample, like
-        the computation, so that the batch size never changes the result)."""
+        pixels (4x4 tiles waste 31% of a 7x7 map) and ``WINOGRAD_MIN_MACS`` multiply-adds per sample (per sample, so that
+        the batch size never changes which arithmetic a sample gets, nor its result)."""
         out_channels, _, kt, kh, kw = weight.shape
         _, channels, frames, height, width = hidden_state.shape
         return (
