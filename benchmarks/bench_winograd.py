@@ -2,6 +2,7 @@
 
     python benchmarks/bench_winograd.py                         # the layers of both models, 5 rounds, 2 threads
     python benchmarks/bench_winograd.py --layers brief --repeats 3 --threads 1
+    python benchmarks/bench_winograd.py --layers r50,mid --models --busy 2  # with 2 busy processes on the cores
 
 Each layer is one ``hf_i3d.inference.FoldedConv3d`` (bias and ReLU fused), timed with ``winograd=False`` (oneDNN's
 direct kernel with the packed weight, what the fast path ran before) and with ``winograd=True`` and the rule
@@ -11,18 +12,24 @@ error columns are each path's max abs difference from the float64 ``F.conv3d`` o
 3x3x3 convolutions of the Inception I3D at 1x16x224x224, ``r50`` the 1x3x3 ones of the I3D-R50 at 1x32x224x224 (their
 input shapes traced from the models; a count > 1 repeats the layer in the model), ``brief`` the batch-8 shapes of the
 investigation, ``mid`` shapes around ``WINOGRAD_MIN_MACS``. ``use`` says whether the default rule (``FoldedConv3d._winograd_applies``) picks Winograd there.
+``--models`` also times whole fast forwards (random weights) with ``WINOGRAD_MIN_MACS`` at its value and at
+``--compare-min-macs`` (3e9, the rule before 2026-12-02), alternately. ``--busy N`` keeps N other processes
+spinning on the cores while it measures (a machine shared with other work).
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
+import sys
 import time
 
 import torch
 import torch.nn.functional as F
 
-from hf_i3d.inference import FoldedConv3d
+from hf_i3d import I3DConfig, I3DForVideoClassification, InceptionI3DConfig, InceptionI3DModel, inference
+from hf_i3d.inference import FoldedConv3d, optimize_for_inference
 
 # (batch, C_in, C_out, frames, height, width, temporal taps), count in the model
 LAYERS = {
@@ -74,7 +81,10 @@ def bench_layer(shape: tuple[int, ...], repeats: int) -> dict:
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(batch, in_channels, frames, height, width, generator=generator)
     x = x.contiguous(memory_format=torch.channels_last_3d)
-    weight = torch.randn(out_channels, in_channels, taps, 3, 3, generator=generator) / (in_channels * taps * 9) ** 0.5
+    weight = (
+        torch.randn(out_channels, in_channels, taps, 3, 3, generator=generator)
+        / (in_channels * taps * 9) ** 0.5
+    )
     bias = torch.randn(out_channels, generator=generator)
     args = (weight, bias, (1, 1, 1), (taps // 2, 1, 1), (1, 1, 1), 1)
     direct = FoldedConv3d(*args, relu=True, winograd=False)
@@ -104,16 +114,72 @@ def bench_layer(shape: tuple[int, ...], repeats: int) -> dict:
     }
 
 
+# whole fast forwards: name -> (model factory, input shape (N, T, C, H, W))
+MODELS = {
+    "r50 6x32x256 (predict's batch)": (
+        lambda: I3DForVideoClassification(I3DConfig(num_labels=400)),
+        (6, 32, 3, 256, 256),
+    ),
+    "r50 1x32x224": (lambda: I3DForVideoClassification(I3DConfig(num_labels=400)), (1, 32, 3, 224, 224)),
+    "inception 8x16x224 (features batch)": (
+        lambda: InceptionI3DModel(InceptionI3DConfig()),
+        (8, 16, 3, 224, 224),
+    ),
+}
+
+
+def bench_models(repeats: int, compare_min_macs: int) -> None:
+    """Median forward time of each fast model with ``WINOGRAD_MIN_MACS`` at its value and at ``compare_min_macs``."""
+    current = inference.WINOGRAD_MIN_MACS
+    print(f"| model | MIN_MACS {current:.0e} s | MIN_MACS {compare_min_macs:.0e} s | ratio |")
+    print("|---|---|---|---|")
+    for name, (factory, shape) in MODELS.items():
+        torch.manual_seed(0)
+        model = optimize_for_inference(factory().eval(), example_shape=(1, *shape[1:]))
+        x = torch.randn(shape)
+        times = {current: [], compare_min_macs: []}
+        with torch.inference_mode():
+            for round_ in range(repeats + 1):
+                order = (current, compare_min_macs) if round_ % 2 == 0 else (compare_min_macs, current)
+                for value in order:
+                    inference.WINOGRAD_MIN_MACS = value
+                    start = time.perf_counter()
+                    model(x)
+                    if round_:  # the first round warms both up
+                        times[value].append(time.perf_counter() - start)
+        inference.WINOGRAD_MIN_MACS = current
+        now, before = statistics.median(times[current]), statistics.median(times[compare_min_macs])
+        print(f"| {name} | {now:.3f} | {before:.3f} | {now / before:.3f} |", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--layers", default="inc,r50", help="comma-separated groups of LAYERS (inc, r50, mid, brief)")
+    parser.add_argument(
+        "--layers", default="inc,r50", help="comma-separated groups of LAYERS (inc, r50, mid, brief)"
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--models", action="store_true", help="also time whole fast forwards (MODELS)")
+    parser.add_argument("--compare-min-macs", type=float, default=3e9)
+    parser.add_argument("--busy", type=int, default=0, help="other processes spinning while it measures")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    print(f"threads {args.threads}, repeats {args.repeats}, torch {torch.__version__}")
-    print("| layer (N, C_in, C_out, T, H, W, kt) | x | GMAC | direct ms | winograd ms | winograd / direct | "
-          "error direct | error winograd | rule |")
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
+    try:
+        run(args)
+    finally:
+        for process in busy:
+            process.kill()
+
+
+def run(args: argparse.Namespace) -> None:
+    print(
+        f"threads {args.threads}, repeats {args.repeats}, busy processes {args.busy}, torch {torch.__version__}"
+    )
+    print(
+        "| layer (N, C_in, C_out, T, H, W, kt) | x | GMAC | direct ms | winograd ms | winograd / direct | "
+        "error direct | error winograd | rule |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for group in args.layers.split(","):
         total = {"direct": 0.0, "winograd": 0.0, "rule": 0.0}
@@ -132,6 +198,8 @@ def main(argv: list[str] | None = None) -> None:
             f"| {group} total (medians x count) | | | {total['direct']:.1f} | {total['winograd']:.1f} | "
             f"{total['winograd'] / total['direct']:.3f} | | | rule: {total['rule'] / total['direct']:.3f} |"
         )
+    if args.models:
+        bench_models(args.repeats, int(args.compare_min_macs))
 
 
 if __name__ == "__main__":
