@@ -21,7 +21,7 @@ Why it is faster than the eager model (and mmaction2's, which runs the same PyTo
   share the matrix products, and a sample's result does not depend on the batch it comes in, as with oneDNN.
   ``winograd=False`` turns it off. Its float32 rounding is a few times a direct convolution's (up to ~6e-6 of the
   output scale against ~2e-6), and it holds transformed copies of about 2.25x the input and output of a group of
-  samples (at most 256 MiB) while it runs.
+  samples (at most 64 MiB) while it runs.
 
 A convolution whose output only a ``(1, kh, kw)`` max-pool with temporal stride ``s`` reads computes only the
 frames that pool keeps (``_skip_pooled_away_frames``): half of the I3D-R50 stem, whose ``pool1_stride_t=2`` drops
@@ -169,8 +169,10 @@ def winograd_conv3d(
     return output.permute(0, 4, 1, 2, 3)
 
 
-# Transformed input and products held at once by winograd_conv3d (its samples go through in groups of this size).
-_WINOGRAD_GROUP_BYTES = 256 * 2**20
+# Transformed input and products held at once by winograd_conv3d (its samples go through in groups of this size):
+# larger groups ran the 28x28 Inception layers up to 1.2x slower on 2 AVX2 cores (caches), smaller ones the
+# R50's 6-view 1x3x3 layers 1.1x slower (the fixed cost per group).
+_WINOGRAD_GROUP_BYTES = 64 * 2**20
 
 
 def _winograd_group(
