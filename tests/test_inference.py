@@ -323,10 +323,13 @@ def test_frame_max_pool_is_max_pool3d_exactly(frames, kernel, channels_last):
     x[0, 1, 0, 2, 1], x[1, 4, -1, 0, 0], x[1, 2, 0, 1, 2] = float("nan"), float("-inf"), float("inf")
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last_3d)
-    expected = nn.MaxPool3d((kernel, 1, 1), (kernel, 1, 1))(x) if frames >= kernel else None
-    if expected is None:
-        assert FrameMaxPool3d(kernel)(x).shape == (2, 5, 0, 4, 3)
+    if frames < kernel:  # no whole window: the same error as max_pool3d, not an empty tensor
+        with pytest.raises(RuntimeError, match="too small"):
+            nn.MaxPool3d((kernel, 1, 1), (kernel, 1, 1))(x)
+        with pytest.raises(RuntimeError, match="too small"):
+            FrameMaxPool3d(kernel)(x)
         return
+    expected = nn.MaxPool3d((kernel, 1, 1), (kernel, 1, 1))(x)
     torch.testing.assert_close(FrameMaxPool3d(kernel)(x), expected, rtol=0, atol=0, equal_nan=True)
 
 

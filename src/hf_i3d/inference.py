@@ -104,8 +104,8 @@ _OUT_TILE, _IN_TILE = 4, 6
 # ten parallel regions per group of samples against oneDNN's one per call). Measured per layer on 2 AVX2 cores
 # (benchmarks/bench_winograd.py, RESULTS.md 2026-12-02 session 8): 0.42-0.53 GMAC layers 1.3-1.5x faster than direct,
 # 0.14 GMAC and below slower. Where other processes keep the cores busy, each parallel region can wait a scheduler
-# slice: a lone 0.46 GMAC convolution then ran 2.6x slower than direct, whole models at this threshold within 5% of
-# the 3e9 it had before (samples grouped), on the idle machine 3-7% faster.
+# slice: a lone 0.46 GMAC convolution in batch 1 then ran up to 3.2x slower than direct, yet whole models at this
+# threshold stayed within 3% of the 3e9 it had before (samples grouped); on the idle machine they are 1-7% faster.
 WINOGRAD_MIN_MACS = 400_000_000
 # Column 1 of A^T is all ones, so a bias added to the products at point (1, 1) reaches every output pixel once.
 _BIAS_POINT = 1 * _IN_TILE + 1
@@ -449,6 +449,8 @@ class FrameMaxPool3d(nn.Module):
     def forward(self, hidden_state: torch.Tensor) -> torch.Tensor:
         k = self.frames
         end = hidden_state.shape[2] // k * k  # floor mode: trailing frames outside a full window are dropped
+        if end == 0:  # fewer frames than one window: max_pool3d's own error
+            return F.max_pool3d(hidden_state, (k, 1, 1), (k, 1, 1))
         output = torch.maximum(hidden_state[:, :, 0:end:k], hidden_state[:, :, 1:end:k])
         for offset in range(2, k):
             torch.maximum(output, hidden_state[:, :, offset:end:k], out=output)
