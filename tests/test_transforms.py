@@ -114,11 +114,20 @@ def test_lazy_box_maps_back_to_the_original_frame():
 
 
 def test_normalization_lut_is_mmcv_imnormalize():
-    # mmcv.imnormalize_(img, mean, std, to_rgb=False) on float32 0..255, written with cv2 as mmcv does
-    img = np.repeat(np.arange(256, dtype=np.float32)[:, None, None], 3, axis=2)
-    cv2.subtract(img, np.float64(MEAN.reshape(1, -1)), img)
-    cv2.multiply(img, 1 / np.float64(STD.reshape(1, -1)), img)
-    assert np.array_equal(normalization_lut("imagenet"), img[:, 0, :].T)
+    # mmcv.imnormalize_(img, mean, std, to_rgb=False) on float32 0..255: cv2.subtract(img, float64 mean (1, 3), img),
+    # then cv2.multiply(img, 1 / float64 std (1, 3), img). OpenCV 4.x-5.0 (what mmaction2's released numbers were
+    # made with) computes that as float32(level - float32(mean)) times the float64 factor, rounded to float32:
+    levels = np.arange(256, dtype=np.float32)[:, None]
+    expected = ((levels - MEAN).astype(np.float64) * (1 / STD.astype(np.float64))).astype(np.float32)
+    assert np.array_equal(normalization_lut("imagenet"), expected.T)
+    # ... and cv2 itself, as mmcv calls it, where it still does. OpenCV 5.1 no longer reads mmcv's (1, 3) operand as
+    # a per-channel scalar (it broadcasts a matrix, and the in-place call leaves img as it was) and rounds the scalar
+    # multiply differently (1 ulp): mmcv's own normalisation breaks there; hf_i3d's table does not use cv2.
+    if tuple(int(part) for part in cv2.__version__.split(".")[:2]) < (5, 1):
+        img = np.repeat(levels[:, :, None], 3, axis=2)
+        cv2.subtract(img, np.float64(MEAN.reshape(1, -1)), img)
+        cv2.multiply(img, 1 / np.float64(STD.reshape(1, -1)), img)
+        assert np.array_equal(expected, img[:, 0, :])
     inception = normalization_lut("inception")
     assert inception[:, 0].tolist() == [-1.0] * 3 and inception[:, 255].tolist() == [1.0] * 3
     np.testing.assert_allclose(inception[1], np.arange(256) / 127.5 - 1, atol=1e-7)
