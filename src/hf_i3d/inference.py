@@ -107,6 +107,10 @@ _OUT_TILE, _IN_TILE = 4, 6
 # slice: a lone 0.46 GMAC convolution in batch 1 then ran up to 3.2x slower than direct, yet whole models at this
 # threshold stayed within 3% of the 3e9 it had before (samples grouped); on the idle machine they are 1-7% faster.
 WINOGRAD_MIN_MACS = 400_000_000
+# Transformed input and products held at once by winograd_conv3d (its samples go through in groups of this size):
+# larger groups ran the 28x28 Inception layers up to 1.2x slower on 2 AVX2 cores (caches), smaller ones the
+# R50's 6-view 1x3x3 layers 1.1x slower (the fixed cost per group).
+_WINOGRAD_GROUP_BYTES = 64 * 2**20
 # Column 1 of A^T is all ones, so a bias added to the products at point (1, 1) reaches every output pixel once.
 _BIAS_POINT = 1 * _IN_TILE + 1
 
@@ -167,12 +171,6 @@ def winograd_conv3d(
             output[first:last],
         )
     return output.permute(0, 4, 1, 2, 3)
-
-
-# Transformed input and products held at once by winograd_conv3d (its samples go through in groups of this size):
-# larger groups ran the 28x28 Inception layers up to 1.2x slower on 2 AVX2 cores (caches), smaller ones the
-# R50's 6-view 1x3x3 layers 1.1x slower (the fixed cost per group).
-_WINOGRAD_GROUP_BYTES = 64 * 2**20
 
 
 def _winograd_group(
