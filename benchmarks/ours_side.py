@@ -234,9 +234,14 @@ def build_train_step(model: torch.nn.Module, pixel_values: torch.Tensor, labels:
         optimizer = torch.optim.SGD(model.parameters(), **SGD_ARGS)
     elif variant == "fast":  # torch's fused SGD kernel (the example's Trainer uses it): the same arithmetic
         optimizer = torch.optim.SGD(model.parameters(), **SGD_ARGS, fused=True)
-    elif variant == "fast_cl":  # fused SGD + channels-last 3D: the example's default on CPU (--channels_last)
+    elif variant == "fast_cl":  # fused SGD + channels-last 3D: the example's CPU default in sessions 7-8
         model.to(memory_format=torch.channels_last_3d)
         optimizer = torch.optim.SGD(model.parameters(), **SGD_ARGS, fused=True)
+    elif variant == "fast_cpu":  # hf_i3d.cpu_training, the example's CPU default since 2026-12-02 (session 9)
+        from hf_i3d.cpu_training import ChannelsLastSGD, optimize_for_cpu_training
+
+        optimize_for_cpu_training(model)
+        optimizer = ChannelsLastSGD(model.parameters(), **SGD_ARGS, fused=True)
     elif variant == "compiled":  # + torch.compile of the model (forward and backward), first step compiles
         optimizer = torch.optim.SGD(model.parameters(), **SGD_ARGS, fused=True)
         model.compile()

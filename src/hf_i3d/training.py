@@ -36,6 +36,7 @@ from transformers import AutoModelForVideoClassification, Trainer, TrainerCallba
 from .configuration_i3d import I3DConfig
 from .configuration_inception_i3d import InceptionI3DConfig
 from .convert.inflate import inflate_2d_weights
+from .cpu_training import ChannelsLastSGD
 from .data import find_clip_transform
 from .hub import resolve_model
 from .modelcard import CardInfo, build_model_card
@@ -188,7 +189,8 @@ class VideoClassificationTrainer(Trainer):
 
     * Optimiser: ``torch.optim.SGD(lr, momentum, weight_decay)`` over every trainable parameter (mmaction2 decays
       BatchNorm and bias too; the default Trainer optimiser would exempt them), with torch's fused kernel where the
-      parameters allow it (CPU or CUDA floating-point tensors): the same update, one pass over each parameter.
+      parameters allow it (CPU or CUDA floating-point tensors): the same update, one pass over each parameter;
+      :class:`~hf_i3d.cpu_training.ChannelsLastSGD` runs it in place on channels-last parameters too.
     * Schedule: ``MultiStepLR`` with the epoch milestones of ``recipe`` turned into optimiser steps (mmaction2
       ``lr_config = dict(policy='step', step=[40, 80])``, changed by epoch); no warmup.
     * Gradient clipping comes from ``args.max_grad_norm`` (40 in :data:`SEED_RECIPE`).
@@ -218,7 +220,7 @@ class VideoClassificationTrainer(Trainer):
             fused = bool(params) and all(
                 p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params
             )
-            self.optimizer = torch.optim.SGD(
+            self.optimizer = ChannelsLastSGD(
                 params,
                 lr=self.args.learning_rate,
                 momentum=self.recipe.momentum,

@@ -1,0 +1,240 @@
+"""What makes a CPU training step of an I3D-R50 fast: channels-last 3D, small-map convolutions as matrix products, and
+an SGD whose fused kernel updates channels-last parameters in place.
+
+``optimize_for_cpu_training(model)`` is what ``examples/run_video_classification.py`` does on CPU
+(``--optimize_cpu_training``, on by default); ``ChannelsLastSGD`` is the optimiser ``hf_i3d.training.VideoClassificationTrainer`` creates. Both
+compute what the plain model and ``torch.optim.SGD`` compute: the convolutions up to float rounding (another
+summation order), the optimiser bit for bit. Why each part pays (profiles of the 2x8x112x112 step on 2 AVX2 cores,
+``benchmarks/RESULTS.md``):
+
+* Channels-last 3D weights and activations are oneDNN's own layout: no reorder of activations around each
+  convolution and its gradients (about 5%).
+* In that layout every oneDNN weight gradient comes back in PyTorch's default layout and is copied into the
+  parameter's (5 ms for a 512x512x1x3x3 kernel, more than its backward computes on a 4x4 map), and every call
+  carries a fixed cost that dominates on the last stages' maps (4x4 and 7x7 at 112x112 input, 32-98 rows per batch
+  of two clips). ``MatmulConv3d`` runs those convolutions as one matrix product over the ``(rows, kh * kw * C_in)``
+  patches of a channels-last input (``_PatchMatmulConv``; its backward writes the weight gradient straight into the
+  parameter's layout): 1x1x1 kernels up to ``MATMUL_MAX_ROWS_1X1`` output rows, larger ones on output maps of at
+  most ``MATMUL_MAX_MAP_KXK`` positions and ``MATMUL_MAX_ROWS_KXK`` rows, where it measured faster per layer
+  (``benchmarks/bench_cpu_training.py``). Elsewhere oneDNN's direct kernels are faster and stay.
+* ``torch.optim.SGD(fused=True)`` copies every parameter that is not contiguous in the default layout (all
+  channels-last kernels larger than 1x1x1) to a contiguous tensor and back, with its gradient and momentum, on
+  every step; ``ChannelsLastSGD`` hands the kernel the contiguous view of each tensor's memory instead (a
+  permutation of its dimensions), so the same elementwise update runs in place.
+
+The matrix-product path runs only where it helps: float CPU tensors, with autograd recording (a training step), not
+under autocast (``--bf16`` keeps oneDNN's bfloat16 convolutions), outside tracing, ``torch.compile`` and export,
+which see the plain ``I3DConv3d``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.optim.sgd import sgd
+
+from .modeling_i3d import I3DConv3d, centre_tap_only
+
+# Where the matrix-product path measured faster than oneDNN per layer, forward and backward (2 AVX2 cores, torch
+# 2.14; benchmarks/bench_cpu_training.py): 1x1x1 kernels up to ~1600 output rows (1.03-1.08x), kh x kw kernels on
+# 4x4 output maps (1.26-1.31x up to 128 rows, 0.94x at 512); kh x kw kernels on 7x7 and larger maps lose (0.8-0.95x).
+MATMUL_MAX_ROWS_1X1 = 2048
+MATMUL_MAX_ROWS_KXK = 256
+MATMUL_MAX_MAP_KXK = 16
+
+
+def _patch_slices(start: int, size_out: int, stride: int) -> slice:
+    """The input positions one kernel tap reads for ``size_out`` outputs (padded coordinates)."""
+    return slice(start, start + stride * (size_out - 1) + 1, stride)
+
+
+class _PatchMatmulConv(torch.autograd.Function):
+    """``conv3d(x, weight[:, :, tap:tap + 1], stride=(1, sh, sw), padding=(0, ph, pw))`` as one matrix product.
+
+    ``x`` is ``(N, C, T, H, W)``; the patches are gathered in channels-last order ``(N, T, Ho, Wo, kh, kw, C)`` so
+    a channels-last input is read without a reorder and the output comes back channels-last. ``tap`` is the one
+    temporal tap used: 0 for a ``(1, kh, kw)`` kernel, the centre tap where ``centre_tap_only`` holds. The weight
+    gradient is written into a tensor laid out like ``weight`` (zero at the unused taps), so autograd hands it to
+    the parameter without a copy.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, tap, stride, padding):
+        n, c, t, h, w = x.shape
+        out_channels, _, _, kh, kw = weight.shape
+        (sh, sw), (ph, pw) = stride, padding
+        ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+        x_last = x.permute(0, 2, 3, 4, 1)  # (N, T, H, W, C): a view of a channels-last input
+        if kh == kw == 1 and ph == pw == 0:
+            patches = x_last[:, :, ::sh, ::sw].reshape(n * t * ho * wo, c)
+        else:
+            x_padded = F.pad(x_last, (0, 0, pw, pw, ph, ph))
+            patches = x.new_empty(n, t, ho, wo, kh * kw, c)
+            for i in range(kh):
+                for j in range(kw):
+                    patches[:, :, :, :, i * kw + j] = x_padded[
+                        :, :, _patch_slices(i, ho, sh), _patch_slices(j, wo, sw)
+                    ]
+            patches = patches.view(n * t * ho * wo, kh * kw * c)
+        kernel = weight[:, :, tap].permute(0, 2, 3, 1).reshape(out_channels, kh * kw * c)
+        out = torch.mm(patches, kernel.t())
+        ctx.save_for_backward(patches, kernel, weight)
+        ctx.geometry = (n, c, t, h, w, ho, wo, kh, kw, sh, sw, ph, pw, tap)
+        return out.view(n, t, ho, wo, out_channels).permute(0, 4, 1, 2, 3)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        patches, kernel, weight = ctx.saved_tensors
+        n, c, t, h, w, ho, wo, kh, kw, sh, sw, ph, pw, tap = ctx.geometry
+        grad_rows = grad_output.permute(0, 2, 3, 4, 1).reshape(-1, kernel.shape[0])
+        grad_x = grad_weight = None
+        if ctx.needs_input_grad[1]:
+            grad_kernel = torch.mm(grad_rows.t(), patches).view(-1, kh, kw, c).permute(0, 3, 1, 2)
+            grad_weight = torch.empty_like(weight)  # keeps the parameter's layout
+            if weight.shape[2] > 1:
+                grad_weight.zero_()
+            grad_weight[:, :, tap] = grad_kernel
+        if ctx.needs_input_grad[0]:
+            grad_patches = torch.mm(grad_rows, kernel)
+            if kh == kw == sh == sw == 1 and ph == pw == 0:
+                grad_x = grad_patches.view(n, t, h, w, c).permute(0, 4, 1, 2, 3)
+            else:
+                grad_padded = grad_output.new_zeros(n, t, h + 2 * ph, w + 2 * pw, c)
+                grad_patches = grad_patches.view(n, t, ho, wo, kh * kw, c)
+                for i in range(kh):
+                    for j in range(kw):
+                        grad_padded[:, :, _patch_slices(i, ho, sh), _patch_slices(j, wo, sw)] += grad_patches[
+                            :, :, :, :, i * kw + j
+                        ]
+                grad_x = (
+                    grad_padded[:, :, ph : ph + h, pw : pw + w]
+                    .permute(0, 4, 1, 2, 3)
+                    .contiguous(memory_format=torch.channels_last_3d)
+                )
+        return grad_x, grad_weight, None, None, None
+
+
+class MatmulConv3d(I3DConv3d):
+    """``I3DConv3d`` that runs small-map convolutions of a CPU training step as one matrix product
+    (:class:`_PatchMatmulConv`, the module docstring says where and why); everything else as ``I3DConv3d``.
+    The same parameters and state dict: ``optimize_for_cpu_training`` turns an ``I3DConv3d`` into one in place."""
+
+    def _matmul_tap(self, input: torch.Tensor) -> int | None:
+        """The temporal tap the matrix product uses for ``input``, or None where it does not apply."""
+        if (
+            input.dim() != 5
+            or input.device.type != "cpu"
+            or not torch.is_grad_enabled()
+            or torch.is_autocast_enabled("cpu")  # bf16 training keeps oneDNN's autocast convolutions
+            or torch.compiler.is_compiling()
+            or torch.jit.is_tracing()
+            or self.padding_mode != "zeros"
+            or self.groups != 1
+            or self.bias is not None
+            or self.dilation[1:] != (1, 1)
+        ):
+            return None
+        kernel_t, stride_t, padding_t = self.kernel_size[0], self.stride[0], self.padding[0]
+        if kernel_t == 1 and stride_t == 1 and padding_t == 0:
+            tap = 0
+        elif centre_tap_only(input.shape[2], kernel_t, stride_t, padding_t, self.dilation[0]):
+            tap = kernel_t // 2
+        else:
+            return None
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size[1:], self.stride[1:], self.padding[1:]
+        map_size = ((input.shape[3] + 2 * ph - kh) // sh + 1) * ((input.shape[4] + 2 * pw - kw) // sw + 1)
+        rows = input.shape[0] * input.shape[2] * map_size
+        if kh == kw == 1 and ph == pw == 0:
+            return tap if rows <= MATMUL_MAX_ROWS_1X1 else None
+        return tap if map_size <= MATMUL_MAX_MAP_KXK and rows <= MATMUL_MAX_ROWS_KXK else None
+
+    def _conv_forward(
+        self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+    ) -> torch.Tensor:
+        tap = self._matmul_tap(input)
+        if tap is None:
+            return super()._conv_forward(input, weight, bias)
+        return _PatchMatmulConv.apply(input, weight, tap, self.stride[1:], self.padding[1:])
+
+
+def optimize_for_cpu_training(model: nn.Module) -> nn.Module:
+    """Make ``model``'s CPU training steps fast without changing what it computes: weights (and so activations) in
+    channels-last 3D, and every ``I3DConv3d`` a :class:`MatmulConv3d` (the same parameters, buffers and state dict
+    keys). In place; returns ``model``. Models without ``I3DConv3d`` layers (the Inception I3D) get the layout only.
+    """
+    model.to(memory_format=torch.channels_last_3d)
+    for module in model.modules():
+        if type(module) is I3DConv3d:
+            module.__class__ = MatmulConv3d
+    return model
+
+
+def _dense_order(tensors: Iterable[torch.Tensor | None]) -> list[int] | None:
+    """The permutation of dimensions under which all the tensors are contiguous views of their memory (they must
+    share strides), or None where that is the identity or does not exist."""
+    tensors = [t for t in tensors if t is not None]
+    first = tensors[0]
+    if first.is_contiguous() or any(
+        t.shape != first.shape or t.stride() != first.stride() for t in tensors[1:]
+    ):
+        return None
+    order = sorted(range(first.dim()), key=lambda d: (-first.stride(d), -first.shape[d]))
+    return order if first.permute(order).is_contiguous() else None
+
+
+class ChannelsLastSGD(torch.optim.SGD):
+    """``torch.optim.SGD`` that hands its kernel each parameter, gradient and momentum buffer as the contiguous view
+    of its memory, so the fused kernel updates channels-last parameters in place instead of through contiguous
+    copies. The update is SGD's, elementwise and bit for bit; state dicts are SGD's."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params, grads, buffers, orders = [], [], [], []
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                if param.grad.is_sparse:
+                    raise RuntimeError("ChannelsLastSGD does not take sparse gradients")
+                buffer = self.state[param].get("momentum_buffer") if group["momentum"] != 0 else None
+                order = _dense_order((param, param.grad, buffer))
+                if order is not None:
+                    params.append(param.permute(order))
+                    grads.append(param.grad.permute(order))
+                    buffers.append(None if buffer is None else buffer.permute(order))
+                else:
+                    params.append(param)
+                    grads.append(param.grad)
+                    buffers.append(buffer)
+                orders.append((param, order))
+            if not params:
+                continue
+            sgd(
+                params,
+                grads,
+                buffers,
+                weight_decay=group["weight_decay"],
+                momentum=group["momentum"],
+                lr=group["lr"],
+                dampening=group["dampening"],
+                nesterov=group["nesterov"],
+                maximize=group["maximize"],
+                has_sparse_grad=False,
+                foreach=group["foreach"],
+                fused=group["fused"],
+                grad_scale=getattr(self, "grad_scale", None),
+                found_inf=getattr(self, "found_inf", None),
+            )
+            if group["momentum"] != 0:
+                for (param, order), buffer in zip(orders, buffers, strict=True):
+                    if order is not None:
+                        buffer = buffer.permute([order.index(d) for d in range(len(order))])
+                    self.state[param]["momentum_buffer"] = buffer
+        return loss

@@ -1,0 +1,208 @@
+"""hf_i3d.cpu_training: the fast CPU training step computes what the plain model and torch's SGD compute.
+
+The convolutions are compared in float64, where another summation order moves results by ~1e-15 relative: in
+float32 the gradients of these randomly initialised networks are ill-conditioned (BatchNorm over two clips on 4x4
+maps), so that the plain model's own float32 gradients are up to 17% away from float64 on some weights, whatever
+the kernel. The optimiser is compared bit for bit.
+"""
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from hf_i3d import I3DConfig, I3DForVideoClassification
+from hf_i3d.cpu_training import ChannelsLastSGD, MatmulConv3d, _PatchMatmulConv, optimize_for_cpu_training
+from hf_i3d.export import ExportableModel
+from hf_i3d.modeling_i3d import I3DConv3d
+
+CL = torch.channels_last_3d
+
+
+def small_r50(**kwargs) -> I3DForVideoClassification:
+    """An I3D-R50 with 8 base channels: the full network's maps and layer kinds at a fraction of the work."""
+    torch.manual_seed(0)
+    return I3DForVideoClassification(I3DConfig(base_channels=8, num_labels=10, **kwargs)).train()
+
+
+def same_layout(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Same memory order (strides of size-1 dimensions do not matter): autograd hands such a gradient over as is."""
+    return a.shape == b.shape and all(a.stride(d) == b.stride(d) for d in range(a.dim()) if a.shape[d] > 1)
+
+
+CLIPS = torch.randn(2, 8, 3, 112, 112, generator=torch.Generator().manual_seed(1))
+LABELS = torch.tensor([3, 7])
+
+
+@pytest.mark.parametrize(
+    "kernel, stride, padding, frames, size, tap",
+    [
+        ((1, 1, 1), (1, 1, 1), (0, 0, 0), 2, (5, 5), 0),  # 1x1x1
+        ((1, 1, 1), (1, 2, 2), (0, 0, 0), 1, (7, 7), 0),  # a strided shortcut
+        ((1, 3, 3), (1, 1, 1), (0, 1, 1), 2, (4, 4), 0),
+        ((1, 3, 3), (1, 2, 2), (0, 1, 1), 1, (7, 7), 0),  # a strided 3x3 (out 4x4)
+        ((1, 3, 3), (1, 1, 1), (0, 1, 1), 1, (3, 5), 0),  # not square
+        ((3, 1, 1), (1, 1, 1), (1, 0, 0), 1, (4, 4), 1),  # inflated, one frame: the centre tap only
+        ((3, 3, 3), (1, 1, 1), (1, 1, 1), 1, (4, 4), 1),
+    ],
+)
+@pytest.mark.parametrize("layout", ["channels_last", "contiguous"])
+@pytest.mark.parametrize("input_grad", [True, False])
+def test_patch_matmul_conv_is_conv3d(kernel, stride, padding, frames, size, tap, layout, input_grad):
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 8, frames, *size, dtype=torch.float64, generator=generator)
+    weight = torch.randn(12, 8, *kernel, dtype=torch.float64, generator=generator)
+    if layout == "channels_last":
+        x, weight = x.contiguous(memory_format=CL), weight.contiguous(memory_format=CL)
+    x.requires_grad_(input_grad)
+    weight.requires_grad_()
+    expected = F.conv3d(x, weight, None, stride, padding)
+    got = _PatchMatmulConv.apply(x, weight, tap, stride[1:], padding[1:])
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+    assert got.is_contiguous(memory_format=CL)  # what the next oneDNN convolution reads without a reorder
+    grad_output = torch.randn(expected.shape, dtype=torch.float64, generator=generator)
+    inputs = (x, weight) if input_grad else (weight,)
+    expected_grads = torch.autograd.grad(expected, inputs, grad_output)
+    got_grads = torch.autograd.grad(got, inputs, grad_output)
+    for got_grad, expected_grad in zip(got_grads, expected_grads, strict=True):
+        torch.testing.assert_close(got_grad, expected_grad, rtol=1e-12, atol=1e-12)
+    assert same_layout(got_grads[-1], weight)  # handed to the parameter without a copy
+
+
+def matmul_layers(model: I3DForVideoClassification, clips: torch.Tensor) -> list[str]:
+    """The convolutions that take the matrix-product path in a training forward of ``clips``."""
+    names = {module: name for name, module in model.named_modules()}
+    taken = []
+    hooks = [
+        module.register_forward_pre_hook(
+            lambda module, args: (
+                taken.append(names[module]) if module._matmul_tap(args[0]) is not None else None
+            )
+        )
+        for module in model.modules()
+        if isinstance(module, MatmulConv3d)
+    ]
+    model(clips, labels=LABELS)
+    for hook in hooks:
+        hook.remove()
+    return taken
+
+
+def test_which_convolutions_take_the_matrix_product():
+    """At 2x8x112x112 (stage 1 at 2x28x28, stages 2-4 at one frame of 14x14, 7x7 and 4x4): every 1x1x1 and
+    one-frame 3x1x1 convolution of stages 2-4 (at most 1568 rows) and stage 4's 3x3 ones (4x4 maps, 32 rows)."""
+    model = optimize_for_cpu_training(small_r50())
+    taken = matmul_layers(model, CLIPS)
+    expected = []
+    for stage, blocks in enumerate(model.config.stage_blocks):
+        for block in range(blocks):
+            prefix = f"i3d.stages.{stage}.layers.{block}"
+            if stage >= 1:
+                expected += [f"{prefix}.conv1.conv", f"{prefix}.conv3.conv"]
+                if stage == 3:
+                    expected.append(f"{prefix}.conv2.conv")
+                if block == 0:
+                    expected.append(f"{prefix}.shortcut.conv")
+    assert sorted(taken) == sorted(expected)
+    with torch.no_grad():  # inference keeps oneDNN
+        assert matmul_layers(model, CLIPS) == []
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # and so does bf16 training (--bf16)
+        assert matmul_layers(model, CLIPS) == []
+
+
+@pytest.mark.parametrize("depth", [50, 34])
+def test_optimized_model_computes_the_plain_loss_and_gradients(depth):
+    plain = small_r50(depth=depth).double()
+    optimized = optimize_for_cpu_training(copy.deepcopy(plain))
+    assert any(isinstance(module, MatmulConv3d) for module in optimized.modules())
+    assert optimized.i3d.stem.conv.conv.weight.is_contiguous(memory_format=CL)
+    # the same state dict: same keys, same values
+    plain_state, optimized_state = plain.state_dict(), optimized.state_dict()
+    assert list(plain_state) == list(optimized_state)
+    assert all(torch.equal(plain_state[key], optimized_state[key]) for key in plain_state)
+    losses = []
+    for model in (plain, optimized):
+        torch.manual_seed(3)  # the same dropout mask
+        loss = model(CLIPS.double(), labels=LABELS).loss
+        loss.backward()
+        losses.append(loss)
+    torch.testing.assert_close(losses[1], losses[0], rtol=1e-12, atol=0)
+    for (name, plain_param), optimized_param in zip(
+        plain.named_parameters(), optimized.parameters(), strict=True
+    ):
+        torch.testing.assert_close(optimized_param.grad, plain_param.grad, rtol=1e-9, atol=1e-12, msg=name)
+        assert same_layout(optimized_param.grad, optimized_param), name
+    for (
+        key,
+        value,
+    ) in optimized.state_dict().items():  # BatchNorm's running statistics, from the same activations
+        torch.testing.assert_close(value, plain.state_dict()[key], rtol=1e-12, atol=1e-12, msg=key)
+
+
+def test_optimized_model_evaluates_and_saves_as_the_plain_model(tmp_path):
+    plain = small_r50()
+    optimized = optimize_for_cpu_training(copy.deepcopy(plain))
+    plain.eval(), optimized.eval()
+    with torch.no_grad():  # the eval fast path, built from the optimized model's modules
+        torch.testing.assert_close(optimized(CLIPS).logits, plain(CLIPS).logits, rtol=1e-4, atol=1e-5)
+    optimized.save_pretrained(tmp_path)
+    reloaded = I3DForVideoClassification.from_pretrained(tmp_path)
+    assert not any(isinstance(module, MatmulConv3d) for module in reloaded.modules())
+    assert all(torch.equal(a, b) for a, b in zip(reloaded.state_dict().values(), plain.state_dict().values()))
+    # the export sees plain convolutions
+    exported = ExportableModel(optimized)
+    assert not any(isinstance(module, I3DConv3d) for module in exported.modules())
+
+
+def sgd_pair(model, **options):
+    """The same (channels-last) parameters under torch's SGD and ours, with the same options."""
+    reference_model = copy.deepcopy(model)
+    reference = torch.optim.SGD(reference_model.parameters(), **options)
+    ours = ChannelsLastSGD(model.parameters(), **options)
+    return reference_model, reference, ours
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(lr=0.01, momentum=0.9, weight_decay=1e-4, fused=True),  # the recipe, as the Trainer creates it
+        dict(lr=0.01, momentum=0.9, weight_decay=1e-4, foreach=True),
+        dict(lr=0.01, momentum=0.9, weight_decay=1e-4, foreach=False),
+        dict(lr=0.05, momentum=0.9, nesterov=True, fused=True),
+        dict(lr=0.05, momentum=0.0, fused=True),
+    ],
+)
+def test_channels_last_sgd_is_sgd_bit_for_bit(options):
+    model = small_r50().to(memory_format=CL)
+    model.classifier.weight.requires_grad_(False)  # a parameter without a gradient is left alone
+    reference_model, reference, ours = sgd_pair(model, **options)
+    generator = torch.Generator().manual_seed(0)
+
+    def step(steps: int, optimizer: ChannelsLastSGD) -> None:
+        for _ in range(steps):
+            for reference_param, param in zip(reference_model.parameters(), model.parameters(), strict=True):
+                if param.requires_grad:
+                    grad = torch.randn(param.shape, generator=generator).contiguous(
+                        memory_format=CL if param.dim() == 5 else torch.contiguous_format
+                    )
+                    reference_param.grad, param.grad = grad.clone(), grad.clone()
+            reference.step()
+            optimizer.step()
+
+    step(3, ours)
+    for reference_param, param in zip(reference_model.parameters(), model.parameters(), strict=True):
+        assert torch.equal(param, reference_param)
+        assert same_layout(param, reference_param)
+        if options["momentum"]:
+            buffer = ours.state[param].get("momentum_buffer")
+            if param.requires_grad:
+                assert torch.equal(buffer, reference.state[reference_param]["momentum_buffer"])
+                assert same_layout(buffer, param)  # kept in the parameter's layout
+    # a resumed optimiser (state dict saved and loaded, as the Trainer's checkpoints do) goes on the same way
+    resumed = ChannelsLastSGD(model.parameters(), **options)
+    resumed.load_state_dict(copy.deepcopy(ours.state_dict()))
+    step(2, resumed)
+    for reference_param, param in zip(reference_model.parameters(), model.parameters(), strict=True):
+        assert torch.equal(param, reference_param)
