@@ -68,7 +68,8 @@ def test_patch_matmul_conv_is_conv3d(kernel, stride, padding, frames, size, tap,
     got_grads = torch.autograd.grad(got, inputs, grad_output)
     for got_grad, expected_grad in zip(got_grads, expected_grads, strict=True):
         torch.testing.assert_close(got_grad, expected_grad, rtol=1e-12, atol=1e-12)
-    assert same_layout(got_grads[-1], weight)  # handed to the parameter without a copy
+    if layout == "channels_last":  # handed to the parameter without a copy
+        assert same_layout(got_grads[-1], weight)
 
 
 def matmul_layers(model: I3DForVideoClassification, clips: torch.Tensor) -> list[str]:

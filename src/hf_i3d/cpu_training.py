@@ -57,8 +57,8 @@ class _PatchMatmulConv(torch.autograd.Function):
     ``x`` is ``(N, C, T, H, W)``; the patches are gathered in channels-last order ``(N, T, Ho, Wo, kh, kw, C)`` so
     a channels-last input is read without a reorder and the output comes back channels-last. ``tap`` is the one
     temporal tap used: 0 for a ``(1, kh, kw)`` kernel, the centre tap where ``centre_tap_only`` holds. The weight
-    gradient is written into a tensor laid out like ``weight`` (zero at the unused taps), so autograd hands it to
-    the parameter without a copy.
+    gradient comes back in channels-last order (zero at the unused taps), so autograd hands it to a channels-last
+    parameter without a copy.
     """
 
     @staticmethod
@@ -92,11 +92,15 @@ class _PatchMatmulConv(torch.autograd.Function):
         grad_rows = grad_output.permute(0, 2, 3, 4, 1).reshape(-1, kernel.shape[0])
         grad_x = grad_weight = None
         if ctx.needs_input_grad[1]:
-            grad_kernel = torch.mm(grad_rows.t(), patches).view(-1, kh, kw, c).permute(0, 3, 1, 2)
-            grad_weight = torch.empty_like(weight)  # keeps the parameter's layout
-            if weight.shape[2] > 1:
-                grad_weight.zero_()
-            grad_weight[:, :, tap] = grad_kernel
+            out_channels = kernel.shape[0]
+            grad_kernel = torch.mm(
+                grad_rows.t(), patches
+            )  # (C_out, kh * kw * C_in), columns in (kh, kw, C_in) order
+            if weight.shape[2] == 1:  # as (C_out, C_in, 1, kh, kw) this has channels-last strides
+                grad_weight = grad_kernel.view(out_channels, 1, kh, kw, c).permute(0, 4, 1, 2, 3)
+            else:
+                grad_weight = torch.zeros_like(weight)  # in the parameter's layout
+                grad_weight[:, :, tap] = grad_kernel.view(out_channels, kh, kw, c).permute(0, 3, 1, 2)
         if ctx.needs_input_grad[0]:
             grad_patches = torch.mm(grad_rows, kernel)
             if kh == kw == sh == sw == 1 and ph == pw == 0:
