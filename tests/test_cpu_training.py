@@ -7,10 +7,15 @@ the kernel. The optimiser is compared bit for bit.
 """
 
 import copy
+import os
+import socket
 
 import pytest
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 
 from hf_i3d import I3DConfig, I3DForVideoClassification
 from hf_i3d.cpu_training import ChannelsLastSGD, MatmulConv3d, _PatchMatmulConv, optimize_for_cpu_training
@@ -207,3 +212,41 @@ def test_channels_last_sgd_is_sgd_bit_for_bit(options):
     step(2, resumed)
     for reference_param, param in zip(reference_model.parameters(), model.parameters(), strict=True):
         assert torch.equal(param, reference_param)
+
+
+def _ddp_rank(rank: int, port: int, state: dict, folder: str) -> None:
+    """One of two gloo ranks: the optimized model under DDP, one backward of its own clip."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    try:
+        model = small_r50().double()
+        model.load_state_dict(state)
+        ddp = DistributedDataParallel(optimize_for_cpu_training(model))
+        torch.manual_seed(3)
+        ddp(CLIPS[rank : rank + 1].double(), labels=LABELS[rank : rank + 1]).loss.backward()
+        torch.save({name: param.grad for name, param in model.named_parameters()}, f"{folder}/{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_optimized_model_under_ddp_averages_the_plain_gradients(tmp_path):
+    """Two DDP ranks (gloo, as ``accelerate launch`` on CPUs) of the optimized model: every rank ends with the mean
+    of the plain model's gradients on each rank's clip (the matrix-product gradients go through DDP's buckets)."""
+    plain = small_r50().double()
+    expected = {name: torch.zeros_like(param) for name, param in plain.named_parameters()}
+    for rank in range(2):
+        plain.zero_grad()
+        torch.manual_seed(3)
+        plain(CLIPS[rank : rank + 1].double(), labels=LABELS[rank : rank + 1]).loss.backward()
+        for name, param in plain.named_parameters():
+            expected[name] += param.grad / 2
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mp.spawn(_ddp_rank, args=(port, small_r50().double().state_dict(), str(tmp_path)), nprocs=2)
+    for rank in range(2):
+        grads = torch.load(tmp_path / f"{rank}.pt", weights_only=True)
+        for name, grad in grads.items():
+            torch.testing.assert_close(
+                grad, expected[name], rtol=1e-9, atol=1e-12, msg=f"rank {rank}: {name}"
+            )

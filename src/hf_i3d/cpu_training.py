@@ -2,10 +2,11 @@
 an SGD whose fused kernel updates channels-last parameters in place.
 
 ``optimize_for_cpu_training(model)`` is what ``examples/run_video_classification.py`` does on CPU
-(``--optimize_cpu_training``, on by default); ``ChannelsLastSGD`` is the optimiser ``hf_i3d.training.VideoClassificationTrainer`` creates. Both
-compute what the plain model and ``torch.optim.SGD`` compute: the convolutions up to float rounding (another
-summation order), the optimiser bit for bit. Why each part pays (profiles of the 2x8x112x112 step on 2 AVX2 cores,
-``benchmarks/RESULTS.md``):
+(``--optimize_cpu_training``, on by default); ``ChannelsLastSGD`` is the optimiser that
+``hf_i3d.training.VideoClassificationTrainer`` creates. Both compute what the plain model and ``torch.optim.SGD``
+compute: the convolutions up to float rounding (another summation order), the optimiser bit for bit. Why each part
+pays (profiles of the I3D-R50's 2x8x112x112 step on 2 AVX2 cores, ``benchmarks/RESULTS.md``; together 1.08-1.10x
+the channels-last step):
 
 * Channels-last 3D weights and activations are oneDNN's own layout: no reorder of activations around each
   convolution and its gradients (about 5%).
@@ -13,7 +14,7 @@ summation order), the optimiser bit for bit. Why each part pays (profiles of the
   parameter's (5 ms for a 512x512x1x3x3 kernel, more than its backward computes on a 4x4 map), and every call
   carries a fixed cost that dominates on the last stages' maps (4x4 and 7x7 at 112x112 input, 32-98 rows per batch
   of two clips). ``MatmulConv3d`` runs those convolutions as one matrix product over the ``(rows, kh * kw * C_in)``
-  patches of a channels-last input (``_PatchMatmulConv``; its backward writes the weight gradient straight into the
+  patches of a channels-last input (``_PatchMatmulConv``; its backward returns the weight gradient in the
   parameter's layout): 1x1x1 kernels up to ``MATMUL_MAX_ROWS_1X1`` output rows, larger ones on output maps of at
   most ``MATMUL_MAX_MAP_KXK`` positions and ``MATMUL_MAX_ROWS_KXK`` rows, where it measured faster per layer
   (``benchmarks/bench_cpu_training.py``). Elsewhere oneDNN's direct kernels are faster and stay.
@@ -39,8 +40,9 @@ from torch.optim.sgd import sgd
 from .modeling_i3d import I3DConv3d, centre_tap_only
 
 # Where the matrix-product path measured faster than oneDNN per layer, forward and backward (2 AVX2 cores, torch
-# 2.14; benchmarks/bench_cpu_training.py): 1x1x1 kernels up to ~1600 output rows (1.03-1.08x), kh x kw kernels on
-# 4x4 output maps (1.26-1.31x up to 128 rows, 0.94x at 512); kh x kw kernels on 7x7 and larger maps lose (0.8-0.95x).
+# 2.14; benchmarks/bench_cpu_training.py, RESULTS.md 2026-12-02 session 9): 1x1x1 kernels up to 1568 output rows
+# (1.08-1.40x; 0.98x at 6272), kh x kw kernels on 4x4 output maps (1.24-1.49x up to 128 rows, 0.95x at 512); kh x kw
+# kernels on 7x7 and larger output maps lose (0.53-0.96x, but for a strided 14x14 -> 7x7 one at 1.14x).
 MATMUL_MAX_ROWS_1X1 = 2048
 MATMUL_MAX_ROWS_KXK = 256
 MATMUL_MAX_MAP_KXK = 16
@@ -134,6 +136,7 @@ class MatmulConv3d(I3DConv3d):
             or not torch.is_grad_enabled()
             or torch.is_autocast_enabled("cpu")  # bf16 training keeps oneDNN's autocast convolutions
             or torch.compiler.is_compiling()
+            or torch.compiler.is_exporting()
             or torch.jit.is_tracing()
             or self.padding_mode != "zeros"
             or self.groups != 1
