@@ -193,7 +193,7 @@ class RecipeArguments:
         metadata={
             "help": "On CPU, run hf_i3d.cpu_training.optimize_for_cpu_training on the model: weights and activations "
             "in channels-last 3D (oneDNN's own layout) and the last stages' small-map convolutions as matrix "
-            "products: the step 1.26-1.29x mmaction2's, against 1.12-1.19x with channels-last alone "
+            "products: the step 1.25-1.29x mmaction2's, against 1.12-1.19x with channels-last alone "
             "(benchmarks/RESULTS.md); the same arithmetic up to float rounding and the same state dict. --optimize_cpu_training False trains the plain model."
         },
     )
