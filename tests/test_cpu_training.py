@@ -21,14 +21,16 @@ from hf_i3d import I3DConfig, I3DForVideoClassification
 from hf_i3d.cpu_training import ChannelsLastSGD, MatmulConv3d, _PatchMatmulConv, optimize_for_cpu_training
 from hf_i3d.export import ExportableModel
 from hf_i3d.modeling_i3d import I3DConv3d
+from hf_i3d.zoo import ZOO
 
 CL = torch.channels_last_3d
 
 
-def small_r50(**kwargs) -> I3DForVideoClassification:
-    """An I3D-R50 with 8 base channels: the full network's maps and layer kinds at a fraction of the work."""
+def small_r50(**config) -> I3DForVideoClassification:
+    """An I3D-R50 (or the zoo ``config``) with 8 base channels: the full network's maps and layer kinds at a fraction
+    of the work."""
     torch.manual_seed(0)
-    return I3DForVideoClassification(I3DConfig(base_channels=8, num_labels=10, **kwargs)).train()
+    return I3DForVideoClassification(I3DConfig(**{**config, "base_channels": 8}, num_labels=10)).train()
 
 
 def same_layout(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -118,9 +120,19 @@ def test_which_convolutions_take_the_matrix_product():
         assert matmul_layers(model, CLIPS) == []
 
 
-@pytest.mark.parametrize("depth", [50, 34])
-def test_optimized_model_computes_the_plain_loss_and_gradients(depth):
-    plain = small_r50(depth=depth).double()
+@pytest.mark.parametrize(
+    "zoo_name",
+    [
+        "i3d-r50-kinetics400",
+        "i3d-r34-kinetics400",  # basic blocks
+        "i3d-r50-heavy",  # 3x3x3 kernels: the centre 3x3 tap on one frame
+        "i3d-r50-nl-embedded-gaussian-kinetics400",  # non-local blocks (their 1x1x1 convolutions have a bias)
+    ],
+)
+def test_optimized_model_computes_the_plain_loss_and_gradients(zoo_name):
+    """Every kind of ResNet3d in the zoo, 8 base channels. Some gradients are exact zeros in exact arithmetic
+    (a non-local block's last BatchNorm bias): there both sides are rounding noise, hence ``atol``."""
+    plain = small_r50(**ZOO[zoo_name].config).double()
     optimized = optimize_for_cpu_training(copy.deepcopy(plain))
     assert any(isinstance(module, MatmulConv3d) for module in optimized.modules())
     assert optimized.i3d.stem.conv.conv.weight.is_contiguous(memory_format=CL)
