@@ -199,6 +199,8 @@ class ChannelsLastSGD(torch.optim.SGD):
 
     @torch.no_grad()
     def step(self, closure=None):
+        if any(group["differentiable"] for group in self.param_groups):
+            return super().step(closure)  # autograd through the update: torch's own step
         loss = None
         if closure is not None:
             with torch.enable_grad():
