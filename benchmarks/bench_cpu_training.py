@@ -21,13 +21,17 @@ import argparse
 import copy
 import json
 import statistics
-import time
+import sys
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from hf_i3d import I3DConfig, I3DForVideoClassification
 from hf_i3d.cpu_training import ChannelsLastSGD, MatmulConv3d, _PatchMatmulConv, optimize_for_cpu_training
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import time_alternately  # noqa: E402
 
 CL = torch.channels_last_3d
 SGD_ARGS = dict(lr=0.01, momentum=0.9, weight_decay=1e-4, fused=True)
@@ -53,18 +57,6 @@ LAYERS = [
 ]
 
 
-def time_alternately(calls: dict, repeats: int) -> dict[str, list[float]]:
-    """Each call timed ``repeats`` times, the calls interleaved (one warm-up round first)."""
-    times: dict[str, list[float]] = {name: [] for name in calls}
-    for round_index in range(repeats + 1):
-        for name, call in calls.items():
-            start = time.perf_counter()
-            call()
-            if round_index:
-                times[name].append(time.perf_counter() - start)
-    return times
-
-
 def bench_layer(batch, frames, c_in, c_out, kernel, stride, size, repeats) -> dict:
     x = torch.randn(batch, c_in, frames, size, size).contiguous(memory_format=CL).requires_grad_()
     weight = torch.randn(c_out, c_in, 1, kernel, kernel).contiguous(memory_format=CL).requires_grad_()
@@ -79,7 +71,7 @@ def bench_layer(batch, frames, c_in, c_out, kernel, stride, size, repeats) -> di
         _PatchMatmulConv.apply(x, weight, 0, (stride, stride), (padding, padding)).backward(grad_output)
         x.grad = weight.grad = None
 
-    times = time_alternately({"onednn": onednn, "matmul": matmul}, repeats)
+    times = time_alternately({"onednn": onednn, "matmul": matmul}, repeats, warmup_rounds=1)
     conv = MatmulConv3d(
         c_in, c_out, (1, kernel, kernel), (1, stride, stride), (0, padding, padding), bias=False
     )
@@ -115,7 +107,7 @@ def bench_step(repeats: int) -> dict:
 
         step()
         calls[name] = step
-    times = time_alternately(calls, repeats)
+    times = time_alternately(calls, repeats, warmup_rounds=1)
     medians = {name: statistics.median(values) for name, values in times.items()}
     return {
         "median_s": medians,

@@ -23,13 +23,16 @@ import argparse
 import statistics
 import subprocess
 import sys
-import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from hf_i3d import I3DConfig, I3DForVideoClassification, InceptionI3DConfig, InceptionI3DModel, inference
 from hf_i3d.inference import FoldedConv3d, optimize_for_inference
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import time_alternately  # noqa: E402
 
 # (batch, C_in, C_out, frames, height, width, temporal taps), count in the model
 LAYERS = {
@@ -91,16 +94,9 @@ def bench_layer(shape: tuple[int, ...], repeats: int) -> dict:
     winograd = FoldedConv3d(*args, relu=True, winograd=True)
     use = winograd._winograd_applies(x, weight, [taps // 2, 1, 1])
     winograd._winograd_applies = lambda *_: True  # measure it where the rule would not pick it too
-    times = {"direct": [], "winograd": []}
     with torch.inference_mode():
         outputs = {"direct": direct(x), "winograd": winograd(x)}  # warm-up: packing, transformed weights
-        for round_ in range(repeats):
-            order = ("direct", "winograd") if round_ % 2 == 0 else ("winograd", "direct")
-            for name in order:
-                layer = direct if name == "direct" else winograd
-                start = time.perf_counter()
-                layer(x)
-                times[name].append(time.perf_counter() - start)
+        times = time_alternately({"direct": lambda: direct(x), "winograd": lambda: winograd(x)}, repeats)
         reference = F.relu(F.conv3d(x.double(), weight.double(), bias.double(), padding=(taps // 2, 1, 1)))
     scale = float(reference.abs().max())
     return {
@@ -128,6 +124,16 @@ MODELS = {
 }
 
 
+def _forward_at(model: torch.nn.Module, x: torch.Tensor, min_macs: float):
+    """A call of ``model(x)`` with ``WINOGRAD_MIN_MACS`` at ``min_macs``."""
+
+    def call():
+        inference.WINOGRAD_MIN_MACS = min_macs
+        model(x)
+
+    return call
+
+
 def bench_models(repeats: int, compare_min_macs: int) -> None:
     """Median forward time of each fast model with ``WINOGRAD_MIN_MACS`` at its value and at ``compare_min_macs``."""
     current = inference.WINOGRAD_MIN_MACS
@@ -137,18 +143,14 @@ def bench_models(repeats: int, compare_min_macs: int) -> None:
         torch.manual_seed(0)
         model = optimize_for_inference(factory().eval(), example_shape=(1, *shape[1:]))
         x = torch.randn(shape)
-        times = {current: [], compare_min_macs: []}
-        with torch.inference_mode():
-            for round_ in range(repeats + 1):
-                order = (current, compare_min_macs) if round_ % 2 == 0 else (compare_min_macs, current)
-                for value in order:
-                    inference.WINOGRAD_MIN_MACS = value
-                    start = time.perf_counter()
-                    model(x)
-                    if round_:  # the first round warms both up
-                        times[value].append(time.perf_counter() - start)
+        with torch.inference_mode():  # the first round warms both up
+            times = time_alternately(
+                {"now": _forward_at(model, x, current), "before": _forward_at(model, x, compare_min_macs)},
+                repeats,
+                warmup_rounds=1,
+            )
         inference.WINOGRAD_MIN_MACS = current
-        now, before = statistics.median(times[current]), statistics.median(times[compare_min_macs])
+        now, before = statistics.median(times["now"]), statistics.median(times["before"])
         print(f"| {name} | {now:.3f} | {before:.3f} | {now / before:.3f} |", flush=True)
 
 
