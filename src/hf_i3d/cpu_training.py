@@ -91,13 +91,12 @@ class _PatchMatmulConv(torch.autograd.Function):
     def backward(ctx, grad_output):
         patches, kernel, weight = ctx.saved_tensors
         n, c, t, h, w, ho, wo, kh, kw, sh, sw, ph, pw, tap = ctx.geometry
-        grad_rows = grad_output.permute(0, 2, 3, 4, 1).reshape(-1, kernel.shape[0])
+        out_channels = kernel.shape[0]
+        grad_rows = grad_output.permute(0, 2, 3, 4, 1).reshape(-1, out_channels)
         grad_x = grad_weight = None
         if ctx.needs_input_grad[1]:
-            out_channels = kernel.shape[0]
-            grad_kernel = torch.mm(
-                grad_rows.t(), patches
-            )  # (C_out, kh * kw * C_in), columns in (kh, kw, C_in) order
+            # (C_out, kh * kw * C_in), columns in (kh, kw, C_in) order
+            grad_kernel = torch.mm(grad_rows.t(), patches)
             if weight.shape[2] == 1:  # as (C_out, C_in, 1, kh, kw) this has channels-last strides
                 grad_weight = grad_kernel.view(out_channels, 1, kh, kw, c).permute(0, 4, 1, 2, 3)
             else:
