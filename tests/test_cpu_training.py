@@ -8,13 +8,13 @@ the kernel. The optimiser is compared bit for bit.
 
 import copy
 import os
-import socket
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
+from _ports import free_port
 from torch.nn.parallel import DistributedDataParallel
 
 from hf_i3d import I3DConfig, I3DForVideoClassification
@@ -252,10 +252,7 @@ def test_optimized_model_under_ddp_averages_the_plain_gradients(tmp_path):
         plain(CLIPS[rank : rank + 1].double(), labels=LABELS[rank : rank + 1]).loss.backward()
         for name, param in plain.named_parameters():
             expected[name] += param.grad / 2
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    mp.spawn(_ddp_rank, args=(port, small_r50().double().state_dict(), str(tmp_path)), nprocs=2)
+    mp.spawn(_ddp_rank, args=(free_port(), small_r50().double().state_dict(), str(tmp_path)), nprocs=2)
     for rank in range(2):
         grads = torch.load(tmp_path / f"{rank}.pt", weights_only=True)
         for name, grad in grads.items():

@@ -9,7 +9,6 @@ one clip per distinct video (identical videos have identical embeddings, so the 
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import warnings
@@ -20,6 +19,7 @@ import pytest
 import scipy.linalg
 import torch
 import torch.nn.functional as F
+from _ports import free_port
 
 from hf_i3d import fvd
 from hf_i3d.cli import main as cli_main
@@ -550,12 +550,6 @@ def test_cli_errors_are_one_line(argv, message, small_fvd, tmp_path, capsys, mon
     assert captured.err.strip() == message and captured.out == ""
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_two_processes_under_accelerate_give_the_one_process_fvd(small_sets, small_fvd, tmp_path):
     """``accelerate launch --num_processes 2 -m hf_i3d.cli fvd``: batches of one video, so each gloo rank embeds
     one real and one generated video, and the merged statistics give the FVD of one process with batches of two."""
@@ -564,7 +558,7 @@ def test_two_processes_under_accelerate_give_the_one_process_fvd(small_sets, sma
     command = [
         sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-        "--main_process_port", str(_free_port()), "-m", "hf_i3d.cli", "fvd", str(folder / "real.npy"),
+        "--main_process_port", str(free_port()), "-m", "hf_i3d.cli", "fvd", str(folder / "real.npy"),
         str(folder / "fake.npy"), "--json", "--batch-size", "1", "--device", "cpu", "--quiet",
         "--save-stats", str(tmp_path / "real_stats.npz"),
     ]  # fmt: skip

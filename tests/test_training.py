@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _ports import free_port
 from _synthetic import CLASSES, write_moving_square_dataset
 from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
@@ -291,12 +291,6 @@ def test_killed_and_resumed_run_ends_like_an_uninterrupted_one(synthetic, tmp_pa
     assert accuracy_keys(metrics_resumed) == pytest.approx(accuracy_keys(metrics_straight), abs=1e-6)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_two_process_training_with_accelerate_launch(synthetic, tmp_path):
     """``accelerate launch --multi_gpu --num_processes 2`` on a CPU gives two gloo ranks (DDP): each trains on half
     of every batch (here in bfloat16 autocast with activation checkpointing), and both report the same gathered
@@ -305,7 +299,7 @@ def test_two_process_training_with_accelerate_launch(synthetic, tmp_path):
     launcher = [
         sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-        "--main_process_port", str(_free_port()),
+        "--main_process_port", str(free_port()),
     ]  # fmt: skip
     result = run_example(
         script_args(
