@@ -6,7 +6,7 @@
 Layers: one convolution's forward and backward (input and weight gradients) on channels-last tensors, as oneDNN runs
 it (``F.conv3d``, with its copy of the weight gradient into the parameter's layout) and as the matrix product
 (``_PatchMatmulConv``), alternately in one process; ``ratio`` is oneDNN's median over the matrix product's (above 1:
-the matrix product is faster), ``rule`` whether ``MatmulConv3d`` picks it there. The shapes are the I3D-R50's
+the matrix product is faster), ``rule`` whether ``CPUTrainingConv3d`` picks it there. The shapes are the I3D-R50's
 stages 2-4 at batches 2x8x112 (rows = batch x frames x output positions), 8x8x112 and 8x32x112 (stage 1 too).
 
 Step: the I3D-R50 (random weights, 400 classes) on a 2x8x112x112 batch, forward, backward and an SGD step (momentum
@@ -28,7 +28,12 @@ import torch
 import torch.nn.functional as F
 
 from hf_i3d import I3DConfig, I3DForVideoClassification
-from hf_i3d.cpu_training import ChannelsLastSGD, MatmulConv3d, _PatchMatmulConv, optimize_for_cpu_training
+from hf_i3d.cpu_training import (
+    ChannelsLastSGD,
+    CPUTrainingConv3d,
+    _PatchMatmulConv,
+    optimize_for_cpu_training,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import time_alternately  # noqa: E402
@@ -72,7 +77,7 @@ def bench_layer(batch, frames, c_in, c_out, kernel, stride, size, repeats) -> di
         x.grad = weight.grad = None
 
     times = time_alternately({"onednn": onednn, "matmul": matmul}, repeats, warmup_rounds=1)
-    conv = MatmulConv3d(
+    conv = CPUTrainingConv3d(
         c_in, c_out, (1, kernel, kernel), (1, stride, stride), (0, padding, padding), bias=False
     )
     out_size = (size + 2 * padding - kernel) // stride + 1

@@ -13,11 +13,15 @@ the channels-last step):
 * In that layout every oneDNN weight gradient comes back in PyTorch's default layout and is copied into the
   parameter's (5 ms for a 512x512x1x3x3 kernel, more than its backward computes on a 4x4 map), and every call
   carries a fixed cost that dominates on the last stages' maps (4x4 and 7x7 at 112x112 input, 32-98 rows per batch
-  of two clips). ``MatmulConv3d`` runs those convolutions as one matrix product over the ``(rows, kh * kw * C_in)``
+  of two clips). ``CPUTrainingConv3d`` runs those convolutions as one matrix product over the ``(rows, kh * kw * C_in)``
   patches of a channels-last input (``_PatchMatmulConv``; its backward returns the weight gradient in the
   parameter's layout): 1x1x1 kernels up to ``MATMUL_MAX_ROWS_1X1`` output rows, larger ones on output maps of at
   most ``MATMUL_MAX_MAP_KXK`` positions and ``MATMUL_MAX_ROWS_KXK`` rows, where it measured faster per layer
   (``benchmarks/bench_cpu_training.py``). Elsewhere oneDNN's direct kernels are faster and stay.
+* oneDNN's forward kernel for a 3-channel input is faster in PyTorch's default layout than in channels-last (the
+  stem: 27-30 vs 41-44 ms at 2x8x112x112, about 2.5% of the step): ``CPUTrainingConv3d`` runs an RGB-input
+  convolution's forward there (``_PlainForwardConv``) and hands its output on in channels-last; its weight gradient
+  is computed in channels-last as before.
 * ``torch.optim.SGD(fused=True)`` copies every parameter that is not contiguous in the default layout (all
   channels-last kernels larger than 1x1x1) to a contiguous tensor and back, with its gradient and momentum, on
   every step; ``ChannelsLastSGD`` hands the kernel the contiguous view of each tensor's memory instead (a
@@ -46,6 +50,10 @@ from .modeling_i3d import I3DConv3d, centre_tap_only
 MATMUL_MAX_ROWS_1X1 = 2048
 MATMUL_MAX_ROWS_KXK = 256
 MATMUL_MAX_MAP_KXK = 16
+# oneDNN's forward kernel for an RGB input (3 channels) is faster in PyTorch's default layout than in channels-last:
+# 27-30 vs 41-44 ms for the I3D-R50 stem at 2x8x112x112 (its weight gradient is as fast in channels-last); RESULTS.md
+# 2026-12-02 session 10
+PLAIN_FORWARD_MAX_IN_CHANNELS = 4
 
 
 def _patch_slices(start: int, size_out: int, stride: int) -> slice:
@@ -122,26 +130,77 @@ class _PatchMatmulConv(torch.autograd.Function):
         return grad_x, grad_weight, None, None, None
 
 
-class MatmulConv3d(I3DConv3d):
-    """``I3DConv3d`` that runs small-map convolutions of a CPU training step as one matrix product
-    (:class:`_PatchMatmulConv`, the module docstring says where and why); everything else as ``I3DConv3d``.
-    The same parameters and state dict: ``optimize_for_cpu_training`` turns an ``I3DConv3d`` into one in place."""
+class _PlainForwardConv(torch.autograd.Function):
+    """``conv3d(x, weight)`` (no bias) whose forward runs in PyTorch's default layout and returns channels-last, for
+    a channels-last network whose first convolution reads an RGB input (``PLAIN_FORWARD_MAX_IN_CHANNELS``). The
+    backward is autograd's own for ``conv3d`` (``convolution_backward``, channels-last like the weight), its weight
+    gradient in the parameter's layout."""
+
+    @staticmethod
+    def forward(ctx, x, weight, stride, padding, dilation):
+        out = F.conv3d(x.contiguous(), weight.contiguous(), None, stride, padding, dilation)
+        ctx.save_for_backward(x, weight)
+        ctx.geometry = (stride, padding, dilation)
+        return out.contiguous(memory_format=torch.channels_last_3d)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, weight = ctx.saved_tensors
+        stride, padding, dilation = ctx.geometry
+        grad_x, grad_weight, _ = torch.ops.aten.convolution_backward(
+            grad_output,
+            x,
+            weight,
+            None,
+            stride,
+            padding,
+            dilation,
+            False,
+            [0, 0, 0],
+            1,
+            [ctx.needs_input_grad[0], ctx.needs_input_grad[1], False],
+        )
+        if grad_weight is not None and grad_weight.stride() != weight.stride():
+            # oneDNN (float32) returns the weight's layout; the reference kernels (float64) the default one
+            grad_weight = torch.empty_like(weight).copy_(grad_weight)
+        return grad_x, grad_weight, None, None, None
+
+
+class CPUTrainingConv3d(I3DConv3d):
+    """``I3DConv3d`` whose CPU training steps take the faster kernels (the module docstring says where and why):
+    small-map convolutions as one matrix product (:class:`_PatchMatmulConv`), an RGB-input convolution's forward in
+    the default layout (:class:`_PlainForwardConv`); everything else as ``I3DConv3d``. The same parameters and state
+    dict: ``optimize_for_cpu_training`` turns an ``I3DConv3d`` into one in place."""
+
+    def _training_step_on_cpu(self, input: torch.Tensor) -> bool:
+        """Whether this call is a CPU training step that the fast paths may take: autograd recording, no autocast
+        (``--bf16`` keeps oneDNN's bfloat16 convolutions), not traced, compiled or exported (those see the plain
+        convolution), and a convolution both paths cover."""
+        return (
+            input.dim() == 5
+            and input.device.type == "cpu"
+            and torch.is_grad_enabled()
+            and not torch.is_autocast_enabled("cpu")
+            and not torch.compiler.is_compiling()
+            and not torch.compiler.is_exporting()
+            and not torch.jit.is_tracing()
+            and self.padding_mode == "zeros"
+            and self.groups == 1
+            and self.bias is None
+        )
+
+    def _plain_forward_applies(self, input: torch.Tensor) -> bool:
+        """Whether this call reads an RGB input with a channels-last weight (the stem of an optimised model)."""
+        return (
+            self.in_channels <= PLAIN_FORWARD_MAX_IN_CHANNELS
+            and self.weight.is_contiguous(memory_format=torch.channels_last_3d)
+            and not self.weight.is_contiguous()
+            and self._training_step_on_cpu(input)
+        )
 
     def _matmul_tap(self, input: torch.Tensor) -> int | None:
         """The temporal tap the matrix product uses for ``input``, or None where it does not apply."""
-        if (
-            input.dim() != 5
-            or input.device.type != "cpu"
-            or not torch.is_grad_enabled()
-            or torch.is_autocast_enabled("cpu")  # bf16 training keeps oneDNN's autocast convolutions
-            or torch.compiler.is_compiling()
-            or torch.compiler.is_exporting()
-            or torch.jit.is_tracing()
-            or self.padding_mode != "zeros"
-            or self.groups != 1
-            or self.bias is not None
-            or self.dilation[1:] != (1, 1)
-        ):
+        if not self._training_step_on_cpu(input) or self.dilation[1:] != (1, 1):
             return None
         kernel_t, stride_t, padding_t = self.kernel_size[0], self.stride[0], self.padding[0]
         if kernel_t == 1 and stride_t == 1 and padding_t == 0:
@@ -160,6 +219,8 @@ class MatmulConv3d(I3DConv3d):
     def _conv_forward(
         self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     ) -> torch.Tensor:
+        if self._plain_forward_applies(input):
+            return _PlainForwardConv.apply(input, weight, self.stride, self.padding, self.dilation)
         tap = self._matmul_tap(input)
         if tap is None:
             return super()._conv_forward(input, weight, bias)
@@ -168,13 +229,13 @@ class MatmulConv3d(I3DConv3d):
 
 def optimize_for_cpu_training(model: nn.Module) -> nn.Module:
     """Make ``model``'s CPU training steps fast without changing what it computes: weights (and so activations) in
-    channels-last 3D, and every ``I3DConv3d`` a :class:`MatmulConv3d` (the same parameters, buffers and state dict
+    channels-last 3D, and every ``I3DConv3d`` a :class:`CPUTrainingConv3d` (the same parameters, buffers and state dict
     keys). In place; returns ``model``. Models without ``I3DConv3d`` layers (the Inception I3D) get the layout only.
     """
     model.to(memory_format=torch.channels_last_3d)
     for module in model.modules():
         if type(module) is I3DConv3d:
-            module.__class__ = MatmulConv3d
+            module.__class__ = CPUTrainingConv3d
     return model
 
 

@@ -256,7 +256,7 @@ class ExportableModel(nn.Module):
         super().__init__()
         model = copy.deepcopy(model).eval().to(dtype)
         for module in model.modules():
-            if isinstance(module, I3DConv3d):  # also hf_i3d.cpu_training.MatmulConv3d
+            if isinstance(module, I3DConv3d):  # also hf_i3d.cpu_training.CPUTrainingConv3d
                 module.__class__ = nn.Conv3d
         self.model = model
         self.features = features
