@@ -23,6 +23,7 @@ from hf_i3d.cpu_training import (
     CPUTrainingConv3d,
     _PatchMatmulConv,
     _PlainForwardConv,
+    _TemporalKernelConv,
     optimize_for_cpu_training,
 )
 from hf_i3d.export import ExportableModel
@@ -132,6 +133,63 @@ def test_plain_forward_conv_is_conv3d(input_layout, input_grad):
     ):
         torch.testing.assert_close(got_grad, expected_grad, rtol=1e-12, atol=1e-12)
     assert same_layout(got_grads[-1], weight)  # handed to the parameter without a copy
+
+
+@pytest.mark.parametrize(
+    "batch, frames, kernel_t, padding_t",
+    [
+        (2, 2, 3, 1),  # the I3D-R50's stage 1 at 8-frame clips
+        (1, 2, 3, 1),  # one clip: each tap one matrix product
+        (2, 4, 3, 1),
+        (2, 3, 5, 2),  # the outer taps meet one frame each
+        (2, 4, 3, 0),  # no temporal padding: fewer output frames
+        (2, 2, 5, 2),  # taps that meet only padding: zero gradient
+    ],
+)
+@pytest.mark.parametrize("input_grad", [True, False])
+def test_temporal_kernel_conv_is_conv3d(batch, frames, kernel_t, padding_t, input_grad):
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, 8, frames, 5, 4, dtype=torch.float64, generator=generator).contiguous(
+        memory_format=CL
+    )
+    weight = torch.randn(12, 8, kernel_t, 1, 1, dtype=torch.float64, generator=generator).contiguous(
+        memory_format=CL
+    )
+    x.requires_grad_(input_grad)
+    weight.requires_grad_()
+    expected = F.conv3d(x, weight, None, 1, (padding_t, 0, 0))
+    got = _TemporalKernelConv.apply(x, weight, padding_t)
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+    grad_output = torch.randn(expected.shape, dtype=torch.float64, generator=generator).contiguous(
+        memory_format=CL
+    )
+    inputs = (x, weight) if input_grad else (weight,)
+    got_grads = torch.autograd.grad(got, inputs, grad_output)
+    for got_grad, expected_grad in zip(
+        got_grads, torch.autograd.grad(expected, inputs, grad_output), strict=True
+    ):
+        torch.testing.assert_close(got_grad, expected_grad, rtol=1e-12, atol=1e-12)
+    assert same_layout(got_grads[-1], weight)
+
+
+def test_which_convolutions_take_the_temporal_kernel_path():
+    """At 2x8x112x112 the inflated 3x1x1 convolutions of stage 1 (two frames); from stage 2 on (one frame) they take
+    the matrix product of their centre tap."""
+    model = optimize_for_cpu_training(small_r50())
+    inputs = {}
+    hooks = [
+        module.register_forward_pre_hook(lambda module, args: inputs.setdefault(module, args[0]))
+        for module in model.modules()
+        if isinstance(module, CPUTrainingConv3d)
+    ]
+    model(CLIPS, labels=LABELS)
+    for hook in hooks:
+        hook.remove()
+    names = {module: name for name, module in model.named_modules()}
+    taken = sorted(names[module] for module, x in inputs.items() if module._temporal_kernel_applies(x))
+    assert taken == [f"i3d.stages.0.layers.{block}.conv1.conv" for block in range(3)]
+    with torch.no_grad():
+        assert not any(module._temporal_kernel_applies(x) for module, x in inputs.items())
 
 
 def test_only_the_rgb_stem_takes_the_plain_forward():

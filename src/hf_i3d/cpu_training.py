@@ -1,11 +1,12 @@
-"""What makes a CPU training step of an I3D-R50 fast: channels-last 3D, small-map convolutions as matrix products, and
-an SGD whose fused kernel updates channels-last parameters in place.
+"""What makes a CPU training step of an I3D-R50 fast: channels-last 3D, small-map convolutions and temporal kernels'
+weight gradients as matrix products, the RGB stem's forward in the default layout, and an SGD whose fused kernel
+updates channels-last parameters in place.
 
 ``optimize_for_cpu_training(model)`` is what ``examples/run_video_classification.py`` does on CPU
 (``--optimize_cpu_training``, on by default); ``ChannelsLastSGD`` is the optimiser that
 ``hf_i3d.training.VideoClassificationTrainer`` creates. Both compute what the plain model and ``torch.optim.SGD``
 compute: the convolutions up to float rounding (another summation order), the optimiser bit for bit. Why each part
-pays (profiles of the I3D-R50's 2x8x112x112 step on 2 AVX2 cores, ``benchmarks/RESULTS.md``; together 1.08-1.10x
+pays (profiles of the I3D-R50's 2x8x112x112 step on 2 AVX2 cores, ``benchmarks/RESULTS.md``; together about 1.12x
 the channels-last step):
 
 * Channels-last 3D weights and activations are oneDNN's own layout: no reorder of activations around each
@@ -22,14 +23,17 @@ the channels-last step):
   stem: 27-30 vs 41-44 ms at 2x8x112x112, about 2.5% of the step): ``CPUTrainingConv3d`` runs an RGB-input
   convolution's forward there (``_PlainForwardConv``) and hands its output on in channels-last; its weight gradient
   is computed in channels-last as before.
+* oneDNN's weight gradient of a ``(kt, 1, 1)`` kernel over several frames (the inflated 3x1x1 convolutions of
+  stage 1 at 8-frame clips, of stages 1-3 at 32-frame ones) is slow in channels-last; as ``kt`` matrix products over
+  frame-shifted rows (``_TemporalKernelConv``) it is 1.1-1.7x faster, the layer's forward and backward 1.01-1.17x.
 * ``torch.optim.SGD(fused=True)`` copies every parameter that is not contiguous in the default layout (all
   channels-last kernels larger than 1x1x1) to a contiguous tensor and back, with its gradient and momentum, on
   every step; ``ChannelsLastSGD`` hands the kernel the contiguous view of each tensor's memory instead (a
   permutation of its dimensions), so the same elementwise update runs in place.
 
-The matrix-product path runs only where it helps: float CPU tensors, with autograd recording (a training step), not
-under autocast (``--bf16`` keeps oneDNN's bfloat16 convolutions), outside tracing, ``torch.compile`` and export,
-which see the plain ``I3DConv3d``.
+These paths run only where they help: float CPU tensors, with autograd recording (a training step), not under
+autocast (``--bf16`` keeps oneDNN's bfloat16 convolutions), outside tracing, ``torch.compile`` and export, which see
+the plain ``I3DConv3d``.
 """
 
 from __future__ import annotations
@@ -166,6 +170,65 @@ class _PlainForwardConv(torch.autograd.Function):
         return grad_x, grad_weight, None, None, None
 
 
+class _TemporalKernelConv(torch.autograd.Function):
+    """``conv3d(x, weight, padding=(pt, 0, 0))`` (no bias, stride 1) for a ``(kt, 1, 1)`` kernel on channels-last
+    tensors, whose weight gradient is ``kt`` matrix products over frame-shifted rows instead of oneDNN's (forward
+    and backward 1.01-1.17x faster for the I3D-R50's inflated 3x1x1 convolutions, ``benchmarks/bench_cpu_training.py``).
+    The forward and the input gradient are oneDNN's, as for ``conv3d``."""
+
+    @staticmethod
+    def forward(ctx, x, weight, padding_t):
+        ctx.save_for_backward(x, weight)
+        ctx.padding_t = padding_t
+        return F.conv3d(x, weight, None, 1, (padding_t, 0, 0))
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, weight = ctx.saved_tensors
+        padding_t = ctx.padding_t
+        grad_x = grad_weight = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.ops.aten.convolution_backward(
+                grad_output,
+                x,
+                weight,
+                None,
+                [1, 1, 1],
+                [padding_t, 0, 0],
+                [1, 1, 1],
+                False,
+                [0, 0, 0],
+                1,
+                [True, False, False],
+            )[0]
+        if ctx.needs_input_grad[1]:
+            n, c, frames, h, w = x.shape
+            out_channels, _, kernel_t, _, _ = weight.shape
+            frames_out = grad_output.shape[2]
+            # (N, T, H * W, C): views of channels-last tensors
+            x_rows = x.permute(0, 2, 3, 4, 1).reshape(n, frames, h * w, c)
+            grad_rows = grad_output.permute(0, 2, 3, 4, 1).reshape(n, frames_out, h * w, out_channels)
+            grad_taps = x.new_empty(out_channels, kernel_t, c)
+            for tap in range(kernel_t):
+                shift = tap - padding_t  # output frame o reads input frame o + shift
+                first, end = max(0, -shift), min(frames_out, frames - shift)
+                if end <= first:
+                    grad_taps[:, tap] = 0
+                elif n == 1 or (first == 0 and end == frames_out == frames):
+                    grad_taps[:, tap] = torch.mm(
+                        grad_rows[:, first:end].reshape(-1, out_channels).t(),
+                        x_rows[:, first + shift : end + shift].reshape(-1, c),
+                    )
+                else:
+                    grad_taps[:, tap] = torch.bmm(
+                        grad_rows[:, first:end].reshape(n, -1, out_channels).transpose(1, 2),
+                        x_rows[:, first + shift : end + shift].reshape(n, -1, c),
+                    ).sum(0)
+            # as (C_out, C_in, kt, 1, 1) this has channels-last strides
+            grad_weight = grad_taps.view(out_channels, kernel_t, 1, 1, c).permute(0, 4, 1, 2, 3)
+        return grad_x, grad_weight, None
+
+
 class CPUTrainingConv3d(I3DConv3d):
     """``I3DConv3d`` whose CPU training steps take the faster kernels (the module docstring says where and why):
     small-map convolutions as one matrix product (:class:`_PatchMatmulConv`), an RGB-input convolution's forward in
@@ -198,6 +261,21 @@ class CPUTrainingConv3d(I3DConv3d):
             and self._training_step_on_cpu(input)
         )
 
+    def _temporal_kernel_applies(self, input: torch.Tensor) -> bool:
+        """Whether this call is a ``(kt, 1, 1)`` convolution (stride 1, no spatial padding) over several frames of a
+        channels-last input, whose weight gradient ``_TemporalKernelConv`` computes as matrix products."""
+        return (
+            self.kernel_size[0] > 1
+            and self.kernel_size[1:] == (1, 1)
+            and self.stride == (1, 1, 1)
+            and self.dilation == (1, 1, 1)
+            and self.padding[1:] == (0, 0)
+            and not centre_tap_only(input.shape[2], self.kernel_size[0], 1, self.padding[0], 1)
+            and input.is_contiguous(memory_format=torch.channels_last_3d)
+            and self.weight.is_contiguous(memory_format=torch.channels_last_3d)
+            and self._training_step_on_cpu(input)
+        )
+
     def _matmul_tap(self, input: torch.Tensor) -> int | None:
         """The temporal tap the matrix product uses for ``input``, or None where it does not apply."""
         if not self._training_step_on_cpu(input) or self.dilation[1:] != (1, 1):
@@ -221,6 +299,8 @@ class CPUTrainingConv3d(I3DConv3d):
     ) -> torch.Tensor:
         if self._plain_forward_applies(input):
             return _PlainForwardConv.apply(input, weight, self.stride, self.padding, self.dilation)
+        if self._temporal_kernel_applies(input):
+            return _TemporalKernelConv.apply(input, weight, self.padding[0])
         tap = self._matmul_tap(input)
         if tap is None:
             return super()._conv_forward(input, weight, bias)
