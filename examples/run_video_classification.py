@@ -192,8 +192,9 @@ class RecipeArguments:
         default=True,
         metadata={
             "help": "On CPU, run hf_i3d.cpu_training.optimize_for_cpu_training on the model: weights and activations "
-            "in channels-last 3D (oneDNN's own layout) and the last stages' small-map convolutions as matrix "
-            "products: the step 1.25-1.29x mmaction2's, against 1.12-1.19x with channels-last alone "
+            "in channels-last 3D (oneDNN's own layout), the last stages' small-map convolutions as matrix "
+            "products, the RGB stem's forward in the default layout and the 3x1x1 convolutions' weight gradients as "
+            "matrix products: the step 1.32-1.35x mmaction2's, against 1.14-1.19x with channels-last alone "
             "(benchmarks/RESULTS.md); the same arithmetic up to float rounding and the same state dict. --optimize_cpu_training False trains the plain model."
         },
     )
