@@ -232,13 +232,14 @@ class _TemporalKernelConv(torch.autograd.Function):
 class CPUTrainingConv3d(I3DConv3d):
     """``I3DConv3d`` whose CPU training steps take the faster kernels (the module docstring says where and why):
     small-map convolutions as one matrix product (:class:`_PatchMatmulConv`), an RGB-input convolution's forward in
-    the default layout (:class:`_PlainForwardConv`); everything else as ``I3DConv3d``. The same parameters and state
-    dict: ``optimize_for_cpu_training`` turns an ``I3DConv3d`` into one in place."""
+    the default layout (:class:`_PlainForwardConv`), a ``(kt, 1, 1)`` kernel's weight gradient over several frames
+    as matrix products (:class:`_TemporalKernelConv`); everything else as ``I3DConv3d``. The same parameters and
+    state dict: ``optimize_for_cpu_training`` turns an ``I3DConv3d`` into one in place."""
 
     def _training_step_on_cpu(self, input: torch.Tensor) -> bool:
         """Whether this call is a CPU training step that the fast paths may take: autograd recording, no autocast
         (``--bf16`` keeps oneDNN's bfloat16 convolutions), not traced, compiled or exported (those see the plain
-        convolution), and a convolution both paths cover."""
+        convolution), and a convolution every path covers (zero padding, no groups, no bias)."""
         return (
             input.dim() == 5
             and input.device.type == "cpu"
