@@ -172,7 +172,19 @@ def test_temporal_kernel_conv_is_conv3d(batch, frames, kernel_t, padding_t, inpu
     assert same_layout(got_grads[-1], weight)
 
 
-def test_which_convolutions_take_the_temporal_kernel_path():
+@pytest.fixture
+def two_threads():
+    """Two intra-op threads for one test, as the benchmarks run. On one thread (a test worker's share on a 2-core
+    machine) PyTorch sends convolutions with 1x1 spatial kernels and batches under 16 to its reference kernel, whose
+    output comes back in the default layout, so stage 1's activations are not channels-last there and the
+    temporal-kernel path (which reads channels-last rows) is not taken."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_which_convolutions_take_the_temporal_kernel_path(two_threads):
     """At 2x8x112x112 the inflated 3x1x1 convolutions of stage 1 (two frames); from stage 2 on (one frame) they take
     the matrix product of their centre tap."""
     model = optimize_for_cpu_training(small_r50())
