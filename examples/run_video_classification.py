@@ -417,8 +417,8 @@ def main(argv: list[str] | None = None) -> dict:
     if recipe_args.optimize_cpu_training and training_args.device.type == "cpu":
         optimize_for_cpu_training(model)
         logger.info(
-            "CPU run: channels-last 3D and small-map convolutions as matrix products "
-            "(hf_i3d.cpu_training; --optimize_cpu_training False to not)"
+            "CPU run: channels-last 3D, small-map convolutions as matrix products, the stem's forward in the "
+            "default layout (hf_i3d.cpu_training; --optimize_cpu_training False to not)"
         )
     processor = build_processor(entry, settings)
     recipe = Recipe(

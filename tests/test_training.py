@@ -165,7 +165,7 @@ def test_training_reaches_90_percent_and_follows_the_recipe_schedule(trained):
     assert evals[0]["eval_top1_acc"] < 0.9  # it had to learn
     # the default CPU run trains through hf_i3d.cpu_training (--optimize_cpu_training: channels-last 3D, small-map
     # convolutions as matrix products; benchmarks/RESULTS.md)
-    assert "CPU run: channels-last 3D and small-map convolutions as matrix products" in trained["stdout"]
+    assert "CPU run: channels-last 3D, small-map convolutions as matrix products" in trained["stdout"]
     # lr 0.8 per 64 clips scaled to 8 clips = 0.1; x 0.1 after epoch 8 and after epoch 11 (MultiStepLR by epoch)
     lr_by_epoch = {round(log["epoch"]): log["learning_rate"] for log in train_logs}
     assert lr_by_epoch[1] == pytest.approx(0.1) and lr_by_epoch[8] == pytest.approx(0.1)
