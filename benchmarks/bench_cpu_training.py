@@ -117,7 +117,7 @@ def bench_temporal_layer(batch, frames, c_in, c_out, size, repeats) -> dict:
         x.grad = weight.grad = None
 
     def taps():
-        _TemporalKernelConv.apply(x, weight, 1).backward(grad_output)
+        _TemporalKernelConv.apply(x, weight, 1, torch.get_num_threads() == 1).backward(grad_output)
         x.grad = weight.grad = None
 
     times = time_alternately({"onednn": onednn, "taps": taps}, repeats, warmup_rounds=1)

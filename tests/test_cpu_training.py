@@ -147,7 +147,8 @@ def test_plain_forward_conv_is_conv3d(input_layout, input_grad):
     ],
 )
 @pytest.mark.parametrize("input_grad", [True, False])
-def test_temporal_kernel_conv_is_conv3d(batch, frames, kernel_t, padding_t, input_grad):
+@pytest.mark.parametrize("matmul_taps", [False, True])
+def test_temporal_kernel_conv_is_conv3d(batch, frames, kernel_t, padding_t, input_grad, matmul_taps):
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(batch, 8, frames, 5, 4, dtype=torch.float64, generator=generator).contiguous(
         memory_format=CL
@@ -158,8 +159,9 @@ def test_temporal_kernel_conv_is_conv3d(batch, frames, kernel_t, padding_t, inpu
     x.requires_grad_(input_grad)
     weight.requires_grad_()
     expected = F.conv3d(x, weight, None, 1, (padding_t, 0, 0))
-    got = _TemporalKernelConv.apply(x, weight, padding_t)
+    got = _TemporalKernelConv.apply(x, weight, padding_t, matmul_taps)
     torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+    assert got.is_contiguous(memory_format=CL) or not matmul_taps
     grad_output = torch.randn(expected.shape, dtype=torch.float64, generator=generator).contiguous(
         memory_format=CL
     )
@@ -172,21 +174,21 @@ def test_temporal_kernel_conv_is_conv3d(batch, frames, kernel_t, padding_t, inpu
     assert same_layout(got_grads[-1], weight)
 
 
-@pytest.fixture
-def two_threads():
-    """Two intra-op threads for one test, as the benchmarks run. On one thread (a test worker's share on a 2-core
-    machine) PyTorch sends convolutions with 1x1 spatial kernels and batches under 16 to its reference kernel, whose
-    output comes back in the default layout, so stage 1's activations are not channels-last there and the
-    temporal-kernel path (which reads channels-last rows) is not taken."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(threads)
+@pytest.fixture(params=[1, 2], ids=["one_thread", "two_threads"])
+def threads(request):
+    """One and two intra-op threads for one test (restored after). On one thread PyTorch sends convolutions with 1x1
+    spatial kernels and batches under 16 to its reference kernel, which returns the default layout:
+    ``CPUTrainingConv3d`` then takes every 1x1x1 convolution as a matrix product and the (3, 1, 1) ones as matrix
+    products over frame-shifted rows, so that the activations stay channels-last."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(before)
 
 
-def test_which_convolutions_take_the_temporal_kernel_path(two_threads):
-    """At 2x8x112x112 the inflated 3x1x1 convolutions of stage 1 (two frames); from stage 2 on (one frame) they take
-    the matrix product of their centre tap."""
+def test_which_convolutions_take_the_temporal_kernel_path(threads):
+    """At 2x8x112x112 the inflated 3x1x1 convolutions of stage 1 (two frames), on one thread or two; from stage 2 on
+    (one frame) they take the matrix product of their centre tap. Stage 1's activations stay channels-last."""
     model = optimize_for_cpu_training(small_r50())
     inputs = {}
     hooks = [
@@ -194,9 +196,15 @@ def test_which_convolutions_take_the_temporal_kernel_path(two_threads):
         for module in model.modules()
         if isinstance(module, CPUTrainingConv3d)
     ]
+    outputs = {}
+    hooks += [
+        layer.register_forward_hook(lambda module, args, output: outputs.setdefault(module, output))
+        for layer in model.i3d.stages[0].layers
+    ]
     model(CLIPS, labels=LABELS)
     for hook in hooks:
         hook.remove()
+    assert all(output.is_contiguous(memory_format=CL) for output in outputs.values())
     names = {module: name for name, module in model.named_modules()}
     taken = sorted(names[module] for module, x in inputs.items() if module._temporal_kernel_applies(x))
     assert taken == [f"i3d.stages.0.layers.{block}.conv1.conv" for block in range(3)]
@@ -224,9 +232,10 @@ def test_only_the_rgb_stem_takes_the_plain_forward():
     assert not stem._plain_forward_applies(clips)
 
 
-def test_which_convolutions_take_the_matrix_product():
+def test_which_convolutions_take_the_matrix_product(threads):
     """At 2x8x112x112 (stage 1 at 2x28x28, stages 2-4 at one frame of 14x14, 7x7 and 4x4): every 1x1x1 and
-    one-frame 3x1x1 convolution of stages 2-4 (at most 1568 rows) and stage 4's 3x3 ones (4x4 maps, 32 rows)."""
+    one-frame 3x1x1 convolution of stages 2-4 (at most 1568 rows) and stage 4's 3x3 ones (4x4 maps, 32 rows); on
+    one thread also stage 1's 1x1x1 ones (3136 rows)."""
     model = optimize_for_cpu_training(small_r50())
     taken = matmul_layers(model, CLIPS)
     expected = []
@@ -234,7 +243,9 @@ def test_which_convolutions_take_the_matrix_product():
         for block in range(blocks):
             prefix = f"i3d.stages.{stage}.layers.{block}"
             if stage >= 1:
-                expected += [f"{prefix}.conv1.conv", f"{prefix}.conv3.conv"]
+                expected.append(f"{prefix}.conv1.conv")
+            if stage >= 1 or threads == 1:
+                expected.append(f"{prefix}.conv3.conv")
                 if stage == 3:
                     expected.append(f"{prefix}.conv2.conv")
                 if block == 0:

@@ -51,6 +51,10 @@ from .modeling_i3d import I3DConv3d, centre_tap_only
 # 2.14; benchmarks/bench_cpu_training.py, RESULTS.md 2026-12-02 session 9): 1x1x1 kernels up to 1568 output rows
 # (1.08-1.40x; 0.98x at 6272), kh x kw kernels on 4x4 output maps (1.24-1.49x up to 128 rows, 0.95x at 512); kh x kw
 # kernels on 7x7 and larger output maps lose (0.53-0.96x, but for a strided 14x14 -> 7x7 one at 1.14x).
+# On one thread (torchrun's default per CPU process) PyTorch runs convolutions with 1x1 spatial kernels and batches
+# under 16 on its reference kernel, which returns the default layout: there every 1x1x1 convolution takes the matrix
+# product and (3, 1, 1) kernels run as matrix products over frame-shifted rows (``_TemporalKernelConv``), which keeps
+# the activations channels-last (the step 7-8% faster than without, RESULTS.md session 10).
 MATMUL_MAX_ROWS_1X1 = 2048
 MATMUL_MAX_ROWS_KXK = 256
 MATMUL_MAX_MAP_KXK = 16
@@ -170,24 +174,50 @@ class _PlainForwardConv(torch.autograd.Function):
         return grad_x, grad_weight, None, None, None
 
 
+def _tap_frames(tap: int, padding_t: int, frames: int, frames_out: int) -> tuple[int, int, int]:
+    """For one temporal tap of a stride-1 kernel: the output frames ``[first, end)`` it reaches and the ``shift`` from
+    an output frame to the input frame it reads (``end <= first``: the tap meets only padding)."""
+    shift = tap - padding_t
+    return max(0, -shift), min(frames_out, frames - shift), shift
+
+
 class _TemporalKernelConv(torch.autograd.Function):
     """``conv3d(x, weight, padding=(pt, 0, 0))`` (no bias, stride 1) for a ``(kt, 1, 1)`` kernel on channels-last
     tensors, whose weight gradient is ``kt`` matrix products over frame-shifted rows instead of oneDNN's (forward
     and backward 1.01-1.17x faster for the I3D-R50's inflated 3x1x1 convolutions, ``benchmarks/bench_cpu_training.py``).
-    The forward and the input gradient are oneDNN's, as for ``conv3d``."""
+    The forward and the input gradient are oneDNN's, as for ``conv3d``, or with ``matmul_taps`` matrix products too:
+    on one thread PyTorch runs such kernels on its reference kernel, which returns the default layout."""
 
     @staticmethod
-    def forward(ctx, x, weight, padding_t):
+    def forward(ctx, x, weight, padding_t, matmul_taps):
         ctx.save_for_backward(x, weight)
-        ctx.padding_t = padding_t
-        return F.conv3d(x, weight, None, 1, (padding_t, 0, 0))
+        ctx.padding_t, ctx.matmul_taps = padding_t, matmul_taps
+        if not matmul_taps:
+            return F.conv3d(x, weight, None, 1, (padding_t, 0, 0))
+        n, c, frames, h, w = x.shape
+        out_channels, _, kernel_t, _, _ = weight.shape
+        frames_out = frames + 2 * padding_t - kernel_t + 1
+        x_rows = x.permute(0, 2, 3, 4, 1).reshape(n, frames, h * w, c)  # a view of a channels-last input
+        taps = weight.permute(2, 0, 1, 3, 4).reshape(kernel_t, out_channels, c)
+        out = x.new_zeros(n, frames_out, h * w, out_channels)
+        for tap in range(kernel_t):
+            first, end, shift = _tap_frames(tap, padding_t, frames, frames_out)
+            if end > first:
+                out[:, first:end] += torch.matmul(x_rows[:, first + shift : end + shift], taps[tap].t())
+        return out.view(n, frames_out, h, w, out_channels).permute(0, 4, 1, 2, 3)
 
     @staticmethod
     def backward(ctx, grad_output):
         x, weight = ctx.saved_tensors
         padding_t = ctx.padding_t
+        n, c, frames, h, w = x.shape
+        out_channels, _, kernel_t, _, _ = weight.shape
+        frames_out = grad_output.shape[2]
+        # (N, T, H * W, C): views of channels-last tensors
+        x_rows = x.permute(0, 2, 3, 4, 1).reshape(n, frames, h * w, c)
+        grad_rows = grad_output.permute(0, 2, 3, 4, 1).reshape(n, frames_out, h * w, out_channels)
         grad_x = grad_weight = None
-        if ctx.needs_input_grad[0]:
+        if ctx.needs_input_grad[0] and not ctx.matmul_taps:
             grad_x = torch.ops.aten.convolution_backward(
                 grad_output,
                 x,
@@ -201,17 +231,20 @@ class _TemporalKernelConv(torch.autograd.Function):
                 1,
                 [True, False, False],
             )[0]
+        elif ctx.needs_input_grad[0]:
+            taps = weight.permute(2, 0, 1, 3, 4).reshape(kernel_t, out_channels, c)
+            grad_x_rows = x.new_zeros(n, frames, h * w, c)
+            for tap in range(kernel_t):
+                first, end, shift = _tap_frames(tap, padding_t, frames, frames_out)
+                if end > first:
+                    grad_x_rows[:, first + shift : end + shift] += torch.matmul(
+                        grad_rows[:, first:end], taps[tap]
+                    )
+            grad_x = grad_x_rows.view(n, frames, h, w, c).permute(0, 4, 1, 2, 3)
         if ctx.needs_input_grad[1]:
-            n, c, frames, h, w = x.shape
-            out_channels, _, kernel_t, _, _ = weight.shape
-            frames_out = grad_output.shape[2]
-            # (N, T, H * W, C): views of channels-last tensors
-            x_rows = x.permute(0, 2, 3, 4, 1).reshape(n, frames, h * w, c)
-            grad_rows = grad_output.permute(0, 2, 3, 4, 1).reshape(n, frames_out, h * w, out_channels)
             grad_taps = x.new_empty(out_channels, kernel_t, c)
             for tap in range(kernel_t):
-                shift = tap - padding_t  # output frame o reads input frame o + shift
-                first, end = max(0, -shift), min(frames_out, frames - shift)
+                first, end, shift = _tap_frames(tap, padding_t, frames, frames_out)
                 if end <= first:
                     grad_taps[:, tap] = 0
                 elif n == 1 or (first == 0 and end == frames_out == frames):
@@ -226,7 +259,7 @@ class _TemporalKernelConv(torch.autograd.Function):
                     ).sum(0)
             # as (C_out, C_in, kt, 1, 1) this has channels-last strides
             grad_weight = grad_taps.view(out_channels, kernel_t, 1, 1, c).permute(0, 4, 1, 2, 3)
-        return grad_x, grad_weight, None
+        return grad_x, grad_weight, None, None
 
 
 class CPUTrainingConv3d(I3DConv3d):
@@ -292,7 +325,7 @@ class CPUTrainingConv3d(I3DConv3d):
         map_size = ((input.shape[3] + 2 * ph - kh) // sh + 1) * ((input.shape[4] + 2 * pw - kw) // sw + 1)
         rows = input.shape[0] * input.shape[2] * map_size
         if kh == kw == 1 and ph == pw == 0:
-            return tap if rows <= MATMUL_MAX_ROWS_1X1 else None
+            return tap if rows <= MATMUL_MAX_ROWS_1X1 or torch.get_num_threads() == 1 else None
         return tap if map_size <= MATMUL_MAX_MAP_KXK and rows <= MATMUL_MAX_ROWS_KXK else None
 
     def _conv_forward(
@@ -301,7 +334,7 @@ class CPUTrainingConv3d(I3DConv3d):
         if self._plain_forward_applies(input):
             return _PlainForwardConv.apply(input, weight, self.stride, self.padding, self.dilation)
         if self._temporal_kernel_applies(input):
-            return _TemporalKernelConv.apply(input, weight, self.padding[0])
+            return _TemporalKernelConv.apply(input, weight, self.padding[0], torch.get_num_threads() == 1)
         tap = self._matmul_tap(input)
         if tap is None:
             return super()._conv_forward(input, weight, bias)
