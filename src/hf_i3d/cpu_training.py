@@ -270,7 +270,8 @@ class CPUTrainingConv3d(I3DConv3d):
     """``I3DConv3d`` whose CPU training steps take the faster kernels (the module docstring says where and why):
     small-map convolutions as one matrix product (:class:`_PatchMatmulConv`), an RGB-input convolution's forward in
     the default layout (:class:`_PlainForwardConv`), a ``(kt, 1, 1)`` kernel's weight gradient over several frames
-    as matrix products (:class:`_TemporalKernelConv`); everything else as ``I3DConv3d``. The same parameters and
+    as matrix products (:class:`_TemporalKernelConv`; on one thread its forward and input gradient too); everything
+    else as ``I3DConv3d``. The same parameters and
     state dict: ``optimize_for_cpu_training`` turns an ``I3DConv3d`` into one in place."""
 
     def _training_step_on_cpu(self, input: torch.Tensor) -> bool:
@@ -301,7 +302,7 @@ class CPUTrainingConv3d(I3DConv3d):
 
     def _temporal_kernel_applies(self, input: torch.Tensor) -> bool:
         """Whether this call is a ``(kt, 1, 1)`` convolution (stride 1, no spatial padding) over several frames of a
-        channels-last input, whose weight gradient ``_TemporalKernelConv`` computes as matrix products."""
+        channels-last input, which ``_TemporalKernelConv`` takes."""
         return (
             self.kernel_size[0] > 1
             and self.kernel_size[1:] == (1, 1)
