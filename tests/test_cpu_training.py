@@ -49,6 +49,15 @@ CLIPS = torch.randn(2, 8, 3, 112, 112, generator=torch.Generator().manual_seed(1
 LABELS = torch.tensor([3, 7])
 
 
+def assert_gradients_close(got, expected, inputs, grad_output) -> tuple[torch.Tensor, ...]:
+    """``got``'s gradients with respect to ``inputs`` equal ``expected``'s (float64, to 1e-12); returns ``got``'s."""
+    got_grads = torch.autograd.grad(got, inputs, grad_output)
+    expected_grads = torch.autograd.grad(expected, inputs, grad_output)
+    for got_grad, expected_grad in zip(got_grads, expected_grads, strict=True):
+        torch.testing.assert_close(got_grad, expected_grad, rtol=1e-12, atol=1e-12)
+    return got_grads
+
+
 @pytest.mark.parametrize(
     "kernel, stride, padding, frames, size, tap",
     [
@@ -77,24 +86,19 @@ def test_patch_matmul_conv_is_conv3d(kernel, stride, padding, frames, size, tap,
     torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
     assert got.is_contiguous(memory_format=CL)  # what the next oneDNN convolution reads without a reorder
     grad_output = torch.randn(expected.shape, dtype=torch.float64, generator=generator)
-    inputs = (x, weight) if input_grad else (weight,)
-    expected_grads = torch.autograd.grad(expected, inputs, grad_output)
-    got_grads = torch.autograd.grad(got, inputs, grad_output)
-    for got_grad, expected_grad in zip(got_grads, expected_grads, strict=True):
-        torch.testing.assert_close(got_grad, expected_grad, rtol=1e-12, atol=1e-12)
+    got_grads = assert_gradients_close(got, expected, (x, weight) if input_grad else (weight,), grad_output)
     if layout == "channels_last":  # handed to the parameter without a copy
         assert same_layout(got_grads[-1], weight)
 
 
-def matmul_layers(model: I3DForVideoClassification, clips: torch.Tensor) -> list[str]:
-    """The convolutions that take the matrix-product path in a training forward of ``clips``."""
+def layers_taking(model: I3DForVideoClassification, clips: torch.Tensor, applies) -> list[str]:
+    """The convolutions for which ``applies(module, input)`` holds in a forward of ``clips`` (in the caller's
+    autograd and autocast state)."""
     names = {module: name for name, module in model.named_modules()}
     taken = []
     hooks = [
         module.register_forward_pre_hook(
-            lambda module, args: (
-                taken.append(names[module]) if module._matmul_tap(args[0]) is not None else None
-            )
+            lambda module, args: taken.append(names[module]) if applies(module, args[0]) else None
         )
         for module in model.modules()
         if isinstance(module, CPUTrainingConv3d)
@@ -103,6 +107,11 @@ def matmul_layers(model: I3DForVideoClassification, clips: torch.Tensor) -> list
     for hook in hooks:
         hook.remove()
     return taken
+
+
+def matmul_layers(model: I3DForVideoClassification, clips: torch.Tensor) -> list[str]:
+    """The convolutions that take the matrix-product path in a forward of ``clips``."""
+    return layers_taking(model, clips, lambda module, x: module._matmul_tap(x) is not None)
 
 
 @pytest.mark.parametrize("input_layout", ["clips", "contiguous", "channels_last"])
@@ -126,12 +135,7 @@ def test_plain_forward_conv_is_conv3d(input_layout, input_grad):
     grad_output = torch.randn(expected.shape, dtype=torch.float64, generator=generator).contiguous(
         memory_format=CL
     )
-    inputs = (x, weight) if input_grad else (weight,)
-    got_grads = torch.autograd.grad(got, inputs, grad_output)
-    for got_grad, expected_grad in zip(
-        got_grads, torch.autograd.grad(expected, inputs, grad_output), strict=True
-    ):
-        torch.testing.assert_close(got_grad, expected_grad, rtol=1e-12, atol=1e-12)
+    got_grads = assert_gradients_close(got, expected, (x, weight) if input_grad else (weight,), grad_output)
     assert same_layout(got_grads[-1], weight)  # handed to the parameter without a copy
 
 
@@ -165,12 +169,7 @@ def test_temporal_kernel_conv_is_conv3d(batch, frames, kernel_t, padding_t, inpu
     grad_output = torch.randn(expected.shape, dtype=torch.float64, generator=generator).contiguous(
         memory_format=CL
     )
-    inputs = (x, weight) if input_grad else (weight,)
-    got_grads = torch.autograd.grad(got, inputs, grad_output)
-    for got_grad, expected_grad in zip(
-        got_grads, torch.autograd.grad(expected, inputs, grad_output), strict=True
-    ):
-        torch.testing.assert_close(got_grad, expected_grad, rtol=1e-12, atol=1e-12)
+    got_grads = assert_gradients_close(got, expected, (x, weight) if input_grad else (weight,), grad_output)
     assert same_layout(got_grads[-1], weight)
 
 
@@ -190,26 +189,18 @@ def test_which_convolutions_take_the_temporal_kernel_path(threads):
     """At 2x8x112x112 the inflated 3x1x1 convolutions of stage 1 (two frames), on one thread or two; from stage 2 on
     (one frame) they take the matrix product of their centre tap. Stage 1's activations stay channels-last."""
     model = optimize_for_cpu_training(small_r50())
-    inputs = {}
+    outputs = []
     hooks = [
-        module.register_forward_pre_hook(lambda module, args: inputs.setdefault(module, args[0]))
-        for module in model.modules()
-        if isinstance(module, CPUTrainingConv3d)
-    ]
-    outputs = {}
-    hooks += [
-        layer.register_forward_hook(lambda module, args, output: outputs.setdefault(module, output))
+        layer.register_forward_hook(lambda module, args, output: outputs.append(output))
         for layer in model.i3d.stages[0].layers
     ]
-    model(CLIPS, labels=LABELS)
+    taken = layers_taking(model, CLIPS, CPUTrainingConv3d._temporal_kernel_applies)
     for hook in hooks:
         hook.remove()
-    assert all(output.is_contiguous(memory_format=CL) for output in outputs.values())
-    names = {module: name for name, module in model.named_modules()}
-    taken = sorted(names[module] for module, x in inputs.items() if module._temporal_kernel_applies(x))
     assert taken == [f"i3d.stages.0.layers.{block}.conv1.conv" for block in range(3)]
+    assert len(outputs) == 3 and all(output.is_contiguous(memory_format=CL) for output in outputs)
     with torch.no_grad():
-        assert not any(module._temporal_kernel_applies(x) for module, x in inputs.items())
+        assert layers_taking(model, CLIPS, CPUTrainingConv3d._temporal_kernel_applies) == []
 
 
 def test_only_the_rgb_stem_takes_the_plain_forward():
@@ -218,12 +209,7 @@ def test_only_the_rgb_stem_takes_the_plain_forward():
     model = optimize_for_cpu_training(small_r50())
     stem = model.i3d.stem.conv.conv
     clips = CLIPS.permute(0, 2, 1, 3, 4)
-    taken = [
-        name
-        for name, module in model.named_modules()
-        if isinstance(module, CPUTrainingConv3d) and module._plain_forward_applies(clips)
-    ]
-    assert taken == ["i3d.stem.conv.conv"]
+    assert layers_taking(model, CLIPS, CPUTrainingConv3d._plain_forward_applies) == ["i3d.stem.conv.conv"]
     with torch.no_grad():
         assert not stem._plain_forward_applies(clips)
     with torch.autocast("cpu", dtype=torch.bfloat16):
