@@ -135,7 +135,9 @@ class DataArguments:
     with_offset: bool = field(default=False, metadata={"help": "Rawframe lists carry an offset column."})
     video_backend: str | None = field(
         default=None,
-        metadata={"help": f"Video decoder, one of {', '.join(VIDEO_BACKENDS)} (default {DEFAULT_VIDEO_BACKEND})."},
+        metadata={
+            "help": f"Video decoder, one of {', '.join(VIDEO_BACKENDS)} (default {DEFAULT_VIDEO_BACKEND})."
+        },
     )
     clip_len: int | None = field(default=None, metadata={"help": "Frames per clip (default: the preset's)."})
     frame_interval: int | None = field(default=None, metadata={"help": "Distance between sampled frames."})
@@ -304,6 +306,14 @@ class UsageError(ValueError):
     """A command-line mistake (unknown argument, missing list for a mode, a batch size of 0): exit code 2."""
 
 
+class _ArgumentParser(HfArgumentParser):
+    """HfArgumentParser whose argparse errors (a value of the wrong type, a missing value) are a
+    :class:`UsageError`, one line, instead of the whole usage text before the message."""
+
+    def error(self, message: str):
+        raise UsageError(f"{message} (see --help)")
+
+
 def _check_argument_names(parser: HfArgumentParser, argv: list[str]) -> None:
     """An unknown ``--name`` (a misspelling) is a :class:`UsageError` with the nearest known names, instead of
     HfArgumentParser's "Some specified arguments are not used" traceback."""
@@ -318,7 +328,7 @@ def _check_argument_names(parser: HfArgumentParser, argv: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = HfArgumentParser(
+    parser = _ArgumentParser(
         (ModelArguments, DataArguments, RecipeArguments, TrainingArguments, DatasetsArguments)
     )
     argv = list(sys.argv[1:] if argv is None else argv)

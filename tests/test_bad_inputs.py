@@ -841,6 +841,28 @@ EXAMPLE_ROWS = [
 ]
 
 
+@pytest.mark.parametrize(
+    "argv, line",
+    [
+        (
+            ["--num_train_epochs", "abc"],
+            "argument --num_train_epochs/--num-train-epochs: invalid float value: 'abc'",
+        ),
+        (
+            ["--optimize_cpu_training", "maybe"],
+            "argument --optimize_cpu_training/--optimize-cpu-training: Truthy value",
+        ),
+        (["--learning_rate"], "argument --learning_rate/--learning-rate: expected one argument"),
+    ],
+    ids=["not-a-number", "not-a-boolean", "missing-value"],
+)
+def test_example_script_bad_value_is_one_line(example, argv, line, capsys):
+    """argparse's own errors: one line naming the argument, exit 2, without argparse's usage text before it."""
+    assert example.run(argv) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"{SCRIPT}{line}") and err[0].endswith(" (see --help)"), err
+
+
 @pytest.mark.parametrize("argv, code, line", [r[1:] for r in EXAMPLE_ROWS], ids=[r[0] for r in EXAMPLE_ROWS])
 def test_example_script_mistake(example, lists, argv, code, line, monkeypatch, capsys):
     monkeypatch.chdir(lists)
