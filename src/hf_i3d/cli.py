@@ -670,8 +670,16 @@ def _build_export_parser(commands: argparse._SubParsersAction) -> None:
     export.set_defaults(func=_cmd_export)
 
 
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse's errors as one line naming the argument (``hf-i3d predict: error: ... (see --help)``, exit 2),
+    without the usage text argparse prints before them; subcommand parsers inherit the class."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hf-i3d", description=__doc__)
+    parser = _ArgumentParser(prog="hf-i3d", description=__doc__)
     parser.add_argument(
         "--debug",
         action="store_true",
