@@ -272,10 +272,9 @@ def run_window_features(video: str, args, device) -> list[dict]:
     """Issue 16's window features of ``video`` on ``device`` (``ours_side.build_video_features``): the plain approach
     against ``FeatureExtractor``, random-weight Inception I3D, float32; features compared."""
     from ours_side import build_video_features
+    from run import randomise_
 
     from hf_i3d import InceptionI3DConfig, InceptionI3DForVideoClassification
-
-    from run import randomise_
 
     torch.manual_seed(0)
     model = InceptionI3DForVideoClassification(InceptionI3DConfig(num_labels=400))
