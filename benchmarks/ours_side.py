@@ -3,6 +3,7 @@ weights and input files and times one variant of the case's step (see ``serve`` 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -230,6 +231,7 @@ def build_train_clips(videos: list[str], backend: str):
 
 def build_train_step(model: torch.nn.Module, pixel_values: torch.Tensor, labels: torch.Tensor, variant: str):
     model.train()
+    precision = contextlib.nullcontext()
     if variant == "eager":
         optimizer = torch.optim.SGD(model.parameters(), **SGD_ARGS)
     elif variant == "fast":  # torch's fused SGD kernel (the example's Trainer uses it): the same arithmetic
@@ -242,6 +244,12 @@ def build_train_step(model: torch.nn.Module, pixel_values: torch.Tensor, labels:
 
         optimize_for_cpu_training(model)
         optimizer = ChannelsLastSGD(model.parameters(), **SGD_ARGS, fused=True)
+    elif variant == "fast_cpu_bf16":  # the default CPU step with the example's --bf16: CPU autocast to bfloat16
+        from hf_i3d.cpu_training import ChannelsLastSGD, optimize_for_cpu_training
+
+        optimize_for_cpu_training(model)
+        optimizer = ChannelsLastSGD(model.parameters(), **SGD_ARGS, fused=True)
+        precision = torch.autocast("cpu", dtype=torch.bfloat16)
     elif variant == "compiled":  # + torch.compile of the model (forward and backward), first step compiles
         optimizer = torch.optim.SGD(model.parameters(), **SGD_ARGS, fused=True)
         model.compile()
@@ -252,7 +260,8 @@ def build_train_step(model: torch.nn.Module, pixel_values: torch.Tensor, labels:
     def step():
         if not first:
             torch.manual_seed(0)  # the same dropout mask as the reference's first step
-        loss = model(pixel_values, labels=labels).loss
+        with precision:
+            loss = model(pixel_values, labels=labels).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

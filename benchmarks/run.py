@@ -94,7 +94,7 @@ CASES: dict[str, Case] = {
             "i3d_r50",
             "train_step",
             (2, 3, 8, 112, 112),
-            ("eager", "fast", "fast_cl", "fast_cpu", "fast+malloc"),
+            ("eager", "fast", "fast_cl", "fast_cpu", "fast_cpu_bf16", "fast+malloc"),
             REFERENCE,
             target=1.3,  # issue 18: the example script's default CPU step, no allocator change
             quick=True,
