@@ -591,7 +591,8 @@ def test_winograd_sample_results_do_not_depend_on_the_batch(in_channels, out_cha
         ((3, 1, 1), (1, 1, 1), (1, 0, 0), (256, 256), (8, 4, 28, 28), False),  # not a 3x3 kernel
     ],
 )
-def test_winograd_rule(kernel, stride, padding, channels, shape, applies):
+def test_winograd_rule(kernel, stride, padding, channels, shape, applies, monkeypatch):
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")  # the rule measured on AVX2
     in_channels, out_channels = channels
     weight = torch.zeros(out_channels, in_channels, *kernel)
     conv = FoldedConv3d(weight, torch.zeros(out_channels), stride, padding, (1, 1, 1), 1, winograd=True)
@@ -603,6 +604,29 @@ def test_winograd_rule(kernel, stride, padding, channels, shape, applies):
         weight, torch.zeros(out_channels), stride, padding, (1, 1, 1), 1, winograd=True, dtype=torch.bfloat16
     )
     assert not bf16.winograd  # float32 only
+
+
+@pytest.mark.parametrize(
+    "capability, in_channels, out_channels, kernel, shape, applies",
+    [
+        # AVX-512: oneDNN's direct kernels are twice as fast; only kt * C_in >= 256 on maps of 28 x 28 and more gain
+        ("AVX512", 128, 192, (3, 3, 3), (1, 32, 28, 28), True),  # Inception Mixed_3c branch 1
+        ("AVX512", 96, 128, (3, 3, 3), (1, 8, 28, 28), True),  # Mixed_3b branch 1
+        ("AVX512", 64, 192, (3, 3, 3), (1, 8, 56, 56), False),  # Conv3d_2c: kt * C_in = 192
+        ("AVX512", 128, 128, (1, 3, 3), (1, 4, 28, 28), False),  # I3D-R50 stage 2
+        ("AVX512", 160, 320, (3, 3, 3), (1, 16, 14, 14), False),  # Mixed_4f branch 1: a 14x14 map
+        ("AVX2", 128, 128, (1, 3, 3), (1, 4, 28, 28), True),
+        ("DEFAULT", 128, 128, (1, 3, 3), (1, 4, 28, 28), True),  # a CPU without a measured row takes AVX2's
+    ],
+)
+def test_winograd_rule_by_cpu(capability, in_channels, out_channels, kernel, shape, applies, monkeypatch):
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    padding = tuple(k // 2 for k in kernel)
+    weight = torch.zeros(out_channels, in_channels, *kernel)
+    conv = FoldedConv3d(weight, torch.zeros(out_channels), (1, 1, 1), padding, (1, 1, 1), 1, winograd=True)
+    batch, *size = shape
+    x = torch.empty(batch, in_channels, *size, device="meta")
+    assert conv._winograd_applies(x, *conv._weight_and_padding(False)) is applies
 
 
 def _random_norms_(model: nn.Module, seed: int) -> nn.Module:
@@ -649,6 +673,7 @@ def test_winograd_fast_path_gives_the_plain_logits(family, monkeypatch):
     original = inference.winograd_conv3d
     monkeypatch.setattr(inference, "winograd_conv3d", counting)
     monkeypatch.setattr(inference, "WINOGRAD_MIN_MACS", 0)  # small models: below the default size threshold
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")  # the same layers on every CPU
     plain = run(model, pixel_values).logits
     assert plain.abs().max() > 0.5  # not a degenerate comparison
     direct = run(optimize_for_inference(model, winograd=False), pixel_values).logits

@@ -17,7 +17,8 @@ Why it is faster than the eager model (and mmaction2's, which runs the same PyTo
   pays was measured per layer on 2 cores (``benchmarks/bench_winograd.py``; rule in
   ``FoldedConv3d._winograd_applies``): ``kt * C_in >= 128``, ``C_out >= 64``, maps of at least 14 x 14 and
   ``WINOGRAD_MIN_MACS`` (4e8) multiply-adds per sample. That is most of the Inception I3D's 3x3x3 work (1.5-2x on
-  its large convolutions) and the I3D-R50's 1x3x3 convolutions of stages 2-3 (1.3-1.5x). The samples of a batch
+  its large convolutions) and the I3D-R50's 1x3x3 convolutions of stages 2-3 (1.3-1.5x). On AVX-512 CPUs oneDNN's
+  direct kernels are twice as fast and only the wide 28 x 28 layers keep Winograd (``WINOGRAD_MIN_WIDTH_AND_MAP``). The samples of a batch
   share the matrix products, and a sample's result does not depend on the batch it comes in, as with oneDNN.
   ``winograd=False`` turns it off. Its float32 rounding is a few times a direct convolution's (up to ~6e-6 of the
   output scale against ~2e-6), and it holds transformed copies of about 2.25x the input and output of a group of
@@ -63,6 +64,7 @@ __all__ = [
     "FoldedConv3d",
     "FrameMaxPool3d",
     "WINOGRAD_MIN_MACS",
+    "WINOGRAD_MIN_WIDTH_AND_MAP",
     "accelerated_copy",
     "plain_forward",
     "FusedResidualBlock",
@@ -107,6 +109,13 @@ _OUT_TILE, _IN_TILE = 4, 6
 # slice: a lone 0.46 GMAC convolution in batch 1 then ran up to 3.2x slower than direct, yet whole models at this
 # threshold stayed within 3% of the 3e9 it had before (samples grouped); on the idle machine they are 1-7% faster.
 WINOGRAD_MIN_MACS = 400_000_000
+# The least ``kt * C_in`` and map side where Winograd runs, by the CPU's vector instructions
+# (``torch.backends.cpu.get_cpu_capability()``; others take the AVX2 row). On 2 AVX2 cores (session 8) it is faster from
+# 128 and 14 x 14. With AVX-512 oneDNN's direct kernels run twice as fast and only the wide 28 x 28 layers still gain
+# (2 AVX-512 cores, 2026-12-03: Inception Mixed_3b / 3c branch 1 0.85x / 0.77x the direct time, Conv3d_2c 1.00x, the
+# 14 x 14 layers 1.1-1.3x slower, the I3D-R50's 28 x 28 1x3x3 ones 1.14x slower; whole models within noise of all-direct,
+# window features 2.6% faster than with the AVX2 row and nearer the plain model's, benchmarks/RESULTS.md).
+WINOGRAD_MIN_WIDTH_AND_MAP = {"AVX2": (128, 14), "AVX512": (256, 28)}
 # Transformed input and products held at once by winograd_conv3d (its samples go through in groups of this size):
 # larger groups ran the 28x28 Inception layers up to 1.2x slower on 2 AVX2 cores (caches), smaller ones the
 # R50's 6-view 1x3x3 layers 1.1x slower (the fixed cost per group).
@@ -326,9 +335,13 @@ class FoldedConv3d(nn.Module):
         1, no dilation or groups and 'same' padding, where it measured faster (``benchmarks/bench_winograd.py``): at
         least 128 input channels times temporal taps (thinner matrix products lose), 64 output channels, 14 x 14
         pixels (4x4 tiles waste 31% of a 7x7 map) and ``WINOGRAD_MIN_MACS`` multiply-adds per sample (per sample, so that
-        the batch size never changes which arithmetic a sample gets, nor its result)."""
+        the batch size never changes which arithmetic a sample gets, nor its result). With AVX-512, 256 and 28 x 28
+        (``WINOGRAD_MIN_WIDTH_AND_MAP``)."""
         out_channels, _, kt, kh, kw = weight.shape
         _, channels, frames, height, width = hidden_state.shape
+        min_width, min_map = WINOGRAD_MIN_WIDTH_AND_MAP.get(
+            torch.backends.cpu.get_cpu_capability(), WINOGRAD_MIN_WIDTH_AND_MAP["AVX2"]
+        )
         return (
             self.winograd
             and (kh, kw) == (3, 3)
@@ -337,9 +350,9 @@ class FoldedConv3d(nn.Module):
             and self.groups == 1
             and all(s == 1 for s in self.stride)
             and all(d == 1 for d in self.dilation)
-            and kt * channels >= 128
+            and kt * channels >= min_width
             and out_channels >= 64
-            and min(height, width) >= 14
+            and min(height, width) >= min_map
             and frames * height * width * out_channels * channels * kt * 9 >= WINOGRAD_MIN_MACS
         )
 
