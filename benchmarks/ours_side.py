@@ -239,17 +239,13 @@ def build_train_step(model: torch.nn.Module, pixel_values: torch.Tensor, labels:
     elif variant == "fast_cl":  # fused SGD + channels-last 3D: the example's CPU default in sessions 7-8
         model.to(memory_format=torch.channels_last_3d)
         optimizer = torch.optim.SGD(model.parameters(), **SGD_ARGS, fused=True)
-    elif variant == "fast_cpu":  # hf_i3d.cpu_training, the example's CPU default since 2026-12-02 (session 9)
+    elif variant in ("fast_cpu", "fast_cpu_bf16"):  # hf_i3d.cpu_training, the example's CPU default (session 9)
         from hf_i3d.cpu_training import ChannelsLastSGD, optimize_for_cpu_training
 
         optimize_for_cpu_training(model)
         optimizer = ChannelsLastSGD(model.parameters(), **SGD_ARGS, fused=True)
-    elif variant == "fast_cpu_bf16":  # the default CPU step with the example's --bf16: CPU autocast to bfloat16
-        from hf_i3d.cpu_training import ChannelsLastSGD, optimize_for_cpu_training
-
-        optimize_for_cpu_training(model)
-        optimizer = ChannelsLastSGD(model.parameters(), **SGD_ARGS, fused=True)
-        precision = torch.autocast("cpu", dtype=torch.bfloat16)
+        if variant == "fast_cpu_bf16":  # with the example's --bf16: the forward and loss under CPU autocast
+            precision = torch.autocast("cpu", dtype=torch.bfloat16)
     elif variant == "compiled":  # + torch.compile of the model (forward and backward), first step compiles
         optimizer = torch.optim.SGD(model.parameters(), **SGD_ARGS, fused=True)
         model.compile()
