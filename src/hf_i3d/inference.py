@@ -18,8 +18,9 @@ Why it is faster than the eager model (and mmaction2's, which runs the same PyTo
   ``FoldedConv3d._winograd_applies``): ``kt * C_in >= 128``, ``C_out >= 64``, maps of at least 14 x 14 and
   ``WINOGRAD_MIN_MACS`` (4e8) multiply-adds per sample. That is most of the Inception I3D's 3x3x3 work (1.5-2x on
   its large convolutions) and the I3D-R50's 1x3x3 convolutions of stages 2-3 (1.3-1.5x). On AVX-512 CPUs oneDNN's
-  direct kernels are twice as fast and only the wide 28 x 28 layers keep Winograd (``WINOGRAD_MIN_WIDTH_AND_MAP``). The samples of a batch
-  share the matrix products, and a sample's result does not depend on the batch it comes in, as with oneDNN.
+  direct kernels are twice as fast and only the wide 28 x 28 layers keep Winograd (``WINOGRAD_MIN_WIDTH_AND_MAP``).
+  The samples of a batch share the matrix products, and a sample's result does not depend on the batch it comes in,
+  as with oneDNN.
   ``winograd=False`` turns it off. Its float32 rounding is a few times a direct convolution's (up to ~6e-6 of the
   output scale against ~2e-6), and it holds transformed copies of about 2.25x the input and output of a group of
   samples (at most 64 MiB) while it runs.
@@ -110,11 +111,12 @@ _OUT_TILE, _IN_TILE = 4, 6
 # threshold stayed within 3% of the 3e9 it had before (samples grouped); on the idle machine they are 1-7% faster.
 WINOGRAD_MIN_MACS = 400_000_000
 # The least ``kt * C_in`` and map side where Winograd runs, by the CPU's vector instructions
-# (``torch.backends.cpu.get_cpu_capability()``; others take the AVX2 row). On 2 AVX2 cores (session 8) it is faster from
-# 128 and 14 x 14. With AVX-512 oneDNN's direct kernels run twice as fast and only the wide 28 x 28 layers still gain
-# (2 AVX-512 cores, 2026-12-03: Inception Mixed_3b / 3c branch 1 0.85x / 0.77x the direct time, Conv3d_2c 1.00x, the
-# 14 x 14 layers 1.1-1.3x slower, the I3D-R50's 28 x 28 1x3x3 ones 1.14x slower; whole models within noise of all-direct,
-# window features 2.6% faster than with the AVX2 row and nearer the plain model's, benchmarks/RESULTS.md).
+# (``torch.backends.cpu.get_cpu_capability()``; others take the AVX2 row). On 2 AVX2 cores (session 8) it is
+# faster from 128 and 14 x 14. With AVX-512 oneDNN's direct kernels run twice as fast and only the wide 28 x 28
+# layers still gain (2 AVX-512 cores, 2026-12-03: Inception Mixed_3b / 3c branch 1 0.85x / 0.77x the direct time,
+# Conv3d_2c 1.00x, the 14 x 14 layers 1.1-1.3x slower, the I3D-R50's 28 x 28 1x3x3 ones 1.14x slower; whole models
+# within noise of all-direct, window features 2.6% faster than with the AVX2 row and nearer the plain model's,
+# benchmarks/RESULTS.md).
 WINOGRAD_MIN_WIDTH_AND_MAP = {"AVX2": (128, 14), "AVX512": (256, 28)}
 # Transformed input and products held at once by winograd_conv3d (its samples go through in groups of this size):
 # larger groups ran the 28x28 Inception layers up to 1.2x slower on 2 AVX2 cores (caches), smaller ones the
